@@ -1,0 +1,3 @@
+module consul-leader.test/consul-agent
+
+go 1.22

@@ -1,0 +1,3 @@
+module consul-leader.test/etcd-server
+
+go 1.22

@@ -1,0 +1,112 @@
+// Package conformance is the test suite every election backend must pass.
+//
+// A backend's tests call Run with a Config whose Open returns the store under
+// test, running against a real server (see package testserver for local
+// processes). The suite starts candidates, cuts their connections, crashes
+// and revokes them, and checks continuously, with a recorder of every handler
+// call, that there is never more than one leader, that terms only grow, and
+// that leadership moves within the bounds the store promises:
+//
+//	func TestConformance(t *testing.T) {
+//		conformance.Run(t, conformance.Config{
+//			Name: "mystore",
+//			TTL:  2 * time.Second,
+//			Open: func(t *testing.T) conformance.Store { return newStoreForTest(t) },
+//		})
+//	}
+package conformance
+
+import (
+	"testing"
+	"time"
+
+	"github.com/consul-leader/consul-leader/election"
+)
+
+// Store is a backend under test, opened for one test of the suite.
+type Store interface {
+	// NewCandidate returns a new, unstarted elector for opts with its own
+	// connection to the store, and the Link that connection goes through.
+	// The suite closes the elector.
+	NewCandidate(t testing.TB, opts election.Options) (election.Elector, Link)
+
+	// Remove takes the current leadership of resource away from outside the
+	// electors: with RemoveSession it ends the leader's session (destroys
+	// the Consul session, revokes the etcd lease); with RemoveRecord it
+	// deletes the leader's key, leaving the session alive.
+	Remove(t testing.TB, resource string, what Removal)
+}
+
+// Removal says what Store.Remove takes away.
+type Removal int
+
+const (
+	// RemoveSession ends the leader's session in the store.
+	RemoveSession Removal = iota
+	// RemoveRecord deletes the leader's record, leaving its session alive.
+	RemoveRecord
+)
+
+func (r Removal) String() string {
+	if r == RemoveRecord {
+		return "record"
+	}
+	return "session"
+}
+
+// Link is one candidate's connection to the store.
+type Link interface {
+	// Cut makes every request of the candidate hang, without an error and
+	// without an answer, as on a partitioned network.
+	Cut()
+	// Heal undoes Cut.
+	Heal()
+}
+
+// Config describes a backend to Run.
+type Config struct {
+	// Name names the backend in test output.
+	Name string
+
+	// Open returns the store for one test. It is called at the start of
+	// every test, inside Wrap.
+	Open func(t *testing.T) Store
+
+	// TTL is the TTL the suite gives its electors. Default:
+	// election.DefaultTTL. Use the shortest the store allows, to keep the
+	// suite fast.
+	TTL time.Duration
+
+	// ExpiryBound is the longest the store takes to free the leadership of a
+	// session that is no longer renewed, counted from its last renewal.
+	// Default: TTL. Consul, for one, waits up to twice the TTL and then
+	// applies its lock-delay.
+	ExpiryBound time.Duration
+
+	// Slack is added to every time bound the suite checks, for scheduling
+	// and network delays. Default: 2 s.
+	Slack time.Duration
+
+	// Wrap runs each test. Leave it nil for real servers; set it to
+	// synctest.Test for an in-process backend whose time is faked.
+	Wrap func(t *testing.T, f func(t *testing.T))
+}
+
+func (c Config) withDefaults() Config {
+	if c.TTL == 0 {
+		c.TTL = election.DefaultTTL
+	}
+	if c.ExpiryBound == 0 {
+		c.ExpiryBound = c.TTL
+	}
+	if c.Slack == 0 {
+		c.Slack = 2 * time.Second
+	}
+	if c.Wrap == nil {
+		c.Wrap = func(t *testing.T, f func(t *testing.T)) { f(t) }
+	}
+	if c.Name == "" {
+		c.Name = "backend"
+	}
+	return c
+}

@@ -1,0 +1,126 @@
+package election
+
+import (
+	"context"
+	"time"
+)
+
+// Backend is the store-specific half of an elector: the few primitives that
+// differ between Consul, etcd, Redis and the in-memory store. The engine in
+// this package builds every election semantic on top of them, so a backend
+// never decides who leads, when to step down or what a handler sees.
+//
+// A Backend may serve any number of resources and electors; it must be safe
+// for concurrent use. If it also implements io.Closer, the elector closes it
+// in Elector.Close.
+//
+// The contract, for someone writing a backend:
+//
+//   - Sessions are the unit of liveness. NewSession creates one whose lifetime
+//     the store enforces: unless Session.Renew succeeds again, the store ends
+//     the session no earlier than SessionParams.TTL after the last successful
+//     renewal (or creation) was sent. A store that waits longer (Consul waits
+//     up to twice the TTL) is fine; one that may end it sooner is not.
+//   - Leadership of a resource is held by at most one session at a time, and
+//     is acquired only through Session.Acquire. When a session ends, for any
+//     reason, the store frees the leadership it held.
+//   - A Record describes the leadership of a resource. It is held by a session
+//     exactly when Record.Session equals that session's SessionInfo.ID.
+//   - Every leadership acquisition yields a Record.Term greater than every
+//     Term the store issued before for that resource, also after the record or
+//     the store's state for the resource was deleted.
+//   - Errors that mean the session no longer exists wrap ErrSessionLost;
+//     refusals for lack of rights wrap ErrPermissionDenied. Any other error is
+//     taken as transient and retried.
+//   - Every method honours its context's deadline; the engine gives each call
+//     one, shorter than the time it may still act as leader.
+type Backend interface {
+	// Name identifies the backend in Leadership.Session and in logs, for
+	// example "consul".
+	Name() string
+
+	// NewSession creates a session for one campaign of one candidate.
+	NewSession(ctx context.Context, p SessionParams) (Session, error)
+
+	// Watch returns the leadership record of resource. With after == 0 it
+	// reads the current record at once, and the read must be linearizable
+	// (never older than a write that completed before it began). Otherwise it
+	// blocks until the record's Revision differs from after, or until wait
+	// has passed, or until ctx ends, and returns the record then current. A
+	// backend may return early and spuriously: the engine compares revisions.
+	Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (Record, error)
+}
+
+// SessionParams describes the candidate a session campaigns for.
+type SessionParams struct {
+	// Resource is the name of what is being led, already validated.
+	Resource string
+	// ID is the candidate's identity, published as Record.LeaderID.
+	ID string
+	// Value is published with the leadership as Record.Value.
+	Value []byte
+	// TTL is how long the store keeps the session after its last renewal.
+	TTL time.Duration
+}
+
+// Session is one candidate's liveness in the store, and the handle through
+// which it acquires leadership. The engine uses a session for at most one
+// term: after the term, or once the session is lost, it closes the session
+// and creates a new one.
+type Session interface {
+	// Info describes the session, for Leadership.Session. It must not block.
+	Info() SessionInfo
+
+	// Renew extends the session by its TTL, measured from no earlier than
+	// the moment Renew was called. It returns an error wrapping
+	// ErrSessionLost when the store no longer has the session, or when the
+	// session held leadership and no longer does.
+	Renew(ctx context.Context) error
+
+	// Acquire tries to make this session the leader of its resource. It
+	// reports the record after the attempt: held by this session when it
+	// succeeded, otherwise the current leader's or a free record. Acquire
+	// must be idempotent: calling it while already leading returns the
+	// record held, with the same Term.
+	Acquire(ctx context.Context) (Acquisition, error)
+
+	// Close gives up the leadership this session holds, if any, and then
+	// ends the session, in that order, so that a waiting candidate can
+	// acquire at once (Consul, for one, applies its lock-delay when a session
+	// ends while still holding). It is called once, also after the session
+	// was lost.
+	Close(ctx context.Context) error
+}
+
+// Acquisition is the outcome of Session.Acquire.
+type Acquisition struct {
+	// Record is the resource's leadership after the attempt.
+	Record
+	// Renewed reports that the acquisition itself restarted the session's
+	// TTL, as a Redis SET with PX does. The engine then measures its
+	// step-down deadline from the moment Acquire was called.
+	Renewed bool
+	// RetryAfter, when the resource is free but could not be acquired, is
+	// how long the store refuses acquisitions (Consul's lock-delay). Zero
+	// lets the engine wait its RetryInterval.
+	RetryAfter time.Duration
+}
+
+// Record is the leadership of a resource as the store holds it.
+type Record struct {
+	// LeaderID is the leader's Options.ID; empty when there is no leader.
+	LeaderID string
+	// Value is the leader's Options.Value.
+	Value []byte
+	// Term is the leader's fencing token; zero when there is no leader.
+	Term uint64
+	// Session is the store's identity of the leader's session, equal to its
+	// SessionInfo.ID; empty when there is no leader.
+	Session string
+	// Revision identifies this state of the record for Backend.Watch: it
+	// changes whenever the leadership changes. It is never zero.
+	Revision uint64
+}
+
+// Free reports whether the record has no leader.
+func (r Record) Free() bool { return r.Session == "" }

@@ -1,0 +1,70 @@
+package election
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrInvalidOptions is wrapped by every *OptionError.
+	ErrInvalidOptions = errors.New("election: invalid options")
+	// ErrAlreadyStarted is returned by a second call of Elector.Start.
+	ErrAlreadyStarted = errors.New("election: elector already started")
+	// ErrClosed is returned by an elector's methods after Close.
+	ErrClosed = errors.New("election: elector closed")
+	// ErrSessionLost means the store ended the session: it expired, was
+	// destroyed, or its leadership was taken away. Backends wrap it.
+	ErrSessionLost = errors.New("election: session lost")
+	// ErrPermissionDenied means the store refused a request for lack of
+	// rights (an ACL token, an etcd role, a Redis ACL user). Backends wrap it.
+	ErrPermissionDenied = errors.New("election: permission denied")
+	// ErrLeaseExpired ends a term whose session could not be renewed before
+	// its local step-down deadline.
+	ErrLeaseExpired = errors.New("election: lease not renewed in time, stepped down")
+	// ErrLeadershipLost ends a term when the store shows another leader or
+	// none (the record was deleted or overwritten from outside).
+	ErrLeadershipLost = errors.New("election: leadership lost")
+	// ErrReleased ends a term given up by Elector.Release.
+	ErrReleased = errors.New("election: leadership released")
+	// ErrHandlerFailed ends a term whose handler returned an error; the
+	// handler's error is wrapped with it.
+	ErrHandlerFailed = errors.New("election: handler failed")
+)
+
+// OptionError reports an invalid option: which field, and the rule it breaks.
+type OptionError struct {
+	// Field is the option's name, for example "TTL" or "Consul.LockDelay".
+	Field string
+	// Rule is what the value must satisfy, for example "must be positive".
+	Rule string
+	// Value is the offending value, as text.
+	Value string
+}
+
+func (e *OptionError) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("election: invalid option %s: %s", e.Field, e.Rule)
+	}
+	return fmt.Sprintf("election: invalid option %s: %s (got %s)", e.Field, e.Rule, e.Value)
+}
+
+// Unwrap makes errors.Is(err, ErrInvalidOptions) true.
+func (e *OptionError) Unwrap() error { return ErrInvalidOptions }
+
+// PanicError is the error a term ends with when its handler panicked. The
+// panic is logged with its stack, and the term is given up as for any other
+// handler error.
+type PanicError struct {
+	// Value is what the handler panicked with.
+	Value any
+	// Stack is the goroutine's stack at the panic.
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("election: handler panicked: %v", e.Value) }
+
+// Unwrap returns the panic value when it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}

@@ -1,0 +1,117 @@
+package election
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// keepalive renews one session every RenewInterval and enforces its local
+// step-down deadline: TTL - StepDownMargin(TTL) after the start of the last
+// successful renewal. When the deadline passes, or the store reports the
+// session lost, it cancels ctx, and with it the current term's context.
+type keepalive struct {
+	e    *engine
+	sess Session
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	mu       sync.Mutex
+	deadline time.Time
+	timer    *time.Timer
+
+	halted   chan struct{}
+	haltOnce sync.Once
+	done     chan struct{}
+}
+
+func startKeepalive(parent context.Context, e *engine, sess Session, validFrom time.Time) *keepalive {
+	ctx, cancel := context.WithCancelCause(parent)
+	k := &keepalive{
+		e:        e,
+		sess:     sess,
+		ctx:      ctx,
+		cancel:   cancel,
+		deadline: validFrom.Add(e.opts.TTL - StepDownMargin(e.opts.TTL)),
+		halted:   make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	k.mu.Lock()
+	k.timer = time.AfterFunc(time.Until(k.deadline), k.expire)
+	k.mu.Unlock()
+	go k.loop()
+	return k
+}
+
+// renewed moves the deadline for a renewal that started at sent.
+func (k *keepalive) renewed(sent time.Time) {
+	d := sent.Add(k.e.opts.TTL - StepDownMargin(k.e.opts.TTL))
+	k.mu.Lock()
+	if d.After(k.deadline) {
+		k.deadline = d
+	}
+	k.mu.Unlock()
+}
+
+// expire runs at the deadline; it re-arms itself if a renewal moved it.
+func (k *keepalive) expire() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if wait := time.Until(k.deadline); wait > 0 {
+		k.timer.Reset(wait)
+		return
+	}
+	k.cancel(fmt.Errorf("%w: no renewal succeeded within %v of TTL %v", ErrLeaseExpired,
+		k.e.opts.TTL-StepDownMargin(k.e.opts.TTL), k.e.opts.TTL))
+}
+
+func (k *keepalive) loop() {
+	defer close(k.done)
+	o := k.e.opts
+	t := time.NewTimer(o.RenewInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-k.ctx.Done():
+			return
+		case <-k.halted:
+			return
+		case <-t.C:
+		}
+		sent := time.Now()
+		rctx, cancel := context.WithTimeout(k.ctx, o.RequestTimeout)
+		err := k.sess.Renew(rctx)
+		cancel()
+		switch {
+		case err == nil:
+			k.renewed(sent)
+			t.Reset(o.RenewInterval)
+		case errors.Is(err, ErrSessionLost):
+			k.cancel(err)
+			return
+		case k.ctx.Err() != nil:
+			return
+		default:
+			k.e.log.Warn("session renewal failed", "session", k.sess.Info().ID, "err", err)
+			t.Reset(min(o.RetryInterval, o.RenewInterval))
+		}
+	}
+}
+
+// halt stops renewing; the deadline still ends ctx when it passes.
+func (k *keepalive) halt() {
+	k.haltOnce.Do(func() { close(k.halted) })
+}
+
+// stop stops renewing and the deadline, and waits for the renewal loop.
+func (k *keepalive) stop() {
+	k.halt()
+	k.mu.Lock()
+	k.timer.Stop()
+	k.mu.Unlock()
+	k.cancel(context.Canceled)
+	<-k.done
+}
