@@ -27,8 +27,10 @@ import (
 type Store interface {
 	// NewCandidate returns a new, unstarted elector for opts with its own
 	// connection to the store, and the Link that connection goes through.
-	// The suite closes the elector.
-	NewCandidate(t testing.TB, opts election.Options) (election.Elector, Link)
+	// It returns the constructor's error for invalid options. The suite
+	// closes the elector; the store closes what it opened for the candidate
+	// when t ends.
+	NewCandidate(t testing.TB, opts election.Options) (election.Elector, Link, error)
 
 	// Remove takes the current leadership of resource away from outside the
 	// electors: with RemoveSession it ends the leader's session (destroys
@@ -86,6 +88,11 @@ type Config struct {
 	// Slack is added to every time bound the suite checks, for scheduling
 	// and network delays. Default: 2 s.
 	Slack time.Duration
+
+	// Parallel runs the suite's tests at once (each on resources of its
+	// own), which shortens a run on a real server. Leave it off for a store
+	// whose time is faked.
+	Parallel bool
 
 	// Wrap runs each test. Leave it nil for real servers; set it to
 	// synctest.Test for an in-process backend whose time is faked.

@@ -1,0 +1,124 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/consul-leader/consul-leader/election"
+)
+
+// Conn is a named connection to a Store; it implements election.Backend.
+type Conn struct {
+	store *Store
+	name  string
+}
+
+var _ election.Backend = (*Conn)(nil)
+
+// Name returns "memory".
+func (c *Conn) Name() string { return BackendName }
+
+// NewSession creates a session that expires p.TTL after its last renewal.
+func (c *Conn) NewSession(ctx context.Context, p election.SessionParams) (election.Session, error) {
+	if err := c.store.reach(ctx, c.name); err != nil {
+		return nil, err
+	}
+	if p.TTL <= 0 {
+		return nil, fmt.Errorf("memory: session TTL must be positive, got %v", p.TTL)
+	}
+	c.store.mu.Lock()
+	defer c.store.mu.Unlock()
+	ss := c.store.newSession(c.name, p)
+	return &memSession{conn: c, id: ss.id, resource: p.Resource, ttl: p.TTL}, nil
+}
+
+// Watch returns the record of resource once its revision differs from
+// after, or after wait.
+func (c *Conn) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
+	var timeout <-chan time.Time
+	if after != 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for {
+		if err := c.store.reach(ctx, c.name); err != nil {
+			return election.Record{}, err
+		}
+		c.store.mu.Lock()
+		rec, changed := c.store.recordOf(resource), c.store.changed
+		c.store.mu.Unlock()
+		if after == 0 || rec.Revision != after {
+			return rec, nil
+		}
+		select {
+		case <-ctx.Done():
+			return election.Record{}, ctx.Err()
+		case <-timeout:
+			return rec, nil
+		case <-changed:
+		}
+	}
+}
+
+type memSession struct {
+	conn     *Conn
+	id       string
+	resource string
+	ttl      time.Duration
+}
+
+func (m *memSession) Info() election.SessionInfo {
+	return election.SessionInfo{Backend: BackendName, ID: m.id, TTL: m.ttl}
+}
+
+func (m *memSession) Renew(ctx context.Context) error {
+	s := m.conn.store
+	if err := s.reach(ctx, m.conn.name); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.sessions[m.id]
+	if ss == nil {
+		return fmt.Errorf("memory: session %s: %w", m.id, election.ErrSessionLost)
+	}
+	ss.expires = time.Now().Add(ss.ttl)
+	return nil
+}
+
+func (m *memSession) Acquire(ctx context.Context) (election.Acquisition, error) {
+	s := m.conn.store
+	if err := s.reach(ctx, m.conn.name); err != nil {
+		return election.Acquisition{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.sessions[m.id]
+	if ss == nil {
+		return election.Acquisition{}, fmt.Errorf("memory: session %s: %w", m.id, election.ErrSessionLost)
+	}
+	r := s.records[m.resource]
+	if r == nil {
+		r = &record{}
+		s.records[m.resource] = r
+	}
+	if r.holder == "" {
+		s.rev++
+		*r = record{holder: ss.id, leaderID: ss.leaderID, value: ss.value, term: s.rev, rev: s.rev}
+		s.broadcast()
+	}
+	return election.Acquisition{Record: s.recordOf(m.resource)}, nil
+}
+
+func (m *memSession) Close(ctx context.Context) error {
+	s := m.conn.store
+	if err := s.reach(ctx, m.conn.name); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endSession(s.sessions[m.id])
+	return nil
+}

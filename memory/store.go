@@ -1,0 +1,204 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/consul-leader/consul-leader/election"
+)
+
+// BackendName is the backend's name in election.SessionInfo.
+const BackendName = "memory"
+
+// Store is an in-process store of sessions and leadership records. Its zero
+// value is not usable; create one with NewStore. It is safe for concurrent
+// use.
+type Store struct {
+	mu       sync.Mutex
+	rev      uint64 // store revision: grows with every change; terms are taken from it
+	nextID   uint64
+	sessions map[string]*session
+	records  map[string]*record // by resource
+	changed  chan struct{}      // closed and replaced on every change
+	healed   chan struct{}      // closed and replaced on every Heal
+	cut      map[string]bool    // connection names whose requests hang
+}
+
+type session struct {
+	id       string
+	conn     string
+	resource string
+	leaderID string
+	value    []byte
+	ttl      time.Duration
+	expires  time.Time
+	timer    *time.Timer
+}
+
+type record struct {
+	holder   string // session ID; empty when free
+	leaderID string
+	value    []byte
+	term     uint64
+	rev      uint64
+}
+
+// NewStore returns an empty store.
+func NewStore() *Store {
+	return &Store{
+		rev:      1,
+		sessions: map[string]*session{},
+		records:  map[string]*record{},
+		changed:  make(chan struct{}),
+		healed:   make(chan struct{}),
+		cut:      map[string]bool{},
+	}
+}
+
+// Connect returns a connection to the store named name, as an
+// election.Backend. Cut and Heal address connections by this name; New names
+// an elector's connection after its Options.ID.
+func (s *Store) Connect(name string) *Conn { return &Conn{store: s, name: name} }
+
+// Cut makes every request on the connections named name hang until Heal or
+// until the request's context ends, as on a partitioned network: the elector
+// gets no answer and no error, and its session expires in the store.
+func (s *Store) Cut(name string) {
+	s.mu.Lock()
+	s.cut[name] = true
+	s.mu.Unlock()
+}
+
+// Heal lets the requests of connections named name through again.
+func (s *Store) Heal(name string) {
+	s.mu.Lock()
+	delete(s.cut, name)
+	close(s.healed)
+	s.healed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// Expire ends the session that leads resource, as if its TTL had run out,
+// and reports whether there was one.
+func (s *Store) Expire(resource string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.records[resource]
+	if r == nil || r.holder == "" {
+		return false
+	}
+	s.endSession(s.sessions[r.holder])
+	return true
+}
+
+// DeleteRecord removes the leadership record of resource, leaving the
+// leader's session alive, as an operator deleting the key would, and reports
+// whether there was a leader.
+func (s *Store) DeleteRecord(resource string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.records[resource]
+	if r == nil || r.holder == "" {
+		return false
+	}
+	s.free(r)
+	return true
+}
+
+// Leader returns the current leader's ID and term for resource; an empty ID
+// when there is none.
+func (s *Store) Leader(resource string) (id string, term uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.records[resource]
+	if r == nil || r.holder == "" {
+		return "", 0
+	}
+	return r.leaderID, r.term
+}
+
+// The methods below hold s.mu.
+
+func (s *Store) newSession(conn string, p election.SessionParams) *session {
+	s.nextID++
+	ss := &session{
+		id:       fmt.Sprintf("mem-%d", s.nextID),
+		conn:     conn,
+		resource: p.Resource,
+		leaderID: p.ID,
+		value:    append([]byte(nil), p.Value...),
+		ttl:      p.TTL,
+		expires:  time.Now().Add(p.TTL),
+	}
+	ss.timer = time.AfterFunc(p.TTL, func() { s.expireIfDue(ss) })
+	s.sessions[ss.id] = ss
+	return ss
+}
+
+func (s *Store) expireIfDue(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions[ss.id] != ss {
+		return
+	}
+	if wait := time.Until(ss.expires); wait > 0 {
+		ss.timer.Reset(wait)
+		return
+	}
+	s.endSession(ss)
+}
+
+func (s *Store) endSession(ss *session) {
+	if ss == nil {
+		return
+	}
+	ss.timer.Stop()
+	delete(s.sessions, ss.id)
+	if r := s.records[ss.resource]; r != nil && r.holder == ss.id {
+		s.free(r)
+	}
+}
+
+func (s *Store) free(r *record) {
+	s.rev++
+	*r = record{rev: s.rev}
+	s.broadcast()
+}
+
+func (s *Store) broadcast() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *Store) recordOf(resource string) election.Record {
+	r := s.records[resource]
+	if r == nil {
+		return election.Record{Revision: 1}
+	}
+	return election.Record{
+		LeaderID: r.leaderID,
+		Value:    append([]byte(nil), r.value...),
+		Term:     r.term,
+		Session:  r.holder,
+		Revision: r.rev,
+	}
+}
+
+// reach blocks while the connection is cut, until ctx ends.
+func (s *Store) reach(ctx context.Context, conn string) error {
+	for {
+		s.mu.Lock()
+		cut, healed := s.cut[conn], s.healed
+		s.mu.Unlock()
+		if !cut {
+			return ctx.Err()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("memory: connection %q is cut off from the store: %w", conn, ctx.Err())
+		case <-healed:
+		}
+	}
+}
