@@ -11,7 +11,7 @@ import (
 type event struct {
 	ctx     context.Context
 	l       Leadership
-	done    chan struct{}     // closed when the call returned; may be nil
+	done    chan struct{}   // closed when the call returned; may be nil
 	onError func(err error) // called with the call's error before done; may be nil
 }
 
