@@ -1,0 +1,48 @@
+// Package election elects one leader among many processes, on a pluggable
+// coordination store, so that exactly one of them acts on a shared resource
+// (a cron, a queue consumer, a shard) at any moment.
+//
+// An Elector campaigns for one resource on behalf of one candidate. Every
+// backend (consul, etcd, redis, memory) returns the same Elector, built by New
+// on the one engine of this package; a backend supplies only its store's
+// primitives (see Backend).
+//
+// # What a handler sees
+//
+// Start runs a campaign in the background and calls the Handler, one call at
+// a time and in order, for every change the elector observes: it became
+// leader (IsLeader true, with the term's context); it lost or released
+// leadership (IsLeader false, LeaderID empty); another candidate leads
+// (IsLeader false, that candidate's LeaderID and Value); there is no leader;
+// the store cannot be reached or refuses the elector (Err set).
+//
+// A leader's handler may return at once or run the leader's work until its
+// context ends. The term ends, and its context is cancelled, when the store
+// takes the leadership away, when renewals fail until the step-down deadline,
+// on Release, Close or cancellation of Start's context, or when the handler
+// returns an error (or panics). The elector releases the store only after the
+// handler's leader call has returned, and never campaigns again while it is
+// still running.
+//
+// # Safety: stepping down before anyone else can lead
+//
+// A leader's term context is cancelled at
+//
+//	(start of the last successful renewal) + TTL − StepDownMargin(TTL)
+//
+// where StepDownMargin is a tenth of the TTL, while the store keeps the
+// session at least until (that same start) + TTL. So a leader whose store
+// connection fails, or hangs, stops before the store can grant the
+// leadership to anyone else. Every store request carries a deadline
+// (RequestTimeout, shorter than that window), so a hung connection cannot
+// hold the elector either.
+//
+// # The fencing token
+//
+// No lease survives every failure: a process can stall (a long GC pause, a
+// frozen VM) past its deadline and act on resume before it notices. Every
+// term therefore carries Leadership.Term, a number that grows with every new
+// term of a resource on every backend. Pass it with each write the leader
+// makes, and let the written system refuse a token lower than the highest it
+// has seen: the stalled leader's late writes are then refused.
+package election
