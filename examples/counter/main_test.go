@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/consul-leader/consul-leader/backends"
+	"github.com/consul-leader/consul-leader/election"
+)
+
+// TestScript plays the demo on the memory store and checks what it shows:
+// three terms, growing, one per leader, the release and the death.
+func TestScript(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	out := captureStdout(t, func() {
+		d := &demo{
+			opener: &backends.Opener{},
+			url:    "memory://test",
+			sink:   &fencedCounter{},
+			step:   2500 * time.Millisecond,
+			base:   election.Options{Resource: "counter", TTL: time.Second},
+		}
+		if err := d.script(context.Background(), 3); err != nil {
+			t.Error(err)
+		}
+	})
+	became := regexp.MustCompile(`(node-\d) +\*\* became leader, term (\d+)`).FindAllStringSubmatch(out, -1)
+	if len(became) != 3 {
+		t.Fatalf("%d terms, want 3:\n%s", len(became), out)
+	}
+	var last uint64
+	for i, m := range became {
+		term, _ := strconv.ParseUint(m[2], 10, 64)
+		if term <= last {
+			t.Errorf("term %d after %d", term, last)
+		}
+		last = term
+		if i > 0 && m[1] == became[i-1][1] {
+			t.Errorf("%s led twice in a row: leadership did not move", m[1])
+		}
+	}
+	for _, want := range []string{"leadership released", "lease not renewed in time", "follows node-", "shared total"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "write refused") {
+		t.Errorf("a leader's write was refused by the fenced counter:\n%s", out)
+	}
+}
+
+func TestFencedCounterRefusesOldTerms(t *testing.T) {
+	var f fencedCounter
+	if _, err := f.Add(5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Add(3); err == nil {
+		t.Fatal("a write with an older term was accepted")
+	}
+	if n, err := f.Add(5); err != nil || n != 2 {
+		t.Fatalf("Add(5) = %d, %v", n, err)
+	}
+}
+
+func captureStdout(t *testing.T, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	done := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(r)
+		done <- string(b)
+	}()
+	f()
+	os.Stdout = old
+	w.Close()
+	return <-done
+}
