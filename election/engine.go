@@ -32,6 +32,7 @@ type engine struct {
 // term is one period of leadership.
 type term struct {
 	number      uint64
+	ctx         context.Context
 	cancel      context.CancelCauseFunc
 	handlerDone chan struct{} // closed when the handler's leader call returned
 	ended       chan struct{} // closed once the store has been released
@@ -120,7 +121,7 @@ func (e *engine) Leader(ctx context.Context) (Leadership, error) {
 		return Leadership{}, fmt.Errorf("election: read leader of %q: %w", e.opts.Resource, err)
 	}
 	e.mu.Lock()
-	info, leading := e.session, e.term != nil
+	info, leading := e.session, e.term != nil && e.term.ctx.Err() == nil
 	e.mu.Unlock()
 	l := e.leadership(rec, info)
 	l.IsLeader = leading && info.ID != "" && rec.Session == info.ID
@@ -258,7 +259,7 @@ func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHan
 	info := sess.Info()
 	tctx, cancel := context.WithCancelCause(sctx)
 	defer cancel(nil)
-	t := &term{number: rec.Term, cancel: cancel, handlerDone: make(chan struct{}), ended: make(chan struct{})}
+	t := &term{number: rec.Term, ctx: tctx, cancel: cancel, handlerDone: make(chan struct{}), ended: make(chan struct{})}
 	e.setTerm(t)
 	l := Leadership{Resource: e.opts.Resource, LeaderID: e.opts.ID, Value: e.opts.Value, IsLeader: true, Term: rec.Term, Session: info}
 	e.last = noticeOf(l, rec.Session)

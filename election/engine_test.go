@@ -37,20 +37,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-type events struct {
-	mu   sync.Mutex
-	list []string
-	ch   chan election.Leadership
-}
-
-func newEvents() *events { return &events{ch: make(chan election.Leadership, 100)} }
-
-func (e *events) add(format string, args ...any) {
-	e.mu.Lock()
-	e.list = append(e.list, fmt.Sprintf(format, args...))
-	e.mu.Unlock()
-}
-
 func startElector(t *testing.T, store *memory.Store, opts election.Options, h election.Handler) election.Elector {
 	t.Helper()
 	el, err := memory.New(store, opts)
@@ -122,7 +108,7 @@ func TestStepDownDeadline(t *testing.T) {
 		if id, _ := store.Leader("r"); id != "a" {
 			t.Errorf("store freed the leadership at step-down; leader %q", id)
 		}
-		time.Sleep(lastRenewal.Add(ttl).Sub(time.Now()))
+		time.Sleep(time.Until(lastRenewal.Add(ttl)))
 		synctest.Wait()
 		if id, _ := store.Leader("r"); id != "" {
 			t.Errorf("store still shows %q TTL after the last renewal", id)

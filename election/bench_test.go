@@ -1,0 +1,55 @@
+package election_test
+
+import (
+	"context"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/memory"
+)
+
+// BenchmarkHandoverMemory measures the engine's own cost of a graceful
+// handover, on the in-memory store: from Release until the next leader's
+// handler runs, with three candidates.
+func BenchmarkHandoverMemory(b *testing.B) {
+	ctx := context.Background()
+	store := memory.NewStore()
+	leaders := make(chan election.Elector, 16)
+	var els []election.Elector
+	for _, id := range []string{"a", "b", "c"} {
+		el, err := memory.New(store, election.Options{Resource: "bench", ID: id, RetryInterval: time.Millisecond})
+		if err != nil {
+			b.Fatal(err)
+		}
+		els = append(els, el)
+		self := el
+		_ = el.Start(ctx, func(ctx context.Context, l election.Leadership) error {
+			if l.IsLeader {
+				leaders <- self
+			}
+			return nil
+		})
+	}
+	defer func() {
+		for _, el := range els {
+			_ = el.Close(ctx)
+		}
+	}()
+	leader := <-leaders
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		if err := leader.Release(ctx); err != nil {
+			b.Fatal(err)
+		}
+		leader = <-leaders
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
