@@ -14,6 +14,7 @@ import (
 	"github.com/consul-leader/consul-leader/conformance"
 	"github.com/consul-leader/consul-leader/election"
 	"github.com/consul-leader/consul-leader/memory"
+	"github.com/consul-leader/consul-leader/memory/memorytest"
 )
 
 // The suite must be able to fail. These tests run it on deliberately broken
@@ -49,7 +50,11 @@ func TestBrokenBackend(t *testing.T) {
 		Slack: 100 * time.Millisecond,
 		Wrap:  synctest.Test,
 		Open: func(t *testing.T) conformance.Store {
-			return brokenStore{store: memory.NewStore(), kind: kind}
+			s := memorytest.New()
+			s.Wrap = func(b election.Backend) election.Backend {
+				return brokenBackend{Conn: b.(*memory.Conn), kind: kind}
+			}
+			return s
 		},
 	})
 }
@@ -73,32 +78,6 @@ func tail(s string) string {
 		return "..." + s[len(s)-4000:]
 	}
 	return s
-}
-
-type brokenStore struct {
-	store *memory.Store
-	kind  string
-}
-
-type link struct {
-	store *memory.Store
-	name  string
-}
-
-func (l link) Cut()  { l.store.Cut(l.name) }
-func (l link) Heal() { l.store.Heal(l.name) }
-
-func (s brokenStore) NewCandidate(t testing.TB, opts election.Options) (election.Elector, conformance.Link, error) {
-	el, err := election.New(brokenBackend{Conn: s.store.Connect(opts.ID), kind: s.kind}, opts)
-	return el, link{s.store, opts.ID}, err
-}
-
-func (s brokenStore) Remove(t testing.TB, resource string, what conformance.Removal) {
-	if what == conformance.RemoveRecord {
-		s.store.DeleteRecord(resource)
-	} else {
-		s.store.Expire(resource)
-	}
 }
 
 // brokenBackend is the memory backend with one deliberate bug.

@@ -1,0 +1,63 @@
+// Package memorytest adapts the in-memory store to the conformance suite:
+//
+//	conformance.Run(t, conformance.Config{
+//		Name: "memory",
+//		Open: func(t *testing.T) conformance.Store { return memorytest.New() },
+//		Wrap: synctest.Test,
+//	})
+package memorytest
+
+import (
+	"testing"
+
+	"github.com/consul-leader/consul-leader/conformance"
+	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/memory"
+)
+
+// Store is a memory.Store seen by the conformance suite.
+type Store struct {
+	*memory.Store
+	// Wrap, if set, wraps each candidate's backend, for example to inject
+	// a deliberate bug.
+	Wrap func(election.Backend) election.Backend
+}
+
+var _ conformance.Store = (*Store)(nil)
+
+// New returns an adapter of a new, empty store.
+func New() *Store { return &Store{Store: memory.NewStore()} }
+
+// NewCandidate returns an elector on its own connection, named after its ID.
+func (s *Store) NewCandidate(t testing.TB, opts election.Options) (election.Elector, conformance.Link, error) {
+	if opts.ID == "" {
+		opts.ID = opts.WithDefaults().ID
+	}
+	var b election.Backend = s.Connect(opts.ID)
+	if s.Wrap != nil {
+		b = s.Wrap(b)
+	}
+	el, err := election.New(b, opts)
+	return el, link{s.Store, opts.ID}, err
+}
+
+// Remove expires the leader's session, or deletes its record.
+func (s *Store) Remove(t testing.TB, resource string, what conformance.Removal) {
+	var ok bool
+	if what == conformance.RemoveRecord {
+		ok = s.DeleteRecord(resource)
+	} else {
+		ok = s.Expire(resource)
+	}
+	if !ok {
+		t.Fatalf("memorytest: no leader of %q to remove", resource)
+	}
+}
+
+type link struct {
+	store *memory.Store
+	name  string
+}
+
+func (l link) Cut()  { l.store.Cut(l.name) }
+func (l link) Heal() { l.store.Heal(l.name) }
