@@ -124,3 +124,13 @@ type Record struct {
 
 // Free reports whether the record has no leader.
 func (r Record) Free() bool { return r.Session == "" }
+
+// TermFloorRaiser is implemented by backends whose terms can be moved up, as
+// a live migration between stores needs: the terms a store issues after a
+// move must be above every term the other store issued.
+type TermFloorRaiser interface {
+	// RaiseTermFloor makes every Term the store issues for resource from
+	// now on greater than floor. Terms already issued are unchanged, and a
+	// floor lower than the current one changes nothing.
+	RaiseTermFloor(ctx context.Context, resource string, floor uint64) error
+}

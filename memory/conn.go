@@ -14,7 +14,10 @@ type Conn struct {
 	name  string
 }
 
-var _ election.Backend = (*Conn)(nil)
+var (
+	_ election.Backend         = (*Conn)(nil)
+	_ election.TermFloorRaiser = (*Conn)(nil)
+)
 
 // Name returns "memory".
 func (c *Conn) Name() string { return BackendName }
@@ -120,5 +123,20 @@ func (m *memSession) Close(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.endSession(s.sessions[m.id])
+	return nil
+}
+
+// RaiseTermFloor makes every term issued from now on greater than floor.
+// The memory store takes terms from one store-wide revision, so it moves
+// that revision up.
+func (c *Conn) RaiseTermFloor(ctx context.Context, resource string, floor uint64) error {
+	if err := c.store.reach(ctx, c.name); err != nil {
+		return err
+	}
+	c.store.mu.Lock()
+	defer c.store.mu.Unlock()
+	if c.store.rev < floor {
+		c.store.rev = floor
+	}
 	return nil
 }
