@@ -60,12 +60,85 @@ func (o *Opener) Open(ctx context.Context, rawURL string, opts election.Options)
 	if err != nil {
 		return nil, err
 	}
+	if opts.ID == "" {
+		opts.ID = opts.WithDefaults().ID // named before a backend needs it
+	}
 	u.RawQuery = rest.Encode()
+	b, err := o.backend(ctx, u, opts)
+	if err != nil {
+		return nil, err
+	}
+	el, err := election.New(b, opts)
+	if err != nil {
+		closeBackend(b)
+		return nil, err
+	}
+	return el, nil
+}
+
+// backend opens the backend of u, whose common parameters were applied to
+// opts already.
+func (o *Opener) backend(ctx context.Context, u *url.URL, opts election.Options) (election.Backend, error) {
+	if strings.EqualFold(u.Scheme, "migrate") {
+		return o.migration(ctx, u, opts)
+	}
 	open, ok := scheme(strings.ToLower(u.Scheme))
 	if !ok {
-		return nil, fmt.Errorf("%w: unknown scheme %q; use memory://, consul://, etcd://, redis:// or rediss://", ErrBadURL, u.Scheme)
+		return nil, fmt.Errorf("%w: unknown scheme %q; use memory://, consul://, etcd://, redis://, rediss:// or migrate://", ErrBadURL, u.Scheme)
 	}
 	return open(ctx, o, u, opts)
+}
+
+// migration opens migrate://?from=URL&to=URL.
+func (o *Opener) migration(ctx context.Context, u *url.URL, opts election.Options) (election.Backend, error) {
+	q := u.Query()
+	from, to := q.Get("from"), q.Get("to")
+	q.Del("from")
+	q.Del("to")
+	if len(q) > 0 || u.Host != "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("%w: migrate:// takes only the parameters from and to (and the common ones), got %q", ErrBadURL, u.String())
+	}
+	if from == "" || to == "" {
+		return nil, fmt.Errorf("%w: migrate:// needs both from=URL and to=URL", ErrBadURL)
+	}
+	var bs [2]election.Backend
+	for i, raw := range []string{from, to} {
+		inner, err := url.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%w: migrate %s: %v", ErrBadURL, []string{"from", "to"}[i], err)
+		}
+		if strings.EqualFold(inner.Scheme, "migrate") {
+			return nil, fmt.Errorf("%w: migrate:// cannot nest migrate://", ErrBadURL)
+		}
+		_, rest, err := ParseOptions(inner.Query(), opts)
+		if err != nil {
+			return nil, err
+		}
+		if len(rest) != len(inner.Query()) {
+			return nil, fmt.Errorf("%w: migrate:// takes the election parameters on its own URL, not on from= or to=", ErrBadURL)
+		}
+		b, err := o.backend(ctx, inner, opts)
+		if err != nil {
+			if i == 1 {
+				closeBackend(bs[0])
+			}
+			return nil, err
+		}
+		bs[i] = b
+	}
+	m, err := Migration(bs[0], bs[1])
+	if err != nil {
+		closeBackend(bs[0])
+		closeBackend(bs[1])
+		return nil, err
+	}
+	return m, nil
+}
+
+func closeBackend(b election.Backend) {
+	if c, ok := b.(interface{ Close() error }); ok {
+		_ = c.Close()
+	}
 }
 
 // MemoryStore returns the in-process store that memory://name URLs of this
@@ -87,16 +160,20 @@ func (o *Opener) MemoryStore(name string) *memory.Store {
 	return s
 }
 
-type openFunc func(ctx context.Context, o *Opener, u *url.URL, opts election.Options) (election.Elector, error)
+// openFunc opens the backend of a URL whose common parameters were removed.
+type openFunc func(ctx context.Context, o *Opener, u *url.URL, opts election.Options) (election.Backend, error)
 
-func openMemory(_ context.Context, o *Opener, u *url.URL, opts election.Options) (election.Elector, error) {
+func openMemory(_ context.Context, o *Opener, u *url.URL, opts election.Options) (election.Backend, error) {
 	if err := NoParams(u); err != nil {
 		return nil, err
 	}
 	if u.Path != "" && u.Path != "/" {
 		return nil, fmt.Errorf("%w: memory://NAME takes no path, got %q", ErrBadURL, u.Path)
 	}
-	return memory.New(o.MemoryStore(u.Host), opts)
+	if opts.ID == "" {
+		return nil, fmt.Errorf("%w: memory:// needs the elector's ID to name its connection", ErrBadURL)
+	}
+	return o.MemoryStore(u.Host).Connect(opts.ID), nil
 }
 
 // NoParams returns an error naming the parameters left in u's query, for a

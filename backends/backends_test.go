@@ -78,3 +78,38 @@ func TestMemorySharedByName(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+func TestMigrateURL(t *testing.T) {
+	ctx := context.Background()
+	var o backends.Opener
+	el, err := o.Open(ctx, "migrate://?from=memory://old&to=memory://new&id=a", election.Options{Resource: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer el.Close(ctx)
+	led := make(chan election.Leadership, 1)
+	_ = el.Start(ctx, func(ctx context.Context, l election.Leadership) error {
+		if l.IsLeader {
+			led <- l
+		}
+		return nil
+	})
+	l := <-led
+	if id, _ := o.MemoryStore("old").Leader("r"); id != "a" {
+		t.Errorf("old store leader %q, want a", id)
+	}
+	if id, term := o.MemoryStore("new").Leader("r"); id != "a" || term != l.Term {
+		t.Errorf("new store leader %q term %d; handler term %d", id, term, l.Term)
+	}
+	for _, bad := range []struct{ url, want string }{
+		{"migrate://?from=memory://a", "needs both"},
+		{"migrate://?from=memory://a&to=memory://b&x=1", "takes only the parameters"},
+		{"migrate://?from=memory://a%3Fttl%3D5s&to=memory://b", "on its own URL"},
+		{"migrate://?from=migrate://&to=memory://b", "cannot nest"},
+		{"migrate://?from=nope://a&to=memory://b", "unknown scheme"},
+	} {
+		if _, err := o.Open(ctx, bad.url, election.Options{Resource: "r"}); !errors.Is(err, backends.ErrBadURL) || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("Open(%q) = %v; want ErrBadURL mentioning %q", bad.url, err, bad.want)
+		}
+	}
+}
