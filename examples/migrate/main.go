@@ -94,7 +94,9 @@ func (m *mover) run(ctx context.Context, from, to string, n int) error {
 		}
 	}
 	sleep(ctx, m.step)
+	m.mu.Lock()
 	fmt.Printf("======== moved: %d increments, last term %d\n", m.total, m.maxTerm)
+	m.mu.Unlock()
 	return nil
 }
 

@@ -19,9 +19,11 @@ func TestMove(t *testing.T) {
 	if err := m.run(context.Background(), "memory://old", "memory://new", 3); err != nil {
 		t.Fatal(err)
 	}
+	m.mu.Lock()
 	if m.total < 5 {
 		t.Errorf("only %d increments during the move", m.total)
 	}
+	m.mu.Unlock()
 	if id, term := m.opener.MemoryStore("new").Leader("counter"); id != "" {
 		t.Errorf("leadership still held after close: %s term %d", id, term)
 	}
