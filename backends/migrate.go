@@ -24,11 +24,13 @@ import (
 // implement election.TermFloorRaiser.
 //
 // The procedure: (1) every process campaigns on from; (2) roll out processes
-// on Migration(from, to); (3) once no process runs on from alone, roll out
-// processes on to alone. At every moment of every step there is at most one
-// leader: a migrating process leads only when it holds the lock of both
-// stores, so it excludes the old processes through from and the new ones
-// through to.
+// on Migration(from, to); (3) once no process runs on from alone, and a TTL
+// has passed since the last one stopped (so that one cut off from its store
+// has stepped down), roll out processes on to alone. At every moment of every
+// step there is at most one leader: a migrating process leads only when it
+// holds the lock of both stores, so it excludes the old processes through
+// from and the new ones through to. Old and new processes share no store, so
+// they must never run at once: that is what the wait before step 3 ensures.
 func Migration(from, to election.Backend) (election.Backend, error) {
 	if from == nil || to == nil {
 		return nil, fmt.Errorf("%w: migration needs two backends", election.ErrInvalidOptions)

@@ -1,10 +1,29 @@
 package backends
 
+import (
+	"context"
+	"fmt"
+	"net/url"
+
+	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/redis"
+)
+
 // scheme returns the backend that opens URLs of scheme s.
 func scheme(s string) (openFunc, bool) {
 	switch s {
 	case "memory":
 		return openMemory, true
+	case "redis", "rediss":
+		return openRedis, true
 	}
 	return nil, false
+}
+
+func openRedis(ctx context.Context, _ *Opener, u *url.URL, opts election.Options) (election.Backend, error) {
+	b, err := redis.OpenBackend(ctx, u, opts.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadURL, err)
+	}
+	return b, nil
 }

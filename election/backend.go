@@ -10,9 +10,10 @@ import (
 // this package builds every election semantic on top of them, so a backend
 // never decides who leads, when to step down or what a handler sees.
 //
-// A Backend may serve any number of resources and electors; it must be safe
-// for concurrent use. If it also implements io.Closer, the elector closes it
-// in Elector.Close.
+// A Backend may serve any number of resources; it must be safe for
+// concurrent use. If it also implements io.Closer, the elector closes it in
+// Elector.Close: such a backend belongs to one elector (the backend packages'
+// constructors build one per elector).
 //
 // The contract, for someone writing a backend:
 //
@@ -32,8 +33,11 @@ import (
 //   - Errors that mean the session no longer exists wrap ErrSessionLost;
 //     refusals for lack of rights wrap ErrPermissionDenied. Any other error is
 //     taken as transient and retried.
-//   - Every method honours its context's deadline; the engine gives each call
-//     one, shorter than the time it may still act as leader.
+//   - Every method honours its context: it returns promptly when the context
+//     is cancelled or its deadline passes. The engine gives each call a
+//     deadline, shorter than the time it may still act as leader (for Watch:
+//     wait + Options.RequestTimeout), and cancels blocked calls when a term or
+//     the elector ends.
 type Backend interface {
 	// Name identifies the backend in Leadership.Session and in logs, for
 	// example "consul".

@@ -342,11 +342,13 @@ func (e *engine) watch(ctx context.Context, after uint64, wait time.Duration) (R
 // closeSession releases and ends a session with a fresh, bounded context, so
 // that a cancelled elector still releases.
 func (e *engine) closeSession(ctx context.Context, s *sessionHandle) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.RequestTimeout)
-	defer cancel()
-	if err := s.close(cctx); err != nil {
-		e.log.Warn("could not close session", "session", s.Info().ID, "err", err)
-	}
+	s.once.Do(func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.RequestTimeout)
+		defer cancel()
+		if err := s.Session.Close(cctx); err != nil {
+			e.log.Warn("could not close session", "session", s.Info().ID, "err", err)
+		}
+	})
 }
 
 // observe notifies the handler of a record seen as a follower.
@@ -429,14 +431,8 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// sessionHandle closes its session once.
+// sessionHandle is a session the engine closes once.
 type sessionHandle struct {
 	Session
 	once sync.Once
-	err  error
-}
-
-func (s *sessionHandle) close(ctx context.Context) error {
-	s.once.Do(func() { s.err = s.Session.Close(ctx) })
-	return s.err
 }

@@ -1,0 +1,266 @@
+package redis
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/consul-leader/consul-leader/election"
+)
+
+const (
+	// healthInterval is how long the subscription may stay silent before it
+	// is pinged; a ping unanswered for as long replaces the connection.
+	healthInterval = 30 * time.Second
+	// receiveSlice bounds every request of the receive loop, connecting
+	// included: go-redis honours a context's deadline but not its
+	// cancellation, so this is how long close may wait for the loop.
+	receiveSlice = time.Second
+	// maxBackoff bounds the pause between reconnection attempts.
+	maxBackoff = 2 * time.Second
+	// refusalRetry is how long a refused release-notice channel is left
+	// alone before a Watch asks for it again, in case the user's rights
+	// were extended.
+	refusalRetry = time.Minute
+)
+
+// hub is a backend's one pub/sub connection. It subscribes, per watched
+// resource, to the release-notice channel and to the leader key's
+// keyspace-notification channel, and wakes the Watch calls of a resource
+// whenever something may have changed: a notice, a (re)subscription, a lost
+// connection. A Watch always reads the record after waking, so a spurious
+// wake-up costs one read and a lost notice at most a timer's delay.
+type hub struct {
+	client goredis.UniversalClient
+	log    *slog.Logger
+	ctx    context.Context // ends at close
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the receive loop returned
+
+	sendMu sync.Mutex // orders SUBSCRIBE writes with pending
+
+	mu      sync.Mutex
+	ps      *goredis.PubSub // nil until the first subscription
+	closed  bool
+	topics  map[string]*topic // by resource
+	byChan  map[string]*topic // by channel
+	pending []string          // channels whose SUBSCRIBE awaits its reply, in sending order
+}
+
+// topic is the subscription state of one resource.
+type topic struct {
+	resource string
+	events   string
+	keyspace string
+
+	// Guarded by hub.mu.
+	active   bool          // the events channel is subscribed
+	refused  time.Time     // when the server refused the events channel (ACL); zero if it did not
+	noKeys   bool          // the server refused the keyspace channel (ACL)
+	warned   bool          // the refusal of the events channel was logged as a warning
+	inflight bool          // a SUBSCRIBE was sent and awaits its reply
+	ready    chan struct{} // closed once active or refused
+	wake     chan struct{} // closed, and replaced, on every possible change
+	last     lastRead      // the latest read of the record
+}
+
+// lastRead is a read of a resource's record, and the wake channel that was
+// current when it was sent: while that channel is still current, no notice
+// arrived since.
+type lastRead struct {
+	rec  election.Record
+	pttl time.Duration
+	at   time.Time
+	wake chan struct{}
+}
+
+func newHub(client goredis.UniversalClient, log *slog.Logger) *hub {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &hub{
+		client: client,
+		log:    log,
+		ctx:    ctx,
+		cancel: cancel,
+		done:   make(chan struct{}),
+		topics: map[string]*topic{},
+		byChan: map[string]*topic{},
+	}
+}
+
+// topic returns the subscription state of resource, subscribing on first
+// use (a request bounded by budget), and waits up to limit for the
+// subscription to become active. It returns nil once the hub is closed.
+func (h *hub) topic(ctx context.Context, resource string, k keys, budget, limit time.Duration) *topic {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	t := h.topics[resource]
+	if t == nil {
+		t = &topic{resource: resource, events: k.events, keyspace: k.keyspace, ready: make(chan struct{}), wake: make(chan struct{})}
+		h.topics[resource] = t
+		h.byChan[k.events] = t
+		h.byChan[k.keyspace] = t
+	}
+	if h.ps == nil {
+		h.ps = h.client.Subscribe(h.ctx)
+		go h.loop()
+	}
+	send := !t.active && !t.inflight && (t.refused.IsZero() || time.Since(t.refused) > refusalRetry)
+	if send {
+		t.inflight = true
+	}
+	ps, ready := h.ps, t.ready
+	h.mu.Unlock()
+
+	if send {
+		sctx, cancel := context.WithTimeout(ctx, budget)
+		h.subscribe(sctx, ps, t)
+		cancel()
+	}
+	select {
+	case <-ready:
+	default:
+		timer := time.NewTimer(limit)
+		defer timer.Stop()
+		select {
+		case <-ready:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+	}
+	return t
+}
+
+// subscribe sends SUBSCRIBE for a topic's two channels, one command each, so
+// that a refusal of one (an ACL without the keyspace channel) spares the
+// other.
+func (h *hub) subscribe(ctx context.Context, ps *goredis.PubSub, t *topic) {
+	h.sendMu.Lock()
+	defer h.sendMu.Unlock()
+	chans := []string{t.events, t.keyspace}
+	h.mu.Lock()
+	if t.noKeys {
+		chans = chans[:1]
+	}
+	h.mu.Unlock()
+	for _, ch := range chans {
+		h.mu.Lock()
+		h.pending = append(h.pending, ch)
+		h.mu.Unlock()
+		if err := ps.Subscribe(ctx, ch); err != nil {
+			h.log.Debug("subscribe failed; will retry", "channel", ch, "err", err)
+			h.mu.Lock()
+			h.pending = remove(h.pending, ch)
+			t.inflight = false
+			h.mu.Unlock()
+			return
+		}
+	}
+}
+
+// changed returns a channel closed at the next possible change of t's
+// resource; nil (never ready) without a topic.
+func (h *hub) changed(t *topic) chan struct{} {
+	if t == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return t.wake
+}
+
+// remember records a read sent while wake was t's current wake channel.
+func (h *hub) remember(t *topic, wake chan struct{}, rec election.Record, pttl time.Duration, at time.Time) {
+	if t == nil {
+		return
+	}
+	h.mu.Lock()
+	t.last = lastRead{rec: rec, pttl: pttl, at: at, wake: wake}
+	h.mu.Unlock()
+}
+
+// recall returns the latest read of t's record if it shows revision after,
+// was sent less than maxAge ago, and no notice arrived since: a Watch that
+// follows another at once need not read again what the previous one read as
+// it returned.
+func (h *hub) recall(t *topic, after uint64, maxAge time.Duration) (election.Record, time.Duration, bool) {
+	if t == nil {
+		return election.Record{}, 0, false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	last := t.last
+	age := time.Since(last.at)
+	if !t.active || last.wake != t.wake || last.rec.Revision != after || age >= maxAge || (last.pttl > 0 && last.pttl <= age) {
+		return election.Record{}, 0, false
+	}
+	pttl := last.pttl
+	if pttl > 0 {
+		pttl -= age
+	}
+	return last.rec, pttl, true
+}
+
+// close ends the subscription and waits for the receive loop.
+func (h *hub) close() {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.closed = true
+	ps := h.ps
+	for _, t := range h.topics {
+		t.wakeUp()
+	}
+	h.mu.Unlock()
+	h.cancel()
+	if ps != nil {
+		_ = ps.Close()
+		<-h.done
+	}
+}
+
+func (h *hub) isClosed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closed
+}
+
+// wakeUp wakes every Watch of t's resource. The caller holds hub.mu.
+func (t *topic) wakeUp() {
+	close(t.wake)
+	t.wake = make(chan struct{})
+}
+
+func closeOnce(c chan struct{}) {
+	select {
+	case <-c:
+	default:
+		close(c)
+	}
+}
+
+func remove(list []string, s string) []string {
+	for i, v := range list {
+		if v == s {
+			return append(list[:i], list[i+1:]...)
+		}
+	}
+	return list
+}
+
+// sleepCtx waits for d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

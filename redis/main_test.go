@@ -1,0 +1,13 @@
+package redis_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the run if any goroutine outlives the tests: every elector,
+// backend and client they open is closed by then.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}

@@ -1,0 +1,92 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// The scripts run atomically on the primary that owns the resource's slot.
+// KEYS[1] is always the leader key and KEYS[2], where used, the term counter.
+// A record is "ours" when it starts with the session's token and a newline.
+// PUBLISH goes through redis.pcall: a user whose ACL lacks the channel still
+// acquires and releases; its followers then wake on their timers instead.
+
+// acquireScript takes the leadership if nobody holds it: it raises the term
+// counter to ARGV[4] (the highest term the caller has seen) if it is lower,
+// increments it, stores the record with SET NX PX, and announces it. If this
+// token already holds it, it restarts the TTL. It returns {1, record} when
+// the caller holds the leadership, else {0, current record}. Terms stay
+// decimal strings: Lua's numbers are exact only up to 2^53.
+//
+// ARGV: token, TTL in ms, payload (ID "\n" value), term floor, channel.
+var acquireScript = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  if string.sub(cur, 1, #ARGV[1] + 1) == ARGV[1] .. '\n' then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return {1, cur}
+  end
+  return {0, cur}
+end
+local c = redis.call('GET', KEYS[2])
+if c and not string.match(c, '^%d+$') then
+  return redis.error_reply('ERR the term counter ' .. KEYS[2] .. ' holds a value that is not a non-negative integer')
+end
+if not c or #c < #ARGV[4] or (#c == #ARGV[4] and c < ARGV[4]) then
+  redis.call('SET', KEYS[2], ARGV[4])
+end
+redis.call('INCR', KEYS[2])
+local rec = ARGV[1] .. '\n' .. redis.call('GET', KEYS[2]) .. '\n' .. ARGV[3]
+redis.call('SET', KEYS[1], rec, 'NX', 'PX', ARGV[2])
+redis.pcall('PUBLISH', ARGV[5], 'acquired')
+return {1, rec}
+`)
+
+// renewScript restarts the TTL of the record if it is still ours. It
+// returns 1 if it was, else 0.
+//
+// ARGV: token "\n", TTL in ms.
+var renewScript = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 1, #ARGV[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+`)
+
+// releaseScript deletes the record if it is still ours and announces the
+// release. It returns 1 if it deleted it, else 0.
+//
+// ARGV: token "\n", channel.
+var releaseScript = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 1, #ARGV[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.pcall('PUBLISH', ARGV[2], 'released')
+  return 1
+end
+return 0
+`)
+
+// readScript reads the leadership in one step: {1, record, PTTL in ms} when
+// held, else {0, term counter}.
+var readScript = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  return {1, cur, redis.call('PTTL', KEYS[1])}
+end
+return {0, redis.call('GET', KEYS[2]) or '0'}
+`)
+
+// raiseScript raises the term counter to ARGV[1] if it is lower, so that
+// the next acquisition issues a greater term. Both are compared as decimal
+// strings, exact at any size. It returns 1 if it raised the counter.
+var raiseScript = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur and not string.match(cur, '^%d+$') then
+  return redis.error_reply('ERR the term counter ' .. KEYS[1] .. ' holds a value that is not a non-negative integer')
+end
+if not cur or #cur < #ARGV[1] or (#cur == #ARGV[1] and cur < ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+`)

@@ -1,0 +1,138 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/consul-leader/consul-leader/election"
+)
+
+const (
+	// subscribeWait bounds how long a Watch waits for its resource's
+	// release-notice subscription to become active before it falls back to
+	// its timers for that call.
+	subscribeWait = time.Second
+	// expiryMargin is added to a leader key's remaining TTL before it is
+	// read again, so that the key has expired when the timer fires.
+	expiryMargin = 2 * time.Millisecond
+	// recallAge is how old the previous Watch's last read of a resource may
+	// be for the next Watch to start from it instead of reading again, if no
+	// notice arrived since. The engine calls Watch again at once when one
+	// returns at the end of its wait, so this halves an idle follower's
+	// reads.
+	recallAge = 50 * time.Millisecond
+)
+
+// Watch returns the leadership record of resource. With after == 0 it reads
+// it at once, from the primary. Otherwise it blocks until the record's
+// revision differs from after, wait has passed, or ctx ends. It wakes on a
+// release or acquisition notice (one subscription per backend), on a
+// keyspace notification of the leader key where the server publishes them,
+// when the leader key's TTL runs out (a leader that died announces
+// nothing), and when wait has passed; each wake-up is one read.
+func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
+	if err := b.check(); err != nil {
+		return election.Record{}, err
+	}
+	k := b.keys(resource)
+	if after == 0 || wait <= 0 {
+		rec, _, err := b.read(ctx, resource, k)
+		return rec, err
+	}
+	budget := requestBudget(ctx, wait)
+	t := b.hub.topic(ctx, resource, k, budget, min(wait, subscribeWait))
+	deadline := time.Now().Add(wait)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for first := true; ; first = false {
+		changed := b.hub.changed(t) // taken before the read, so no notice is missed
+		rec, pttl, fresh := election.Record{}, time.Duration(0), false
+		if first {
+			rec, pttl, fresh = b.hub.recall(t, after, recallAge)
+		}
+		if !fresh {
+			sent := time.Now()
+			rctx, cancel := context.WithTimeout(ctx, budget)
+			var err error
+			rec, pttl, err = b.read(rctx, resource, k)
+			cancel()
+			if cerr := ctx.Err(); cerr != nil {
+				return election.Record{}, fmt.Errorf("redis: watch %s: %w", k.leader, cerr)
+			}
+			if err != nil {
+				return election.Record{}, err
+			}
+			b.hub.remember(t, changed, rec, pttl, sent)
+		}
+		left := time.Until(deadline)
+		if rec.Revision != after || left <= 0 {
+			return rec, nil
+		}
+		// A record this backend's own leading session holds needs no expiry
+		// timer: that session's renewals report its loss.
+		if pttl > 0 && pttl+expiryMargin < left && !b.owns(rec.Session) {
+			left = pttl + expiryMargin
+		}
+		timer.Reset(left)
+		select {
+		case <-changed:
+			if err := b.check(); err != nil {
+				return election.Record{}, err
+			}
+		case <-timer.C:
+		case <-ctx.Done():
+			return election.Record{}, fmt.Errorf("redis: watch %s: %w", k.leader, ctx.Err())
+		}
+	}
+}
+
+// requestBudget is how long one request of a blocking Watch may take: the
+// time its context leaves beyond wait (the engine's RequestTimeout), or
+// election.MaxRequestTimeout without a deadline. go-redis ends a request at
+// its context's deadline but not when the context is cancelled, so each
+// request gets its own short deadline: a cancelled Watch returns within one
+// budget instead of at the end of its wait.
+func requestBudget(ctx context.Context, wait time.Duration) time.Duration {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return election.MaxRequestTimeout
+	}
+	left := time.Until(dl)
+	if left > wait {
+		return left - wait
+	}
+	return max(left, time.Millisecond)
+}
+
+// read returns the leadership record of a resource and, when it is held,
+// the leader key's remaining TTL (zero if the key has none).
+func (b *Backend) read(ctx context.Context, resource string, k keys) (election.Record, time.Duration, error) {
+	res, err := readScript.Run(ctx, b.client, []string{k.leader, k.term}).Slice()
+	if err != nil {
+		return election.Record{}, 0, wrap("read", k.leader, err)
+	}
+	if len(res) >= 2 {
+		if flag, ok := res[0].(int64); ok {
+			switch raw, _ := res[1].(string); {
+			case flag == 1 && len(res) == 3:
+				rec := parseHeld(raw)
+				b.observe(resource, rec.Term)
+				var pttl time.Duration
+				if ms, ok := res[2].(int64); ok && ms > 0 {
+					pttl = time.Duration(ms) * time.Millisecond
+				}
+				return rec, pttl, nil
+			case flag == 0:
+				counter, err := strconv.ParseUint(raw, 10, 64)
+				if err != nil {
+					return election.Record{}, 0, fmt.Errorf("redis: read %s: the term counter %s holds %q, not a number", k.leader, k.term, raw)
+				}
+				b.observe(resource, counter)
+				return freeRecord(counter), 0, nil
+			}
+		}
+	}
+	return election.Record{}, 0, fmt.Errorf("redis: read %s: unexpected reply %v", k.leader, res)
+}
