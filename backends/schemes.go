@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 
+	"github.com/consul-leader/consul-leader/consul"
 	"github.com/consul-leader/consul-leader/election"
 	"github.com/consul-leader/consul-leader/redis"
 )
@@ -14,6 +15,8 @@ func scheme(s string) (openFunc, bool) {
 	switch s {
 	case "memory":
 		return openMemory, true
+	case "consul", "consuls":
+		return openConsul, true
 	case "redis", "rediss":
 		return openRedis, true
 	}
@@ -22,6 +25,14 @@ func scheme(s string) (openFunc, bool) {
 
 func openRedis(ctx context.Context, _ *Opener, u *url.URL, opts election.Options) (election.Backend, error) {
 	b, err := redis.OpenBackend(ctx, u, opts.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadURL, err)
+	}
+	return b, nil
+}
+
+func openConsul(ctx context.Context, _ *Opener, u *url.URL, opts election.Options) (election.Backend, error) {
+	b, err := consul.OpenBackend(ctx, u, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadURL, err)
 	}

@@ -1,0 +1,164 @@
+package consul
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/consul-leader/consul-leader/election"
+)
+
+// BackendName is the name of the backend, in Leadership.Session and logs.
+const BackendName = "consul"
+
+// Backend is the Consul election.Backend: sessions are Consul sessions, the
+// leadership of a resource is a KV key acquired with a session. It is safe
+// for concurrent use and may serve any number of resources and electors.
+type Backend struct {
+	client *api.Client
+	owned  *http.Transport // the transport of a client the backend created; nil otherwise
+	opts   Options
+	log    *slog.Logger
+
+	keys keyStates
+}
+
+var _ election.Backend = (*Backend)(nil)
+
+// New returns an elector for o: a Backend for o, and the election engine on
+// it. It fails with an *election.OptionError if o is invalid. When o.Client
+// is nil the elector owns the client it creates, and closes it in Close.
+func New(o Options) (election.Elector, error) {
+	o = o.withDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := NewBackend(o)
+	if err != nil {
+		return nil, err
+	}
+	el, err := election.New(b, o.Options)
+	if err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return el, nil
+}
+
+// NewBackend returns the Consul backend for o, to build electors with
+// election.New. It validates the Consul options of o, and its TTL when set;
+// o.Resource may be empty, as a backend serves any resource. When o.Client
+// is nil the backend creates a client from the environment and closes it in
+// Close.
+func NewBackend(o Options) (*Backend, error) {
+	if err := o.validateBackend(); err != nil {
+		return nil, err
+	}
+	if o.TTL != 0 {
+		if err := o.validateTTL(o.TTL); err != nil {
+			return nil, err
+		}
+	}
+	if o.Client != nil {
+		return newBackend(o, o.Client, nil), nil
+	}
+	cfg := api.DefaultConfig()
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consul: client from the environment: %w", err)
+	}
+	return newBackend(o, client, cfg.Transport), nil
+}
+
+func newBackend(o Options, client *api.Client, owned *http.Transport) *Backend {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Backend{client: client, owned: owned, opts: o, log: log.With("backend", BackendName)}
+}
+
+// Name returns "consul".
+func (b *Backend) Name() string { return BackendName }
+
+// Client returns the Consul client the backend uses.
+func (b *Backend) Client() *api.Client { return b.client }
+
+// Key returns the KV key of resource's leadership.
+func (b *Backend) Key(resource string) string {
+	if b.opts.Key != "" && resource == b.opts.Resource {
+		return b.opts.Key
+	}
+	return DefaultKey(resource)
+}
+
+// Close closes the idle connections of a client the backend created; it
+// does nothing to a client passed in Options.Client. The elector built on
+// the backend calls it in its own Close, so a backend that created its
+// client belongs to one elector; electors may share a client instead.
+func (b *Backend) Close() error {
+	if b.owned != nil {
+		b.owned.CloseIdleConnections()
+	}
+	return nil
+}
+
+// Watch reads the leadership record of resource from its key. With after ==
+// 0 it is a consistent read; otherwise it is a blocking query on the key's
+// index, also consistent, that Consul answers when the key changes or after
+// wait.
+func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
+	if err := election.ValidateResource(resource); err != nil {
+		return election.Record{}, err
+	}
+	q := b.queryOptions(ctx)
+	if after != 0 && wait > 0 {
+		q.WaitIndex = after
+		q.WaitTime = serverWait(wait)
+	}
+	o, err := b.read(b.Key(resource), q)
+	if err != nil {
+		return election.Record{}, err
+	}
+	return o.Record, nil
+}
+
+// serverWait is the wait to ask of Consul so that its answer comes within
+// wait: Consul adds a random jitter of up to a sixteenth of the wait.
+func serverWait(wait time.Duration) time.Duration {
+	return max(wait*16/17, time.Millisecond)
+}
+
+// read reads key and notes what it saw.
+func (b *Backend) read(key string, q *api.QueryOptions) (observation, error) {
+	pair, meta, err := b.client.KV().Get(key, q)
+	if err != nil {
+		return observation{}, wrap(fmt.Sprintf("read %q", key), err)
+	}
+	o := observe(pair, meta.LastIndex)
+	b.keys.note(key, o)
+	return o, nil
+}
+
+// queryOptions are the options of a read that decides leadership: a
+// consistent read, in the configured datacenter, with the configured token.
+func (b *Backend) queryOptions(ctx context.Context) *api.QueryOptions {
+	q := &api.QueryOptions{Datacenter: b.opts.Datacenter, Token: b.opts.Token, RequireConsistent: true}
+	return q.WithContext(ctx)
+}
+
+func (b *Backend) writeOptions(ctx context.Context) *api.WriteOptions {
+	w := &api.WriteOptions{Datacenter: b.opts.Datacenter, Token: b.opts.Token}
+	return w.WithContext(ctx)
+}
+
+func (b *Backend) sessionName(resource string) string {
+	if b.opts.SessionName != "" {
+		return b.opts.SessionName
+	}
+	return DefaultSessionNamePrefix + resource
+}

@@ -1,0 +1,110 @@
+// Package consul elects leaders with Consul sessions and KV locks.
+//
+//	el, err := consul.New(consul.Options{
+//		Options: election.Options{Resource: "billing-cron", TTL: 15 * time.Second},
+//	})
+//
+// New returns an election.Elector: the engine of package election on the
+// Backend of this package, which only maps the engine's primitives onto
+// Consul. NewBackend returns that Backend, for election.New; OpenURL and
+// OpenBackend open an elector or a backend from a consul:// URL, for
+// package backends.
+//
+// # Store mapping
+//
+// Every candidate campaigns with a Consul session of its own, created with
+// behaviour release, the election TTL, the configured lock-delay and, by
+// default, no health checks. The engine renews it every RenewInterval; a
+// renewal answered 404 means Consul invalidated it (election.ErrSessionLost).
+//
+// The leadership of a resource is the KV key "service/<resource>/leader"
+// (Options.Key overrides it), as in Consul's leader election guide. A
+// candidate acquires it in one transaction: the lock verb with its session,
+// then a get, which returns the key's indexes as of the acquisition. The
+// key's value is a JSON document naming the leader's ID and value and its
+// session's lock-delay; its flags are api.LockFlagValue, the flags of
+// api.Lock. Followers wait for the key to change with consistent blocking
+// queries, never by polling; when the key has no session (it was released,
+// or its session invalidated) or does not exist, there is no leader.
+//
+// A leader that gives up, or whose elector is closed, first releases the
+// key and only then destroys its session, so the next candidate acquires at
+// once. Consul applies its lock-delay only to keys held by a session it
+// invalidates: expired, destroyed from outside, or failed by a check.
+//
+// # Fencing token
+//
+// Leadership.Term is the key's ModifyIndex at the acquisition: a Raft index,
+// higher than every index Consul gave before, also when the key was deleted
+// and created again (its LockIndex restarts at 1 then, so it cannot serve).
+// The guarantee holds as long as Consul keeps its Raft state: a dev agent,
+// which keeps its state in memory, starts counting again when restarted.
+//
+// # Safety
+//
+// The engine makes a leader step down TTL - TTL/10 after the start of its
+// last successful renewal, while Consul keeps a session for at least TTL
+// after that renewal, in fact up to twice the TTL. No other candidate can
+// acquire the key before the leader's session is gone, so no two candidates
+// lead at once, provided nothing ends the session before its TTL. That is
+// why sessions have no health checks by default, not even Consul's default
+// serfHealth, which invalidates every session of a node that gossip deems
+// failed. Checks and ServiceChecks, which may end a session at any time,
+// are accepted only with a LockDelay of at least TTL: the key then stays
+// refused until the leader has stepped down. The same holds of a session
+// destroyed from outside while its leader is cut off from Consul.
+//
+// A leader that dies is replaced once Consul invalidates its session, up to
+// 2×TTL after its last renewal, plus the lock-delay. With the defaults (TTL
+// 15 s, Consul's lock-delay of 15 s) that is up to 45 s. A lower LockDelay
+// shortens it, at the price of the protection above.
+//
+// # Fast failover
+//
+// Options.CheckTTL binds each session to a TTL check of its own on the
+// local agent (under a service named CheckServiceName), which every renewal
+// passes. When a process dies its check turns critical CheckTTL after the
+// last pass, and Consul invalidates the session at once: the next leader
+// takes over after about CheckTTL instead of 2×TTL + lock-delay. The
+// election TTL must then be at most CheckTTL, may be shorter than Consul's
+// 10 s minimum, and defaults to CheckTTL; the Consul session keeps a TTL of
+// at least 10 s as a backstop, renewed as needed. No lock-delay is needed:
+// the check cannot turn critical sooner than CheckTTL, at least the
+// election TTL, after the last pass, and the leader steps down before that. After a crash the agent removes the critical service after a
+// minute. Measured on a local agent with CheckTTL 1 s, a crashed leader is
+// replaced within a second; with plain sessions of TTL 10 s, after 2×TTL
+// from its last renewal.
+//
+// # Lock-delay
+//
+// Consul refuses to lock a key for the lock-delay of the session that held
+// it, counted from its invalidation. Instead of retrying blindly (api.Lock
+// sleeps 5 s), an acquisition refused for its lock-delay returns
+// Acquisition.RetryAfter: the time left until the delay ends, counted from
+// the moment the key was first seen free and the delay written in its
+// value, or a short backoff when that is unknown or past.
+//
+// # Interplay with api.Lock
+//
+// The key has the flags of api.Lock, so an api.Lock (or `consul lock`) on the
+// same key contends with the electors: at most one of them holds the key at
+// a time. A foreign holder shows as the leader with its session ID as
+// LeaderID and its value as Value.
+//
+// # Defaults
+//
+// Key: service/<resource>/leader. LockDelay: 15 s (none with CheckTTL).
+// Checks: none. SessionName: "consul-leader: <resource>". Datacenter and
+// Token: the client's. Client: api.DefaultConfig, from the CONSUL_*
+// environment variables. The election options keep their defaults (TTL
+// 15 s, renewals every TTL/3, blocking reads of WaitTime 5 s), with Consul's
+// TTL bounds of 10 s to 24 h unless CheckTTL is set.
+//
+// # Security
+//
+// ACL tokens and TLS come from the client's configuration, or from
+// Options.Token and the consuls:// URL parameters. A token needs key:write
+// on the key, session:write on the agent's node, and, with CheckTTL,
+// service:write on CheckServiceName. A refusal wraps
+// election.ErrPermissionDenied and reaches the handler as Leadership.Err.
+package consul

@@ -1,0 +1,110 @@
+package consul_test
+
+import (
+	"context"
+	"log"
+	"net/url"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/consul-leader/consul-leader/consul"
+	"github.com/consul-leader/consul-leader/election"
+)
+
+// A cron job that must run in one place only: the handler does the
+// leader's work until its context ends, passing the term along as a fencing
+// token. The client comes from the environment (CONSUL_HTTP_ADDR, ...).
+func ExampleNew() {
+	el, err := consul.New(consul.Options{
+		Options: election.Options{Resource: "billing-cron", TTL: 15 * time.Second},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer el.Close(context.Background())
+
+	err = el.Start(context.Background(), func(ctx context.Context, l election.Leadership) error {
+		if !l.IsLeader {
+			log.Printf("following %q (term %d)", l.LeaderID, l.Term)
+			return nil
+		}
+		log.Printf("leading with term %d", l.Term)
+		ticker := time.NewTicker(time.Minute)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil // the term ended: stop writing at once
+			case <-ticker.C:
+				runBilling(ctx, l.Term)
+			}
+		}
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+func runBilling(ctx context.Context, fencingToken uint64) {}
+
+// Fast failover: every session is bound to a TTL check of 2 s on the local
+// agent, so a crashed leader is replaced about 2 s later instead of up to
+// 2×TTL + lock-delay.
+func ExampleOptions_checkTTL() {
+	el, err := consul.New(consul.Options{
+		Options:  election.Options{Resource: "billing-cron"},
+		CheckTTL: 2 * time.Second, // the election TTL defaults to it
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer el.Close(context.Background())
+}
+
+// NewBackend gives the backend itself, to build an elector with
+// election.New.
+func ExampleNewBackend() {
+	b, err := consul.NewBackend(consul.Options{LockDelay: 5 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	el, err := election.New(b, election.Options{Resource: "billing-cron", TTL: 10 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer el.Close(context.Background()) // closes the backend's client too
+}
+
+// Electors of several resources can share one Consul client; an elector
+// does not close a client it was given.
+func ExampleOptions_sharedClient() {
+	client, err := api.NewClient(api.DefaultConfig())
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, resource := range []string{"billing-cron", "report-mailer"} {
+		el, err := consul.New(consul.Options{
+			Options: election.Options{Resource: resource},
+			Client:  client,
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer el.Close(context.Background())
+	}
+}
+
+// OpenURL is what package backends calls for consul:// URLs; the common
+// election parameters arrive in the options.
+func ExampleOpenURL() {
+	u, err := url.Parse("consul://127.0.0.1:8500?lockDelay=1s&sessionName=billing")
+	if err != nil {
+		log.Fatal(err)
+	}
+	el, err := consul.OpenURL(context.Background(), u, election.Options{Resource: "billing-cron", TTL: 10 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer el.Close(context.Background())
+}

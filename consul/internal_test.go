@@ -1,0 +1,142 @@
+package consul
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/consul-leader/consul-leader/election"
+)
+
+func TestRecordRoundTrip(t *testing.T) {
+	v := encodeRecord("cand-1", []byte{0, 1, 2}, 1500*time.Millisecond)
+	o := observe(&api.KVPair{Value: v, Session: "s1", ModifyIndex: 42}, 7)
+	want := election.Record{LeaderID: "cand-1", Value: []byte{0, 1, 2}, Term: 42, Session: "s1", Revision: 42}
+	if o.LeaderID != want.LeaderID || string(o.Value) != string(want.Value) || o.Term != 42 || o.Session != "s1" || o.Revision != 42 {
+		t.Errorf("observe = %+v, want %+v", o.Record, want)
+	}
+	if !o.known || o.lockDelay != 1500*time.Millisecond {
+		t.Errorf("lock-delay = %v (known %v)", o.lockDelay, o.known)
+	}
+}
+
+func TestObserveFreeAndMissing(t *testing.T) {
+	// A released key keeps the last leader's value, but has no leader.
+	o := observe(&api.KVPair{Value: encodeRecord("old", nil, 0), ModifyIndex: 9}, 12)
+	if !o.Free() || o.LeaderID != "" || o.Term != 0 || o.Revision != 9 || !o.known {
+		t.Errorf("released key = %+v", o)
+	}
+	// A missing key is free, at the index of the read.
+	if o := observe(nil, 12); !o.Free() || o.Revision != 12 {
+		t.Errorf("missing key = %+v", o)
+	}
+	if o := observe(nil, 0); o.Revision != 1 {
+		t.Errorf("revision of a missing key at index 0 = %d, want 1", o.Revision)
+	}
+}
+
+func TestObserveForeignHolder(t *testing.T) {
+	for _, v := range []string{"plain bytes", `{"format":"other"}`, `{"format":"consul-leader/1"}`, ""} {
+		o := observe(&api.KVPair{Value: []byte(v), Session: "foreign-session", ModifyIndex: 5, Flags: api.LockFlagValue}, 5)
+		if o.LeaderID != "foreign-session" || string(o.Value) != v || o.Term != 5 || o.known {
+			t.Errorf("foreign value %q: %+v", v, o)
+		}
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	var k keyStates
+	free := observe(&api.KVPair{Value: encodeRecord("old", nil, 2*time.Second), ModifyIndex: 30}, 30)
+	k.note("k", free)
+	if d := k.retryAfter("k", free); d < 1900*time.Millisecond || d > 2*time.Second+lockDelayMargin {
+		t.Errorf("retryAfter right after the key was freed = %v, want about 2s", d)
+	}
+	// Seen free long enough ago: back off, doubling.
+	k.keys["k"].freeSeen = time.Now().Add(-3 * time.Second)
+	first := k.retryAfter("k", free)
+	second := k.retryAfter("k", free)
+	if first != refusedBackoff || second != 2*refusedBackoff {
+		t.Errorf("backoff past the lock-delay = %v then %v", first, second)
+	}
+	for i := 0; i < 20; i++ {
+		if d := k.retryAfter("k", free); d > maxRefusedBackoff {
+			t.Fatalf("backoff %v above its cap", d)
+		}
+	}
+	// A foreign holder's lock-delay is unknown: back off from the start.
+	foreign := observe(&api.KVPair{Value: []byte("x"), ModifyIndex: 31}, 31)
+	k.note("k", foreign)
+	if d := k.retryAfter("k", foreign); d != refusedBackoff {
+		t.Errorf("retryAfter of a foreign key = %v", d)
+	}
+}
+
+func TestNewerHolder(t *testing.T) {
+	var k keyStates
+	held := election.Record{Session: "mine", Revision: 10, Term: 10, LeaderID: "me"}
+	k.note("k", observation{Record: held})
+	if _, lost := k.newerHolder("k", held); lost {
+		t.Error("lost to itself")
+	}
+	// An older read, answered late, does not count.
+	k.note("k", observation{Record: election.Record{Revision: 8}})
+	if _, lost := k.newerHolder("k", held); lost {
+		t.Error("lost to an older record")
+	}
+	k.note("k", observation{Record: election.Record{Revision: 11, Session: "theirs", LeaderID: "them"}})
+	if r, lost := k.newerHolder("k", held); !lost || r.Session != "theirs" {
+		t.Errorf("newerHolder = %+v, %v", r, lost)
+	}
+}
+
+func TestServerWait(t *testing.T) {
+	for _, w := range []time.Duration{time.Millisecond, 100 * time.Millisecond, 5 * time.Second, 15 * time.Second} {
+		got := serverWait(w)
+		// Consul waits up to got + got/16.
+		if got+got/16 > w && w > time.Millisecond {
+			t.Errorf("serverWait(%v) = %v: Consul may answer after %v", w, got, got+got/16)
+		}
+		if got < w*9/10 && w > time.Millisecond {
+			t.Errorf("serverWait(%v) = %v: needlessly short", w, got)
+		}
+	}
+}
+
+func TestTxnError(t *testing.T) {
+	cases := []struct {
+		what string
+		want error
+	}{
+		{`failed to lock key "k" due to lock delay`, errLockDelay},
+		{`failed to lock key "k", lock is already held`, errLockHeld},
+		{`invalid session "abc"`, election.ErrSessionLost},
+		{`Permission denied: token with AccessorID 'x' lacks permission 'key:write' on "k"`, election.ErrPermissionDenied},
+		{`ACL not found`, election.ErrPermissionDenied},
+	}
+	for _, tc := range cases {
+		err := txnError(api.TxnErrors{{OpIndex: 0, What: tc.what}})
+		if !errors.Is(err, tc.want) {
+			t.Errorf("txnError(%q) = %v, want %v", tc.what, err, tc.want)
+		}
+	}
+	if err := txnError(api.TxnErrors{{What: "something else"}}); err == nil || errors.Is(err, election.ErrSessionLost) {
+		t.Errorf("unknown txn error = %v", err)
+	}
+	if err := txnError(nil); err == nil {
+		t.Error("empty txn errors: nil error")
+	}
+}
+
+func TestWrapClassifies(t *testing.T) {
+	if err := wrap("x", api.StatusError{Code: 403, Body: "no"}); !errors.Is(err, election.ErrPermissionDenied) {
+		t.Errorf("403: %v", err)
+	}
+	if err := wrap("x", errors.New("Unexpected response code: 500 (rpc error)")); errors.Is(err, election.ErrPermissionDenied) {
+		t.Errorf("500: %v", err)
+	}
+	if !isNotFound(wrap("x", api.StatusError{Code: 404})) {
+		t.Error("404 not recognised through a wrap")
+	}
+}

@@ -1,0 +1,188 @@
+package consul
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/consul-leader/consul-leader/election"
+)
+
+// URL schemes OpenURL accepts.
+const (
+	// Scheme is Consul's HTTP API.
+	Scheme = "consul"
+	// SchemeTLS is Consul's HTTP API over TLS.
+	SchemeTLS = "consuls"
+)
+
+// OpenURL returns an elector for opts on the Consul agent u names:
+//
+//	consul://host:port?token=…&datacenter=…&key=…&lockDelay=…&checkTTL=…&sessionName=…
+//	consuls://host:port?caFile=…&certFile=…&keyFile=…&tlsServerName=…
+//
+// consuls speaks HTTPS, with the system's roots unless caFile is given;
+// certFile and keyFile give a client certificate, tlsServerName the name to
+// verify. lockDelay and checkTTL are durations such as 500ms or 10s;
+// lockDelay=none (or 0) means no lock-delay. Without a host, the address
+// comes from the environment (CONSUL_HTTP_ADDR), as do the token and TLS
+// files when not given. The common election parameters (resource, ttl, ...)
+// are parsed by package backends and given in opts; any other parameter is
+// an error that names it. With checkTTL, opts.TTL defaults to it. The
+// elector owns the client it creates and closes it in Close.
+func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (election.Elector, error) {
+	if opts.TTL == 0 && u != nil {
+		if d, err := time.ParseDuration(u.Query().Get("checkTTL")); err == nil && d > 0 {
+			opts.TTL = d
+		}
+	}
+	b, err := OpenBackend(ctx, u, opts)
+	if err != nil {
+		return nil, err
+	}
+	el, err := election.New(b, opts)
+	if err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return el, nil
+}
+
+// OpenBackend returns the Backend for the URL u, with the parameters
+// OpenURL takes, for electors of opts: their TTL is checked against
+// Consul's bounds (with checkTTL, it must be set, to at most checkTTL), and
+// the key parameter names the key of opts.Resource. The backend owns the
+// client it creates and closes it in Close, so it belongs to one elector.
+func OpenBackend(ctx context.Context, u *url.URL, opts election.Options) (*Backend, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	o, cfg, err := parseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	o.Options = opts
+	if err := o.validateBackend(); err != nil {
+		return nil, err
+	}
+	if err := o.validateTTL(opts.WithDefaults().TTL); err != nil {
+		return nil, err
+	}
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consul: client for %s://%s: %w", u.Scheme, u.Host, err)
+	}
+	return newBackend(o, client, cfg.Transport), nil
+}
+
+// parseURL returns the Consul options and the client configuration u names.
+func parseURL(u *url.URL) (Options, *api.Config, error) {
+	var o Options
+	if u == nil {
+		return o, nil, &election.OptionError{Field: "URL", Rule: "is required"}
+	}
+	cfg := api.DefaultConfig()
+	switch u.Scheme {
+	case Scheme:
+		cfg.Scheme = "http"
+	case SchemeTLS:
+		cfg.Scheme = "https"
+	default:
+		return o, nil, &election.OptionError{Field: "URL", Rule: fmt.Sprintf("scheme must be %s or %s", Scheme, SchemeTLS), Value: u.Scheme}
+	}
+	if u.User != nil {
+		return o, nil, &election.OptionError{Field: "URL", Rule: "must not hold user information; pass the ACL token as the token parameter"}
+	}
+	if u.Path != "" && u.Path != "/" {
+		return o, nil, &election.OptionError{Field: "URL", Rule: "must not have a path; set the key with the key parameter", Value: u.Path}
+	}
+	if u.Host != "" {
+		cfg.Address = u.Host
+	}
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return o, nil, &election.OptionError{Field: "URL", Rule: "query must be valid: " + err.Error(), Value: u.RawQuery}
+	}
+	var unknown []string
+	for name, values := range q {
+		known, err := setParam(&o, &cfg.TLSConfig, name, values[0])
+		switch {
+		case !known:
+			unknown = append(unknown, name)
+		case len(values) != 1:
+			return o, nil, &election.OptionError{Field: "URL parameter " + name, Rule: "must be given once", Value: strings.Join(values, ", ")}
+		case err != nil:
+			return o, nil, err
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return o, nil, &election.OptionError{Field: "URL", Rule: "has unknown parameters for consul: " + strings.Join(unknown, ", ")}
+	}
+	if cfg.Scheme == "http" {
+		for _, name := range []string{"caFile", "certFile", "keyFile", "tlsServerName"} {
+			if q.Has(name) {
+				return o, nil, &election.OptionError{Field: "URL parameter " + name, Rule: "needs the " + SchemeTLS + " scheme"}
+			}
+		}
+	}
+	return o, cfg, nil
+}
+
+// setParam sets the option of URL parameter name to v; it reports false for
+// a parameter it does not know.
+func setParam(o *Options, tls *api.TLSConfig, name, v string) (known bool, err error) {
+	switch name {
+	case "token":
+		o.Token = v
+	case "datacenter":
+		o.Datacenter = v
+	case "key":
+		o.Key = v
+	case "sessionName":
+		o.SessionName = v
+	case "lockDelay":
+		err = parseLockDelay(&o.LockDelay, v)
+	case "checkTTL":
+		err = parseDuration("checkTTL", &o.CheckTTL, v)
+	case "caFile":
+		tls.CAFile = v
+	case "certFile":
+		tls.CertFile = v
+	case "keyFile":
+		tls.KeyFile = v
+	case "tlsServerName":
+		tls.Address = v
+	default:
+		return false, nil
+	}
+	return true, err
+}
+
+func parseLockDelay(dst *time.Duration, v string) error {
+	if v == "none" {
+		*dst = NoLockDelay
+		return nil
+	}
+	if err := parseDuration("lockDelay", dst, v); err != nil {
+		return err
+	}
+	if *dst == 0 {
+		*dst = NoLockDelay // an explicit 0 means none, not the default
+	}
+	return nil
+}
+
+func parseDuration(name string, dst *time.Duration, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return &election.OptionError{Field: "URL parameter " + name, Rule: "must be a non-negative duration such as 500ms or 10s", Value: v}
+	}
+	*dst = d
+	return nil
+}
