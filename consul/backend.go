@@ -162,3 +162,8 @@ func (b *Backend) sessionName(resource string) string {
 	}
 	return DefaultSessionNamePrefix + resource
 }
+
+// ValidateOptions checks the election options against Consul's bounds (the
+// TTL of 10 s to 24 h, and the check TTL when set), so that election.New
+// reports a mistake at once.
+func (b *Backend) ValidateOptions(o election.Options) error { return b.opts.validateTTL(o.TTL) }

@@ -268,25 +268,16 @@ func TestTTLBounds(t *testing.T) {
 }
 
 // TestBackendRefusesTTL builds an elector with election.New on a backend
-// whose TTL the engine accepts and Consul does not: the handler is told why
-// the elector cannot campaign, without a request to Consul.
+// whose TTL the engine accepts and Consul does not: New refuses it at once,
+// naming the TTL, without a request to Consul.
 func TestBackendRefusesTTL(t *testing.T) {
 	b, err := consul.NewBackend(consul.Options{Client: newClient(t, "127.0.0.1:1", "")})
 	if err != nil {
 		t.Fatalf("NewBackend: %v", err)
 	}
 	el, err := election.New(b, election.Options{Resource: "short", TTL: time.Second})
-	if err != nil {
-		t.Fatalf("election.New: %v", err)
-	}
-	ev := newEvents()
-	if err := el.Start(context.Background(), ev.handler); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	defer el.Close(context.Background())
-	got := ev.wait(t, 5*time.Second, "error notification", func(ev event) bool { return ev.Err != nil })
 	var oe *election.OptionError
-	if !errors.As(got.Err, &oe) || oe.Field != "TTL" {
-		t.Errorf("Err = %v; want the TTL's *election.OptionError", got.Err)
+	if !errors.As(err, &oe) || oe.Field != "TTL" || el != nil {
+		t.Fatalf("election.New = %v, %v; want the TTL's *election.OptionError", el, err)
 	}
 }

@@ -138,3 +138,13 @@ type TermFloorRaiser interface {
 	// floor lower than the current one changes nothing.
 	RaiseTermFloor(ctx context.Context, resource string, floor uint64) error
 }
+
+// OptionsValidator is implemented by backends whose store bounds some
+// options further (Consul's TTL of 10 s to 24 h, etcd's whole seconds). New
+// calls it with the options, defaults applied, and fails with its error, so
+// that such a mistake is reported at once rather than by every campaign.
+type OptionsValidator interface {
+	// ValidateOptions returns an *OptionError for options the store cannot
+	// serve.
+	ValidateOptions(o Options) error
+}

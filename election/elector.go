@@ -47,5 +47,11 @@ func New(b Backend, opts Options) (Elector, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	return newEngine(b, opts.WithDefaults()), nil
+	opts = opts.WithDefaults()
+	if v, ok := b.(OptionsValidator); ok {
+		if err := v.ValidateOptions(opts); err != nil {
+			return nil, err
+		}
+	}
+	return newEngine(b, opts), nil
 }

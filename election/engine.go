@@ -268,28 +268,21 @@ func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHan
 		cancel(fmt.Errorf("%w: %w", ErrHandlerFailed, err))
 	}})
 
-	// Watch the record: it must stay ours.
-	for tctx.Err() == nil {
-		r, err := e.watch(tctx, rec.Revision, e.opts.WaitTime)
-		if err != nil {
-			if tctx.Err() == nil {
-				e.log.Warn("leader cannot watch its record", "term", rec.Term, "err", err)
-				sleep(tctx, min(e.opts.RetryInterval, e.opts.RenewInterval))
-			}
-			continue
-		}
-		if r.Session != info.ID {
-			cancel(fmt.Errorf("%w: the store shows %s", ErrLeadershipLost, describe(r)))
-			break
-		}
-		rec.Revision = r.Revision
-	}
+	// Watch the record in the background: it must stay ours. The term ends
+	// when tctx does, without waiting for a blocked read to unwind.
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		e.watchTerm(tctx, cancel, info, rec)
+	}()
+	<-tctx.Done()
 	cause := context.Cause(tctx)
 	ka.halt()
 	e.log.Info("term ended", "term", t.number, "cause", cause)
 	e.awaitHandler(t)
 	e.closeSession(ctx, sess)
 	close(t.ended)
+	<-watched
 	e.setTerm(nil)
 	e.notify(ctx, d, Leadership{Resource: e.opts.Resource, Session: info}, "")
 
@@ -297,6 +290,27 @@ func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHan
 		return time.Now().Add(e.opts.RetryInterval)
 	}
 	return time.Time{}
+}
+
+// watchTerm watches a leader's record until tctx ends, and ends the term
+// when the record is no longer this session's. A blocking read returns at
+// once on any change, so it may wait long: LeaderWait.
+func (e *engine) watchTerm(tctx context.Context, cancel context.CancelCauseFunc, own SessionInfo, rec Record) {
+	for tctx.Err() == nil {
+		r, err := e.watch(tctx, rec.Revision, LeaderWait(e.opts))
+		if err != nil {
+			if tctx.Err() == nil {
+				e.log.Warn("leader cannot watch its record", "term", rec.Term, "err", err)
+				sleep(tctx, min(e.opts.RetryInterval, e.opts.RenewInterval))
+			}
+			continue
+		}
+		if r.Session != own.ID {
+			cancel(fmt.Errorf("%w: the store shows %s", ErrLeadershipLost, describe(r)))
+			return
+		}
+		rec.Revision = r.Revision
+	}
 }
 
 // awaitHandler waits for the leader call of the handler to return, warning

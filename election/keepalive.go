@@ -19,6 +19,9 @@ type keepalive struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
+	renewCtx    context.Context // ends at halt, abandoning a renewal in flight
+	renewCancel context.CancelFunc
+
 	mu       sync.Mutex
 	deadline time.Time
 	timer    *time.Timer
@@ -39,6 +42,7 @@ func startKeepalive(parent context.Context, e *engine, sess Session, validFrom t
 		halted:   make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	k.renewCtx, k.renewCancel = context.WithCancel(ctx)
 	k.mu.Lock()
 	k.timer = time.AfterFunc(time.Until(k.deadline), k.expire)
 	k.mu.Unlock()
@@ -82,7 +86,7 @@ func (k *keepalive) loop() {
 		case <-t.C:
 		}
 		sent := time.Now()
-		rctx, cancel := context.WithTimeout(k.ctx, o.RequestTimeout)
+		rctx, cancel := context.WithTimeout(k.renewCtx, o.RequestTimeout)
 		err := k.sess.Renew(rctx)
 		cancel()
 		switch {
@@ -92,7 +96,7 @@ func (k *keepalive) loop() {
 		case errors.Is(err, ErrSessionLost):
 			k.cancel(err)
 			return
-		case k.ctx.Err() != nil:
+		case k.renewCtx.Err() != nil:
 			return
 		default:
 			k.e.log.Warn("session renewal failed", "session", k.sess.Info().ID, "err", err)
@@ -101,9 +105,15 @@ func (k *keepalive) loop() {
 	}
 }
 
-// halt stops renewing; the deadline still ends ctx when it passes.
+// halt stops renewing, abandons a renewal in flight and waits for the
+// renewal loop, so that no renewal overlaps the session's Close. The deadline
+// still ends ctx when it passes.
 func (k *keepalive) halt() {
-	k.haltOnce.Do(func() { close(k.halted) })
+	k.haltOnce.Do(func() {
+		close(k.halted)
+		k.renewCancel()
+	})
+	<-k.done
 }
 
 // stop stops renewing and the deadline, and waits for the renewal loop.
@@ -113,5 +123,4 @@ func (k *keepalive) stop() {
 	k.timer.Stop()
 	k.mu.Unlock()
 	k.cancel(context.Canceled)
-	<-k.done
 }

@@ -32,6 +32,16 @@ const (
 	MaxIDLength = 256
 )
 
+// LeaderWait returns how long a leader's blocking read of its own record
+// waits: ten TTLs, at least WaitTime and at most five minutes. A blocking read
+// returns at once when the record changes, so a leader learns of a loss as
+// fast as with a short wait, and sends fewer requests while nothing happens;
+// a lost session is also caught by the next renewal.
+func LeaderWait(o Options) time.Duration {
+	o = o.WithDefaults()
+	return min(max(o.WaitTime, 10*o.TTL), 5*time.Minute)
+}
+
 // StepDownMargin returns how long before its TTL a leader that cannot renew
 // steps down: a tenth of the TTL. A leader's term context is cancelled at
 // (start of its last successful renewal) + TTL - StepDownMargin(TTL), while
