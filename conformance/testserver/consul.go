@@ -96,11 +96,11 @@ func StartConsul(t testing.TB, o ConsulOptions) *ConsulServer {
 	if o.TLS {
 		httpsPort := ports[4]
 		s.HTTPSAddr = Addr(httpsPort)
-		var cert, key string
-		s.CAFile, cert, key = consulTLS(t, t.TempDir())
+		files, _ := newTLSFiles(t, t.TempDir(), "server.dc1.consul")
+		s.CAFile = files.ca
 		s.args = append(s.args, "-https-port", strconv.Itoa(httpsPort), "-hcl", fmt.Sprintf(
 			`tls { defaults { ca_file = %q, cert_file = %q, key_file = %q, verify_incoming = false } }`,
-			s.CAFile, cert, key))
+			files.ca, files.cert, files.key))
 	}
 	if o.HCL != "" {
 		s.args = append(s.args, "-hcl", o.HCL)

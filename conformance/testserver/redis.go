@@ -65,7 +65,7 @@ func StartRedis(t testing.TB, opts RedisOptions) *RedisServer {
 	dir := t.TempDir()
 	s.args = []string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}
 	if opts.TLS {
-		files, clientConf := newRedisTLSFiles(t, dir)
+		files, clientConf := newTLSFiles(t, dir)
 		s.tls = clientConf
 		s.args = append(s.args, "--port", "0", "--tls-port", strconv.Itoa(s.port),
 			"--tls-cert-file", files.cert, "--tls-key-file", files.key,

@@ -16,18 +16,19 @@ import (
 	"time"
 )
 
-// redisTLSFiles are the PEM files of a test certificate authority and of a server
+// tlsFiles are the PEM files of a test certificate authority and of a server
 // certificate it signed.
-type redisTLSFiles struct {
+type tlsFiles struct {
 	ca, cert, key string
 }
 
-// newRedisTLSFiles writes, under dir, a fresh certificate authority and a server
-// certificate for 127.0.0.1 and localhost, valid for a day, and returns a
-// client configuration that trusts the authority.
-func newRedisTLSFiles(t testing.TB, dir string) (redisTLSFiles, *tls.Config) {
+// newTLSFiles writes under dir a fresh certificate authority and a server
+// certificate it signed for 127.0.0.1, localhost and names, valid for a day,
+// and returns the files and a client configuration that trusts the
+// authority.
+func newTLSFiles(t testing.TB, dir string, names ...string) (tlsFiles, *tls.Config) {
 	t.Helper()
-	caKey := newRedisTLSKey(t)
+	caKey := newTLSKey(t)
 	caTmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "testserver CA"},
@@ -45,8 +46,7 @@ func newRedisTLSFiles(t testing.TB, dir string) (redisTLSFiles, *tls.Config) {
 	if err != nil {
 		t.Fatalf("testserver: parse CA certificate: %v", err)
 	}
-
-	srvKey := newRedisTLSKey(t)
+	srvKey := newTLSKey(t)
 	srvTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2),
 		Subject:      pkix.Name{CommonName: "127.0.0.1"},
@@ -55,7 +55,7 @@ func newRedisTLSFiles(t testing.TB, dir string) (redisTLSFiles, *tls.Config) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
+		DNSNames:     append([]string{"localhost"}, names...),
 	}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
 	if err != nil {
@@ -65,22 +65,20 @@ func newRedisTLSFiles(t testing.TB, dir string) (redisTLSFiles, *tls.Config) {
 	if err != nil {
 		t.Fatalf("testserver: marshal server key: %v", err)
 	}
-
-	files := redisTLSFiles{
+	files := tlsFiles{
 		ca:   filepath.Join(dir, "ca.pem"),
 		cert: filepath.Join(dir, "server.pem"),
 		key:  filepath.Join(dir, "server-key.pem"),
 	}
-	writeRedisPEM(t, files.ca, "CERTIFICATE", caDER)
-	writeRedisPEM(t, files.cert, "CERTIFICATE", srvDER)
-	writeRedisPEM(t, files.key, "PRIVATE KEY", keyDER)
-
+	writePEM(t, files.ca, "CERTIFICATE", caDER)
+	writePEM(t, files.cert, "CERTIFICATE", srvDER)
+	writePEM(t, files.key, "PRIVATE KEY", keyDER)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	return files, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 }
 
-func newRedisTLSKey(t testing.TB) *ecdsa.PrivateKey {
+func newTLSKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -89,10 +87,9 @@ func newRedisTLSKey(t testing.TB) *ecdsa.PrivateKey {
 	return k
 }
 
-func writeRedisPEM(t testing.TB, path, typ string, der []byte) {
+func writePEM(t testing.TB, path, typ string, der []byte) {
 	t.Helper()
-	data := pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
-	if err := os.WriteFile(path, data, 0o600); err != nil {
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatalf("testserver: write %s: %v", filepath.Base(path), err)
 	}
 }
