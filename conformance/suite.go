@@ -167,10 +167,19 @@ func (s *suite) waitLeader(resource, except string, from int, within time.Durati
 // waitSeen waits until candidate id was told that leader leads.
 func (s *suite) waitSeen(id, leader string, within time.Duration) election.Leadership {
 	s.t.Helper()
+	return s.waitSeenTerm(id, leader, 0, within)
+}
+
+// waitSeenTerm waits until candidate id was told that leader leads with term
+// (any term if zero). A follower may be told of intermediate states first
+// (a migrating candidate is seen on the old store before it holds the new
+// one); what counts is that it learns the leader's term.
+func (s *suite) waitSeenTerm(id, leader string, term uint64, within time.Duration) election.Leadership {
+	s.t.Helper()
 	var l election.Leadership
 	if !s.rec.waitFor(within, func() bool {
 		l = s.rec.seen(id)
-		return l.LeaderID == leader && l.IsLeader == (id == leader)
+		return l.LeaderID == leader && l.IsLeader == (id == leader) && (term == 0 || l.Term == term)
 	}) {
 		s.t.Fatalf("%s was not told within %v that %s leads; last told: %+v", id, within, leader, s.rec.seen(id))
 	}
@@ -241,7 +250,7 @@ func testFive(s *suite) {
 	cs := s.start(5, "c")
 	first := s.waitLeader(s.resource, "", 0, s.c.Slack)
 	for _, c := range cs {
-		l := s.waitSeen(c.id, first.id, s.c.Slack)
+		l := s.waitSeenTerm(c.id, first.id, first.l.Term, s.c.Slack)
 		if l.Term != first.l.Term || string(l.Value) != "value-of-"+first.id {
 			s.t.Errorf("%s was told term %d value %q; leader has term %d value %q", c.id, l.Term, l.Value, first.l.Term, "value-of-"+first.id)
 		}
@@ -570,7 +579,7 @@ func testLeaderAgrees(s *suite) {
 			if err != nil || l.LeaderID != id || l.Term != term || l.IsLeader != (c.id == id) {
 				s.t.Errorf("%s's Leader() = %+v, %v; handlers say %s leads with term %d", c.id, l, err, id, term)
 			}
-			seen := s.waitSeen(c.id, id, s.c.Slack)
+			seen := s.waitSeenTerm(c.id, id, term, s.c.Slack)
 			if seen.Term != term {
 				s.t.Errorf("%s's handler was told term %d, Leader() says %d", c.id, seen.Term, term)
 			}

@@ -110,7 +110,8 @@ func (b *Backend) Close() error {
 // Watch reads the leadership record of resource from its key. With after ==
 // 0 it is a consistent read; otherwise it is a blocking query on the key's
 // index, also consistent, that Consul answers when the key changes or after
-// wait.
+// wait. A holder not seen before costs one more read, a transaction of the
+// key and its term offset, for its term.
 func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
 	if err := election.ValidateResource(resource); err != nil {
 		return election.Record{}, err
@@ -120,7 +121,7 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 		q.WaitIndex = after
 		q.WaitTime = serverWait(wait)
 	}
-	o, err := b.read(b.Key(resource), q)
+	o, err := b.read(ctx, b.Key(resource), q)
 	if err != nil {
 		return election.Record{}, err
 	}
@@ -133,13 +134,32 @@ func serverWait(wait time.Duration) time.Duration {
 	return max(wait*16/17, time.Millisecond)
 }
 
-// read reads key and notes what it saw.
-func (b *Backend) read(key string, q *api.QueryOptions) (observation, error) {
+// read reads key with q, which may be a blocking query, and notes what it
+// saw. A held key's term needs the key's offset as of the same state: unless
+// this holder's term is known already, the key and its offset are read
+// again, together, in one transaction.
+func (b *Backend) read(ctx context.Context, key string, q *api.QueryOptions) (observation, error) {
 	pair, meta, err := b.client.KV().Get(key, q)
 	if err != nil {
 		return observation{}, wrap(fmt.Sprintf("read %q", key), err)
 	}
 	o := observe(pair, meta.LastIndex)
+	if !o.Free() {
+		term, ok := b.keys.termOf(key, o.Record)
+		if ok {
+			o.Term = term
+		} else {
+			s, err := b.readBoth(ctx, key)
+			if err != nil {
+				return observation{}, err
+			}
+			off, err := parseOffset(s.offset)
+			if err != nil {
+				return observation{}, err
+			}
+			o = observeAt(s.pair, max(s.index, meta.LastIndex), off)
+		}
+	}
 	b.keys.note(key, o)
 	return o, nil
 }

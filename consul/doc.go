@@ -40,6 +40,18 @@
 // The guarantee holds as long as Consul keeps its Raft state: a dev agent,
 // which keeps its state in memory, starts counting again when restarted.
 //
+// Backend implements election.TermFloorRaiser, for a live move between
+// stores with backends.Migration. A term is then the ModifyIndex plus an
+// offset kept in the sibling key "<key>.term-offset" (OffsetKeySuffix; a
+// missing key means 0), which an acquisition reads in its own transaction
+// and followers read together with the key. RaiseTermFloor raises the
+// offset, with a check-and-set, so that every later term is above the
+// floor; the offset never decreases, and the key also keeps the offset
+// before the last raise, so a holder that acquired before it keeps its term.
+// The offset key must not be deleted while terms matter, and a token needs
+// key:read on it (key_prefix on the key covers both) and, to raise floors,
+// key:write.
+//
 // # Safety
 //
 // The engine makes a leader step down TTL - TTL/10 after the start of its

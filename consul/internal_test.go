@@ -140,3 +140,31 @@ func TestWrapClassifies(t *testing.T) {
 		t.Error("404 not recognised through a wrap")
 	}
 }
+
+func TestTermOffset(t *testing.T) {
+	off, err := parseOffset(&api.KVPair{Key: "k.term-offset", Value: []byte("500 20"), ModifyIndex: 100})
+	if err != nil || off != (termOffset{current: 500, previous: 20, index: 100}) {
+		t.Fatalf("parseOffset = %+v, %v", off, err)
+	}
+	// A holder that acquired before the last raise keeps its offset.
+	if o := observeAt(&api.KVPair{Value: encodeRecord("a", nil, 0), Session: "s", ModifyIndex: 90}, 0, off); o.Term != 110 {
+		t.Errorf("term of an acquisition before the raise = %d, want 110", o.Term)
+	}
+	if o := observeAt(&api.KVPair{Value: encodeRecord("a", nil, 0), Session: "s", ModifyIndex: 101}, 0, off); o.Term != 601 {
+		t.Errorf("term of an acquisition after the raise = %d, want 601", o.Term)
+	}
+	if o := observeAt(&api.KVPair{ModifyIndex: 101}, 0, off); o.Term != 0 || o.Revision != 101 {
+		t.Errorf("a free key = %+v", o.Record)
+	}
+	if off, err := parseOffset(nil); err != nil || off != (termOffset{}) {
+		t.Errorf("a missing offset = %+v, %v", off, err)
+	}
+	for _, v := range []string{"", "5", "x 1", "1 5", "-1 0", "1 2 3", "9223372036854775808 0"} {
+		if _, err := parseOffset(&api.KVPair{Value: []byte(v)}); err == nil {
+			t.Errorf("offset %q was accepted", v)
+		}
+	}
+	if got := string((termOffset{current: 7, previous: 3}).encode()); got != "7 3" {
+		t.Errorf("encode = %q", got)
+	}
+}

@@ -102,3 +102,16 @@ func (k *keyStates) retryAfter(key string, o observation) time.Duration {
 	s.refused++
 	return min(wait, maxRefusedBackoff)
 }
+
+// termOf returns the term of the holder in r, a record read without its
+// offset, if a record of the same holder at the same revision was noted: a
+// revision is one write of the key, so its term never changes.
+func (k *keyStates) termOf(key string, r election.Record) (uint64, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s := k.keys[key]
+	if s == nil || s.last.Revision != r.Revision || s.last.Session != r.Session || r.Session == "" {
+		return 0, false
+	}
+	return s.last.Term, true
+}

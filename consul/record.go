@@ -55,11 +55,18 @@ type observation struct {
 // index of the read, the revision of a missing key.
 //
 // The term of a leader is the key's ModifyIndex at its acquisition, a Raft
-// index: every write to Consul's state gets a higher one, so a term is
-// greater than any term before it, also after the key was deleted and
-// created again. The key's LockIndex would not do: it counts acquisitions of
+// index, plus the term offset then current (see RaiseTermFloor). Every
+// write to Consul's state gets a higher index, and the offset never
+// decreases, so a term is greater than any term before it, also after the
+// key was deleted and created again. The key's LockIndex would not do: it counts acquisitions of
 // the key as it exists now, and starts again at 1 when it is recreated.
 func observe(pair *api.KVPair, index uint64) observation {
+	return observeAt(pair, index, termOffset{})
+}
+
+// observeAt is observe with the key's term offset: the term of a holder is
+// the key's ModifyIndex plus the offset of its acquisition.
+func observeAt(pair *api.KVPair, index uint64, off termOffset) observation {
 	if pair == nil {
 		return observation{Record: election.Record{Revision: max(index, 1)}}
 	}
@@ -74,7 +81,7 @@ func observe(pair *api.KVPair, index uint64) observation {
 		return o
 	}
 	o.Session = pair.Session
-	o.Term = pair.ModifyIndex
+	o.Term = pair.ModifyIndex + off.at(pair.ModifyIndex)
 	if ok {
 		o.LeaderID, o.Value = v.LeaderID, v.Value
 	} else {

@@ -187,8 +187,9 @@ func (s *session) sessionRenewDue(now time.Time) bool {
 }
 
 // Acquire locks the key with this session and reads it back in one
-// transaction: the KV lock verb and a get, so that the term, the key's
-// ModifyIndex, is the index of this very acquisition.
+// transaction: the KV lock verb, a get, and a read of the term offset, so
+// that the term, the key's ModifyIndex plus the offset, is that of this very
+// acquisition.
 func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 	if err := s.lostErr(); err != nil {
 		return election.Acquisition{}, err
@@ -200,9 +201,11 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 	if held != nil {
 		return s.reacquire(ctx, *held)
 	}
+	offKey := s.key + OffsetKeySuffix
 	ops := api.TxnOps{
 		{KV: &api.KVTxnOp{Verb: api.KVLock, Key: s.key, Value: s.value, Flags: api.LockFlagValue, Session: s.info.ID}},
 		{KV: &api.KVTxnOp{Verb: api.KVGet, Key: s.key}},
+		{KV: &api.KVTxnOp{Verb: api.KVGetTree, Key: offKey}},
 	}
 	q := &api.QueryOptions{Datacenter: s.b.opts.Datacenter, Token: s.b.opts.Token}
 	ok, resp, _, err := s.b.client.Txn().Txn(ops, q.WithContext(ctx))
@@ -212,10 +215,22 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 		return election.Acquisition{}, wrap(fmt.Sprintf("acquire %q", s.key), err)
 	}
 	if ok {
-		if len(resp.Results) != 2 || resp.Results[1].KV == nil {
+		if len(resp.Results) < 2 || resp.Results[1].KV == nil {
 			return election.Acquisition{}, fmt.Errorf("consul: acquire %q: transaction returned %d results", s.key, len(resp.Results))
 		}
-		o := observe(resp.Results[1].KV, 0)
+		var offPair *api.KVPair
+		for _, r := range resp.Results[2:] {
+			if r.KV != nil && r.KV.Key == offKey {
+				offPair = r.KV
+			}
+		}
+		off, err := parseOffset(offPair)
+		if err != nil {
+			// The lock was applied: mayHold stays set, so that Close
+			// releases the key.
+			return election.Acquisition{}, err
+		}
+		o := observeAt(resp.Results[1].KV, 0, off)
 		s.b.keys.note(s.key, o)
 		if o.Session != s.info.ID {
 			return election.Acquisition{}, fmt.Errorf("consul: acquire %q: the key shows session %q after the lock", s.key, o.Session)
@@ -237,7 +252,7 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 	default:
 		return election.Acquisition{}, fmt.Errorf("consul: acquire %q: %w", s.key, terr)
 	}
-	o, err := s.b.read(s.key, s.b.queryOptions(ctx))
+	o, err := s.b.read(ctx, s.key, s.b.queryOptions(ctx))
 	if err != nil {
 		return election.Acquisition{}, err
 	}
@@ -256,7 +271,7 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 // reacquire answers an Acquire of a session that acquired already: the
 // record it holds, with the term of its acquisition, if it still holds it.
 func (s *session) reacquire(ctx context.Context, held election.Record) (election.Acquisition, error) {
-	o, err := s.b.read(s.key, s.b.queryOptions(ctx))
+	o, err := s.b.read(ctx, s.key, s.b.queryOptions(ctx))
 	if err != nil {
 		return election.Acquisition{}, err
 	}
