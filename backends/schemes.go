@@ -7,6 +7,7 @@ import (
 
 	"github.com/consul-leader/consul-leader/consul"
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/etcd"
 	"github.com/consul-leader/consul-leader/redis"
 )
 
@@ -17,6 +18,8 @@ func scheme(s string) (openFunc, bool) {
 		return openMemory, true
 	case "consul", "consuls":
 		return openConsul, true
+	case "etcd", "etcds":
+		return openEtcd, true
 	case "redis", "rediss":
 		return openRedis, true
 	}
@@ -33,6 +36,14 @@ func openRedis(ctx context.Context, _ *Opener, u *url.URL, opts election.Options
 
 func openConsul(ctx context.Context, _ *Opener, u *url.URL, opts election.Options) (election.Backend, error) {
 	b, err := consul.OpenBackend(ctx, u, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadURL, err)
+	}
+	return b, nil
+}
+
+func openEtcd(ctx context.Context, _ *Opener, u *url.URL, opts election.Options) (election.Backend, error) {
+	b, err := etcd.OpenBackend(ctx, u, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadURL, err)
 	}

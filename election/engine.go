@@ -184,6 +184,7 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 	}()
 	sctx := ka.ctx
 	var rec Record // Revision 0: not read yet
+	tried := false // Acquire was called in this session: a queueing store (etcd) has it queued
 	for {
 		if sctx.Err() != nil {
 			if ctx.Err() == nil {
@@ -192,7 +193,7 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 			return holdOff
 		}
 		switch {
-		case rec.Revision != 0 && !rec.Free() && rec.Session != info.ID:
+		case tried && rec.Revision != 0 && !rec.Free() && rec.Session != info.ID:
 			// Another candidate leads: wait for a change.
 			r, err := e.watch(sctx, rec.Revision, e.opts.WaitTime)
 			if err != nil {
@@ -221,6 +222,7 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 			continue
 		}
 		sent := time.Now()
+		tried = true
 		acq, err := e.acquire(sctx, sess)
 		if err != nil {
 			if sctx.Err() != nil {

@@ -1,0 +1,113 @@
+// Package etcd elects leaders with etcd v3, through the engine of package
+// election: New takes an etcd client (go.etcd.io/etcd/client/v3), OpenURL an
+// etcd:// URL, and both return an election.Elector.
+//
+//	el, err := etcd.New(client, etcd.Options{Options: election.Options{Resource: "billing-cron"}})
+//
+// # Store mapping
+//
+// A candidate's session is an etcd lease granted with the election TTL,
+// which must be a whole number of seconds, at least MinTTL (2 s: an etcd
+// member at its default --election-timeout of 1 s grants no shorter lease).
+// The engine renews it with one KeepAliveOnce per RenewInterval; the
+// client's background KeepAlive is not used. A lease the store no longer
+// has is election.ErrSessionLost.
+//
+// To campaign, a candidate puts the key Prefix + "/" + its lease ID in hex,
+// bound to its lease, unless the key exists (a transaction comparing its
+// CreateRevision with 0). The leader is the candidate whose key has the
+// lowest create revision under the prefix. The key's value is the
+// candidate's ID, followed by a newline and its Value when it has one.
+// Giving leadership up deletes the key, guarded by its lease, and then
+// revokes the lease. Prefix defaults to "election/" and the resource, with
+// every "/" in the resource written %2F (see DefaultPrefix).
+//
+// This is the layout of etcd's own concurrency.Election, which
+// `etcdctl elect` uses, for three reasons:
+//
+//   - Fairness: candidates queue in the order they arrived, and leadership
+//     passes down the queue; a departing leader cannot win again ahead of
+//     those waiting.
+//   - Interoperability: `etcdctl elect -l election/billing-cron` shows the
+//     leader (its ID on the first line), and electors of this package,
+//     concurrency.Election and `etcdctl elect` campaigning on the same prefix
+//     contend correctly with each other. A foreign candidate's value, which
+//     has no newline as a rule, is its LeaderID.
+//   - Wake-up: the next leader is decided by the store the moment the
+//     leader's key is deleted, without a race among the followers. Each
+//     follower keeps one watch on the prefix, from which it maintains the
+//     whole queue, so that it learns the new leader from the deletion event
+//     itself, without a read. A graceful handover takes one write and one
+//     watch event. While the leader stays, a follower sends nothing but its
+//     lease keepalives; its watch stream stays open and silent.
+//
+// Elector.Leader reads the first key linearizably.
+//
+// # Fencing token
+//
+// Leadership.Term is the create revision of the leader's key: etcd's
+// revision is global and only grows, so every term of a resource, and of any
+// resource, has a greater token than those before it, also across restarts
+// of etcd. The leader's key is in Leadership.Session.Fields["key"], and its
+// create revision in Fields["createRevision"]. A leader guards a write to
+// etcd with them by making the write conditional on its key still being the
+// one created then:
+//
+//	key := l.Session.Fields["key"]
+//	rev, _ := strconv.ParseInt(l.Session.Fields["createRevision"], 10, 64)
+//	resp, err := client.Txn(ctx).
+//		If(clientv3.Compare(clientv3.CreateRevision(key), "=", rev)).
+//		Then(clientv3.OpPut("billing/last-run", now)).
+//		Commit()
+//	// resp.Succeeded is false once the term is over.
+//
+// Other systems take Term with every write and refuse tokens lower than the
+// highest they have seen.
+//
+// Backend implements election.TermFloorRaiser, for a live move between
+// stores (see package backends): RaiseTermFloor keeps an offset in the key
+// Prefix + OffsetKeySuffix, which is added to the create revision of every
+// later leader's key. Term then exceeds the create revision, which still
+// guards etcd writes as above; the key exists only once a floor was raised.
+//
+// # Safety model
+//
+// etcd expires a lease no earlier than its TTL after the raft leader
+// received the last keepalive, and a change of raft leader extends every
+// lease rather than shortening it. The engine ends a term TTL -
+// election.StepDownMargin(TTL) after the start of the last renewal that
+// succeeded, before the lease can expire; only then does the key disappear
+// and the next candidate lead. Watches require the member to have a raft
+// leader, so a follower connected to a member cut off from its cluster sees
+// an error rather than silence.
+//
+// Deleting the leader's key or revoking its lease from outside (etcdctl)
+// frees the leadership at once: the next candidate may start leading one
+// watch event before the old leader learns it has lost. Writes fenced with
+// Term, as above, are safe from that moment.
+//
+// Two elections must not use prefixes of which one is the other followed by
+// "/" and more, or the shorter one would see the longer one's candidates as
+// its own; DefaultPrefix never produces such prefixes.
+//
+// # Defaults and errors
+//
+// Besides Prefix, the defaults are those of election.Options: TTL 15 s,
+// RenewInterval TTL/3, WaitTime 5 s, RequestTimeout TTL/5. A member
+// configured with a longer election timeout may grant a longer lease than
+// the TTL: the elector still steps down in time, the store frees a dead
+// leader's election later, and Leadership.Session.TTL shows the lease
+// granted.
+//
+// Users, roles and TLS are set on the client (or in the URL for OpenURL). A
+// request etcd refuses for lack of rights, or a wrong password, is an error
+// wrapping election.ErrPermissionDenied, which the handler sees in
+// Leadership.Err. A candidate needs read and write permission on every key
+// that starts with its prefix, which covers the candidates' keys and the
+// term offset key:
+//
+//	etcdctl role grant-permission elector readwrite election/billing-cron --prefix
+//
+// An observer that only calls Leader needs read permission on the same
+// range.
+package etcd

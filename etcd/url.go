@@ -1,0 +1,260 @@
+package etcd
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+
+	"github.com/consul-leader/consul-leader/election"
+)
+
+// URL defaults.
+const (
+	// DefaultPort is the client port of an endpoint given without one.
+	DefaultPort = 2379
+	// DefaultDialTimeout bounds connecting and authenticating in OpenURL
+	// when the URL has no dialTimeout, or ctx no earlier deadline.
+	DefaultDialTimeout = 5 * time.Second
+	// keepAliveTime and keepAliveTimeout make a client created by OpenURL
+	// notice a dead connection and move to another endpoint. etcd refuses
+	// client pings more often than every 5 s.
+	keepAliveTime    = 10 * time.Second
+	keepAliveTimeout = 5 * time.Second
+	// maxReconnectDelay caps the client's backoff between attempts to
+	// reconnect, 120 s by default, so that electors are back soon after a
+	// restart of etcd.
+	maxReconnectDelay = 2 * time.Second
+)
+
+// reconnectFast returns the dial option of a client that retries a lost
+// connection at most maxReconnectDelay apart, giving each attempt dial.
+func reconnectFast(dial time.Duration) grpc.DialOption {
+	return grpc.WithConnectParams(grpc.ConnectParams{
+		Backoff: backoff.Config{
+			BaseDelay:  100 * time.Millisecond,
+			Multiplier: 1.6,
+			Jitter:     0.2,
+			MaxDelay:   maxReconnectDelay,
+		},
+		MinConnectTimeout: dial,
+	})
+}
+
+// urlParams are the query parameters OpenURL knows.
+var urlParams = []string{"ca", "cert", "dialTimeout", "key", "prefix"}
+
+// OpenURL returns an elector for an etcd URL, with a client of its own that
+// Close closes:
+//
+//	etcd://[user:password@]host[:port][,host[:port]...][?param=value&...]
+//	etcds://...
+//
+// etcds connects with TLS, verifying the members' certificates against the
+// system's roots or ca. Endpoints without a port use DefaultPort. The user
+// and password, when given, authenticate with etcd's auth; a wrong password
+// fails with an error wrapping election.ErrPermissionDenied. Parameters:
+//
+//	prefix       the election's key prefix (Options.Prefix)
+//	dialTimeout  bound on connecting and authenticating, a Go duration (default 5s)
+//	ca           PEM file of the CA that signs the members' certificates (etcds only)
+//	cert, key    PEM files of a client certificate and its key (etcds only)
+//
+// The common election parameters are parsed by the caller into opts; any
+// other parameter is an error that names it. ctx bounds connecting and
+// authenticating.
+func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (election.Elector, error) {
+	b, err := OpenBackend(ctx, u, opts)
+	if err != nil {
+		return nil, err
+	}
+	e, err := election.New(b, opts)
+	if err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// OpenBackend returns the Backend for the URL u, with the parameters
+// OpenURL takes, for electors of opts: their TTL is checked, and the prefix
+// parameter names the prefix of opts.Resource. The backend owns the client
+// it creates and closes it in Close, so it belongs to one elector.
+func OpenBackend(ctx context.Context, u *url.URL, opts election.Options) (*Backend, error) {
+	cfg, eopts, err := parseURL(u, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := eopts.validateForBackend(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("etcd: connect: %w", err)
+	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < cfg.DialTimeout {
+		cfg.DialTimeout = max(time.Until(d), time.Millisecond)
+	}
+	cfg.Logger = zapToSlog(eopts.WithDefaults().Logger)
+	cfg.DialOptions = append(cfg.DialOptions, reconnectFast(cfg.DialTimeout))
+	client, err := clientv3.New(cfg)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			err = errors.Join(cerr, err)
+		}
+		return nil, storeError("connect to "+strings.Join(cfg.Endpoints, ","), err)
+	}
+	b, err := NewBackend(client, eopts)
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
+	b.owned = true
+	return b, nil
+}
+
+// parseURL turns an etcd URL into a client configuration and options.
+func parseURL(u *url.URL, opts election.Options) (clientv3.Config, Options, error) {
+	var cfg clientv3.Config
+	eopts := Options{Options: opts}
+	if u == nil {
+		return cfg, eopts, urlError("", "is required", "nil")
+	}
+	scheme := "http"
+	switch u.Scheme {
+	case "etcd":
+	case "etcds":
+		scheme = "https"
+	default:
+		return cfg, eopts, urlError("scheme", `must be "etcd" or "etcds"`, strconv.Quote(u.Scheme))
+	}
+	if u.Opaque != "" || u.Path != "" && u.Path != "/" {
+		return cfg, eopts, urlError("path", "must be empty: the election is named by its resource or the prefix parameter", strconv.Quote(u.EscapedPath()+u.Opaque))
+	}
+	if u.Fragment != "" {
+		return cfg, eopts, urlError("fragment", "must be empty", strconv.Quote(u.Fragment))
+	}
+	eps, err := endpoints(u.Host, scheme)
+	if err != nil {
+		return cfg, eopts, err
+	}
+	cfg = clientv3.Config{
+		Endpoints:            eps,
+		DialTimeout:          DefaultDialTimeout,
+		DialKeepAliveTime:    keepAliveTime,
+		DialKeepAliveTimeout: keepAliveTimeout,
+	}
+	if u.User != nil {
+		cfg.Username = u.User.Username()
+		cfg.Password, _ = u.User.Password()
+		if cfg.Username == "" {
+			return cfg, eopts, urlError("user", "must not be empty when the URL has user information", `""`)
+		}
+	}
+
+	q := u.Query()
+	var unknown []string
+	for name, values := range q {
+		if !slices.Contains(urlParams, name) {
+			unknown = append(unknown, strconv.Quote(name))
+		} else if len(values) != 1 {
+			return cfg, eopts, urlError(name, "must be given once", fmt.Sprintf("%d values", len(values)))
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return cfg, eopts, urlError("query", "has unknown parameters "+strings.Join(unknown, ", ")+
+			"; the etcd backend knows "+strings.Join(urlParams, ", "), "")
+	}
+	if q.Has("prefix") {
+		if eopts.Prefix = q.Get("prefix"); eopts.Prefix == "" {
+			return cfg, eopts, urlError("prefix", "must not be empty when given", `""`)
+		}
+	}
+	if q.Has("dialTimeout") {
+		d, err := time.ParseDuration(q.Get("dialTimeout"))
+		if err != nil || d <= 0 {
+			return cfg, eopts, urlError("dialTimeout", "must be a positive duration such as 5s", strconv.Quote(q.Get("dialTimeout")))
+		}
+		cfg.DialTimeout = d
+	}
+	cfg.TLS, err = tlsConfig(scheme == "https", q.Get("ca"), q.Get("cert"), q.Get("key"))
+	return cfg, eopts, err
+}
+
+// endpoints splits a comma-separated list of host[:port] into client URLs.
+func endpoints(hosts, scheme string) ([]string, error) {
+	if hosts == "" {
+		return nil, urlError("host", "must list at least one etcd endpoint, as host[:port][,host[:port]...]", `""`)
+	}
+	var eps []string
+	for _, h := range strings.Split(hosts, ",") {
+		host, port := h, strconv.Itoa(DefaultPort)
+		if i := strings.LastIndexByte(h, ':'); i >= 0 && i > strings.LastIndexByte(h, ']') {
+			var err error
+			if host, port, err = net.SplitHostPort(h); err != nil {
+				return nil, urlError("host", "must be host[:port]", strconv.Quote(h))
+			}
+		}
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		if n, err := strconv.Atoi(port); host == "" || err != nil || n < 1 || n > 65535 {
+			return nil, urlError("host", "must be host[:port] with a port from 1 to 65535", strconv.Quote(h))
+		}
+		eps = append(eps, scheme+"://"+net.JoinHostPort(host, port))
+	}
+	return eps, nil
+}
+
+// tlsConfig returns the TLS configuration of an etcds URL, or nil.
+func tlsConfig(secure bool, ca, cert, key string) (*tls.Config, error) {
+	if !secure {
+		for _, p := range [][2]string{{"ca", ca}, {"cert", cert}, {"key", key}} {
+			if p[1] != "" {
+				return nil, urlError(p[0], "needs the etcds scheme", strconv.Quote(p[1]))
+			}
+		}
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", urlError("ca", "must be a readable PEM file", strconv.Quote(ca)), err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, urlError("ca", "must hold at least one PEM certificate", strconv.Quote(ca))
+		}
+	}
+	if (cert == "") != (key == "") {
+		return nil, urlError("cert", "and key must be given together", fmt.Sprintf("cert=%q key=%q", cert, key))
+	}
+	if cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", urlError("cert", "and key must be a matching PEM certificate and key", fmt.Sprintf("cert=%q key=%q", cert, key)), err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
+
+// urlError is an *election.OptionError about part of an etcd URL.
+func urlError(part, rule, value string) error {
+	field := "URL"
+	if part != "" {
+		field += " " + part
+	}
+	return &election.OptionError{Field: field, Rule: rule, Value: value}
+}

@@ -1,0 +1,63 @@
+package etcd
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/consul-leader/consul-leader/election"
+)
+
+// Watch returns the leadership of resource. With after == 0, or wait <= 0,
+// it reads it linearizably. Otherwise it waits, for at most wait, until the
+// backend's watch of the election's prefix sees the leadership change, and
+// returns the state then known: a follower sends nothing while the leader stays, and
+// learns the new leader from the event that changed it.
+//
+// The watch requires the member to have a raft leader, so that a member cut
+// off from its cluster fails it instead of leaving it silent; while it
+// fails, Watch returns its error, and the watch is retried after
+// RetryInterval. A watch that must resume from a compacted revision, after
+// a lost connection, is created anew and reloads the queue.
+func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
+	prefix, err := b.Prefix(resource)
+	if err != nil {
+		return election.Record{}, err
+	}
+	if after == 0 || wait <= 0 {
+		st, err := b.read(ctx, resource, prefix)
+		return st.rec, err
+	}
+	b.mu.Lock()
+	h := b.hubLocked(resource, prefix)
+	h.enterLocked()
+	known := h.known
+	b.mu.Unlock()
+	defer h.exit()
+	if !known {
+		if _, err := b.read(ctx, resource, prefix); err != nil {
+			return election.Record{}, err
+		}
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		b.mu.Lock()
+		h.startLocked() // again, if it stopped on a Close meanwhile
+		st, err, changed := h.st, h.err, h.changed
+		b.mu.Unlock()
+		switch {
+		case err != nil:
+			return election.Record{}, err
+		case st.rec.Revision != after:
+			return st.rec, nil
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return st.rec, nil
+		case <-ctx.Done():
+			return election.Record{}, fmt.Errorf("etcd: watch %s: %w", prefix, ctx.Err())
+		}
+	}
+}
