@@ -113,119 +113,130 @@ func (f *fence) leading() (string, bool) {
 	return "", false
 }
 
+// procedureEnv is where a migration procedure runs: how to start a process
+// of a mode ("old", "both", "new") and how to cut one off its stores for good.
+type procedureEnv struct {
+	ttl   time.Duration
+	spawn func(t *testing.T, mode, id string) election.Elector
+	cut   func(id string)
+	heal  func(id string)
+}
+
 // TestMigrationProcedure moves a deployment of four processes from one store
 // to another in the three documented steps, with releases and crashes in
 // between, and checks continuously that there is never more than one
 // leader and that the fenced resource sees terms only grow.
 func TestMigrationProcedure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
 		oldStore, newStore := memory.NewStore(), memory.NewStore()
-		f := &fence{t: t, acting: map[string]uint64{}}
-		rng := rand.New(rand.NewPCG(1, 2))
-		type proc struct {
-			id string
-			el election.Elector
-		}
-		var procs []proc
-		gen := 0
-		spawn := func(mode string) proc {
-			gen++
-			id := fmt.Sprintf("%s-%d", mode, gen)
-			var b election.Backend
-			switch mode {
-			case "old":
-				b = oldStore.Connect(id)
-			case "new":
-				b = newStore.Connect(id)
-			default:
-				var err error
-				if b, err = backends.Migration(oldStore.Connect(id), newStore.Connect(id)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			el, err := election.New(b, election.Options{Resource: "jobs", ID: id, TTL: 10 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = el.Start(ctx, func(ctx context.Context, l election.Leadership) error {
-				if l.IsLeader {
-					f.start(id, l.Term)
-					<-ctx.Done()
-					f.stop(id)
-				}
-				return nil
-			})
-			return proc{id, el}
-		}
-		// crash cuts a process off both stores for good; it is closed at
-		// the end of the test.
-		var crashed []proc
-		crash := func(p proc) {
-			oldStore.Cut(p.id)
-			newStore.Cut(p.id)
-			crashed = append(crashed, p)
-		}
-		waitLeader := func(step string) {
-			t.Helper()
-			deadline := time.Now().Add(2 * 10 * time.Second)
-			for time.Now().Before(deadline) {
-				if _, ok := f.leading(); ok {
-					return
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			t.Fatalf("%s: no leader within 2 TTL", step)
-		}
-		// roll replaces every process, one at a time, by one of mode; the
-		// leader is released or crashes now and then.
-		roll := func(mode string) {
-			for i := range procs {
-				old := procs[i]
-				switch rng.IntN(3) {
-				case 0:
-					_ = old.el.Close(ctx) // a graceful stop releases
-				case 1:
-					crash(old)
+		runProcedure(t, procedureEnv{
+			ttl: 10 * time.Second,
+			spawn: func(t *testing.T, mode, id string) election.Elector {
+				var b election.Backend
+				switch mode {
+				case "old":
+					b = oldStore.Connect(id)
+				case "new":
+					b = newStore.Connect(id)
 				default:
-					_ = old.el.Close(ctx)
-				}
-				procs[i] = spawn(mode)
-				waitLeader(mode + " rollout")
-				if id, ok := f.leading(); ok {
-					for _, p := range procs {
-						if p.id == id {
-							_ = p.el.Release(ctx)
-						}
+					var err error
+					if b, err = backends.Migration(oldStore.Connect(id), newStore.Connect(id)); err != nil {
+						t.Fatal(err)
 					}
 				}
-				time.Sleep(time.Duration(rng.IntN(3000)) * time.Millisecond)
+				el, err := election.New(b, election.Options{Resource: "jobs", ID: id, TTL: 10 * time.Second})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return el
+			},
+			cut:  func(id string) { oldStore.Cut(id); newStore.Cut(id) },
+			heal: func(id string) { oldStore.Heal(id); newStore.Heal(id) },
+		})
+	})
+}
+
+func runProcedure(t *testing.T, env procedureEnv) {
+	ctx := context.Background()
+	f := &fence{t: t, acting: map[string]uint64{}}
+	rng := rand.New(rand.NewPCG(1, 2))
+	type proc struct {
+		id string
+		el election.Elector
+	}
+	var procs, crashed []proc
+	gen := 0
+	spawn := func(mode string) proc {
+		gen++
+		id := fmt.Sprintf("%s-%d", mode, gen)
+		el := env.spawn(t, mode, id)
+		_ = el.Start(ctx, func(ctx context.Context, l election.Leadership) error {
+			if l.IsLeader {
+				f.start(id, l.Term)
+				<-ctx.Done()
+				f.stop(id)
 			}
-		}
-		for range 4 {
-			procs = append(procs, spawn("old"))
-		}
-		waitLeader("step 1")
-		roll("both")
-		waitLeader("step 2")
-		// Step 3 starts once no process runs on the old store alone, and a
-		// TTL has passed since the last one stopped, so that one that was
-		// cut off has stepped down: processes on the new store alone share
-		// no store with it.
-		time.Sleep(10 * time.Second)
-		roll("new")
-		waitLeader("step 3")
+			return nil
+		})
+		return proc{id, el}
+	}
+	defer func() {
 		for _, p := range procs {
 			_ = p.el.Close(ctx)
 		}
 		for _, p := range crashed {
-			oldStore.Heal(p.id)
-			newStore.Heal(p.id)
+			env.heal(p.id)
 			_ = p.el.Close(ctx)
 		}
-		if f.writes < 5 {
-			t.Errorf("only %d terms over the migration; the test did not move leadership enough", f.writes)
+	}()
+	waitLeader := func(step string) {
+		t.Helper()
+		deadline := time.Now().Add(3 * env.ttl)
+		for time.Now().Before(deadline) {
+			if _, ok := f.leading(); ok {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		t.Logf("%d terms, last term %d", f.writes, f.maxTerm)
-	})
+		t.Fatalf("%s: no leader within 3 TTL", step)
+	}
+	// roll replaces every process, one at a time, by one of mode: a
+	// graceful stop or a crash (cut off for good); then the leader releases.
+	roll := func(mode string) {
+		for i := range procs {
+			if rng.IntN(3) == 1 {
+				env.cut(procs[i].id)
+				crashed = append(crashed, procs[i])
+			} else {
+				_ = procs[i].el.Close(ctx)
+			}
+			procs[i] = spawn(mode)
+			waitLeader(mode + " rollout")
+			if id, ok := f.leading(); ok {
+				for _, p := range procs {
+					if p.id == id {
+						_ = p.el.Release(ctx)
+					}
+				}
+			}
+			time.Sleep(time.Duration(rng.IntN(int(env.ttl/3/time.Millisecond))) * time.Millisecond)
+		}
+	}
+	for range 4 {
+		procs = append(procs, spawn("old"))
+	}
+	waitLeader("step 1")
+	roll("both")
+	waitLeader("step 2")
+	// Step 3 starts once no process runs on the old store alone, and a TTL
+	// has passed since the last one stopped, so that one that was cut off
+	// has stepped down: processes on the new store alone share no store
+	// with it.
+	time.Sleep(env.ttl)
+	roll("new")
+	waitLeader("step 3")
+	if f.writes < 5 {
+		t.Errorf("only %d terms over the migration; the test did not move leadership enough", f.writes)
+	}
+	t.Logf("%d terms, last term %d", f.writes, f.maxTerm)
 }
