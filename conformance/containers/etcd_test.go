@@ -2,9 +2,6 @@ package containers
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -84,26 +81,7 @@ func waitEtcdHealthy(ctx context.Context, t testing.TB, endpoints []string) {
 }
 
 func etcdHealthy(ctx context.Context, hc *http.Client, endpoint string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+endpoint+"/health", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if err != nil {
-		return err
-	}
-	var h struct {
-		Health string `json:"health"`
-	}
-	if err := json.Unmarshal(body, &h); err != nil || h.Health != "true" {
-		return fmt.Errorf("/health: %s %s", resp.Status, body)
-	}
-	return nil
+	return testserver.EtcdHealthy(ctx, hc, "http://"+endpoint)
 }
 
 // newEtcdClient returns a client of endpoints, closed when t ends.

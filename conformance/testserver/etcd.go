@@ -186,7 +186,14 @@ func (s *EtcdServer) start(t testing.TB) {
 // healthy reports whether the member answers its /health endpoint, which
 // needs an elected raft leader.
 func (s *EtcdServer) healthy(ctx context.Context, hc *http.Client) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+"/health", nil)
+	return EtcdHealthy(ctx, hc, s.URL())
+}
+
+// EtcdHealthy reports whether the etcd member at baseURL (http://host:port)
+// answers its /health endpoint with health "true", which needs an elected
+// raft leader.
+func EtcdHealthy(ctx context.Context, hc *http.Client, baseURL string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/health", nil)
 	if err != nil {
 		return err
 	}
