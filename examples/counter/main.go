@@ -162,10 +162,18 @@ func (d *demo) script(ctx context.Context, n int) error {
 	}
 	var cs []*candidate
 	defer func() {
+		// Followers first, the leader last, so that stopping hands nothing
+		// over.
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
+		leader := d.leader(cctx, cs)
 		for _, c := range cs {
-			_ = c.el.Close(cctx)
+			if c != leader {
+				_ = c.el.Close(cctx)
+			}
+		}
+		if leader != nil {
+			_ = leader.el.Close(cctx)
 		}
 	}()
 	for i := 1; i <= n; i++ {
