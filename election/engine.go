@@ -204,7 +204,7 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 				continue
 			}
 			rec = r
-			e.observe(ctx, d, info, rec)
+			e.observeUnlessTaking(ctx, d, info, rec, holdOff)
 			continue
 		case time.Until(holdOff) > 0:
 			// Free, but this candidate leaves others the first chance.
@@ -218,7 +218,7 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 				continue
 			}
 			rec = r
-			e.observe(ctx, d, info, rec)
+			e.observeUnlessTaking(ctx, d, info, rec, holdOff)
 			continue
 		}
 		sent := time.Now()
@@ -266,23 +266,30 @@ func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHan
 	l := Leadership{Resource: e.opts.Resource, LeaderID: e.opts.ID, Value: e.opts.Value, IsLeader: true, Term: rec.Term, Session: info}
 	e.last = noticeOf(l, rec.Session)
 	e.log.Info("became leader", "term", rec.Term, "session", info.ID)
+	// Watch the record in the background: it must stay ours. The term ends
+	// when tctx does, without waiting for a blocked read to unwind. The read
+	// itself is abandoned only once the store is released: a release ends a
+	// blocking read at once, and a read cut off on the way would cost the
+	// store and the client a connection at the moment of handover.
+	watched := make(chan struct{})
+	wctx, stopWatch := context.WithCancel(sctx)
+	defer stopWatch()
+	go func() {
+		defer close(watched)
+		e.watchTerm(tctx, wctx, cancel, info, rec)
+	}()
+	// The handler is told last, so that it runs before the watch goroutine
+	// started above.
 	d.enqueue(event{ctx: tctx, l: l, done: t.handlerDone, onError: func(err error) {
 		cancel(fmt.Errorf("%w: %w", ErrHandlerFailed, err))
 	}})
-
-	// Watch the record in the background: it must stay ours. The term ends
-	// when tctx does, without waiting for a blocked read to unwind.
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		e.watchTerm(tctx, cancel, info, rec)
-	}()
 	<-tctx.Done()
 	cause := context.Cause(tctx)
 	ka.halt()
 	e.log.Info("term ended", "term", t.number, "cause", cause)
 	e.awaitHandler(t)
 	e.closeSession(ctx, sess)
+	stopWatch()
 	close(t.ended)
 	<-watched
 	e.setTerm(nil)
@@ -296,10 +303,11 @@ func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHan
 
 // watchTerm watches a leader's record until tctx ends, and ends the term
 // when the record is no longer this session's. A blocking read returns at
-// once on any change, so it may wait long: LeaderWait.
-func (e *engine) watchTerm(tctx context.Context, cancel context.CancelCauseFunc, own SessionInfo, rec Record) {
+// once on any change, so it may wait long: LeaderWait. Its reads run under
+// wctx, which ends after tctx, once the store is released.
+func (e *engine) watchTerm(tctx, wctx context.Context, cancel context.CancelCauseFunc, own SessionInfo, rec Record) {
 	for tctx.Err() == nil {
-		r, err := e.watch(tctx, rec.Revision, LeaderWait(e.opts))
+		r, err := e.watch(wctx, rec.Revision, LeaderWait(e.opts))
 		if err != nil {
 			if tctx.Err() == nil {
 				e.log.Warn("leader cannot watch its record", "term", rec.Term, "err", err)
@@ -373,6 +381,16 @@ func (e *engine) observe(ctx context.Context, d *dispatcher, own SessionInfo, re
 		return // this candidate is about to acquire
 	}
 	e.notify(ctx, d, e.leadership(rec, own), rec.Session)
+}
+
+// observeUnlessTaking is observe, except for a free record that this
+// candidate acquires at once: a release that is taken over at once is not
+// announced as a time without a leader; the acquisition's outcome is.
+func (e *engine) observeUnlessTaking(ctx context.Context, d *dispatcher, own SessionInfo, rec Record, holdOff time.Time) {
+	if rec.Free() && time.Until(holdOff) <= 0 {
+		return
+	}
+	e.observe(ctx, d, own, rec)
 }
 
 // fail logs a failed campaign step and tells the handler, once per kind of

@@ -1,0 +1,116 @@
+//go:build go1.25
+
+package election_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/memory"
+)
+
+// The handover path, tested in fake time on the memory store.
+
+// TestTakeoverNotAnnouncedAsLeaderless: a follower that takes the resource
+// over at once, when the leader releases it, is told that it leads, with no
+// "no leader" notification in between.
+func TestTakeoverNotAnnouncedAsLeaderless(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := memory.NewStore()
+		aCh := make(chan election.Leadership, 10)
+		a := startElector(t, store, election.Options{Resource: "r", ID: "a"}, blockingLeader(aCh, nil))
+		waitLeader(t, aCh)
+		var mu sync.Mutex
+		var seen []election.Leadership
+		startElector(t, store, election.Options{Resource: "r", ID: "b"}, func(ctx context.Context, l election.Leadership) error {
+			mu.Lock()
+			seen = append(seen, l)
+			mu.Unlock()
+			if l.IsLeader {
+				<-ctx.Done()
+			}
+			return nil
+		})
+		synctest.Wait()
+		if err := a.Release(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(seen) != 2 || seen[0].LeaderID != "a" || seen[0].IsLeader || !seen[1].IsLeader || seen[1].LeaderID != "b" {
+			t.Fatalf("b saw %+v; want a leading, then b leading", seen)
+		}
+	})
+}
+
+// watchLog records, for a memory connection, whether a Watch ended because
+// its context did, and when sessions start closing.
+type watchLog struct {
+	*memory.Conn
+	mu     sync.Mutex
+	events []string
+}
+
+func (w *watchLog) note(ev string) {
+	w.mu.Lock()
+	w.events = append(w.events, ev)
+	w.mu.Unlock()
+}
+
+func (w *watchLog) Watch(ctx context.Context, r string, after uint64, wait time.Duration) (election.Record, error) {
+	rec, err := w.Conn.Watch(ctx, r, after, wait)
+	if err != nil && ctx.Err() != nil {
+		w.note("watch cancelled")
+	}
+	return rec, err
+}
+
+func (w *watchLog) NewSession(ctx context.Context, p election.SessionParams) (election.Session, error) {
+	s, err := w.Conn.NewSession(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return closeLog{Session: s, w: w}, nil
+}
+
+type closeLog struct {
+	election.Session
+	w *watchLog
+}
+
+func (c closeLog) Close(ctx context.Context) error {
+	c.w.note("close")
+	return c.Session.Close(ctx)
+}
+
+// TestLeaderWatchEndsWithTheRelease: a leader's blocking read of its own
+// record is not cut off when the term ends; the release ends it, as a change
+// of the record, so a store connection is not torn down at the handover.
+func TestLeaderWatchEndsWithTheRelease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &watchLog{Conn: memory.NewStore().Connect("a")}
+		el, err := election.New(w, election.Options{Resource: "r", ID: "a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer el.Close(context.Background())
+		ch := make(chan election.Leadership, 10)
+		_ = el.Start(context.Background(), blockingLeader(ch, nil))
+		waitLeader(t, ch)
+		synctest.Wait()
+		if err := el.Release(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if len(w.events) == 0 || w.events[0] != "close" {
+			t.Fatalf("events %q; want the session closed before any watch is cut off", w.events)
+		}
+	})
+}
