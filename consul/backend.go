@@ -146,20 +146,28 @@ func (b *Backend) read(ctx context.Context, key string, q *api.QueryOptions) (ob
 	o := observe(pair, meta.LastIndex)
 	if !o.Free() {
 		term, ok := b.keys.termOf(key, o.Record)
-		if ok {
-			o.Term = term
-		} else {
-			s, err := b.readBoth(ctx, key)
-			if err != nil {
-				return observation{}, err
-			}
-			off, err := parseOffset(s.offset)
-			if err != nil {
-				return observation{}, err
-			}
-			o = observeAt(s.pair, max(s.index, meta.LastIndex), off)
+		if !ok {
+			return b.readWithOffset(ctx, key, meta.LastIndex)
 		}
+		o.Term = term
 	}
+	b.keys.note(key, o)
+	return o, nil
+}
+
+// readWithOffset reads key and its term offset in one consistent
+// transaction, and notes what it saw. A transaction tells no index: a
+// missing key gets the revision index, the index of an earlier read, or 1.
+func (b *Backend) readWithOffset(ctx context.Context, key string, index uint64) (observation, error) {
+	s, err := b.readBoth(ctx, key)
+	if err != nil {
+		return observation{}, err
+	}
+	off, err := parseOffset(s.offset)
+	if err != nil {
+		return observation{}, err
+	}
+	o := observeAt(s.pair, max(s.index, index), off)
 	b.keys.note(key, o)
 	return o, nil
 }

@@ -29,13 +29,17 @@ type sessionCreate struct {
 
 // session is one Consul session, campaigning for one resource.
 type session struct {
-	b        *Backend
-	key      string
-	value    []byte // the record written into the key
-	info     election.SessionInfo
-	check    *ttlCheck     // nil unless Options.CheckTTL
-	ttl      time.Duration // the Consul session's TTL
-	checkTTL time.Duration // the check's TTL, with check
+	b     *Backend
+	key   string
+	value []byte // the record written into the key
+	id    string // the candidate's ID, in the record
+	// userValue is the candidate's value, in the record.
+	userValue []byte
+	lockDelay time.Duration
+	info      election.SessionInfo
+	check     *ttlCheck     // nil unless Options.CheckTTL
+	ttl       time.Duration // the Consul session's TTL
+	checkTTL  time.Duration // the check's TTL, with check
 
 	mu             sync.Mutex
 	held           *election.Record // the record of this session's term
@@ -60,10 +64,13 @@ func (b *Backend) NewSession(ctx context.Context, p election.SessionParams) (ele
 	start := time.Now()
 	lockDelay := b.opts.lockDelay()
 	s := &session{
-		b:     b,
-		key:   b.Key(p.Resource),
-		value: encodeRecord(p.ID, p.Value, lockDelay),
-		ttl:   p.TTL,
+		b:         b,
+		key:       b.Key(p.Resource),
+		value:     encodeRecord(p.ID, p.Value, lockDelay),
+		id:        p.ID,
+		userValue: p.Value,
+		lockDelay: lockDelay,
+		ttl:       p.TTL,
 	}
 	body := sessionCreate{
 		Name:       b.sessionName(p.Resource),
@@ -186,10 +193,10 @@ func (s *session) sessionRenewDue(now time.Time) bool {
 	return now.Sub(s.sessionRenewed) >= (s.ttl-s.checkTTL)/2
 }
 
-// Acquire locks the key with this session and reads it back in one
-// transaction: the KV lock verb, a get, and a read of the term offset, so
-// that the term, the key's ModifyIndex plus the offset, is that of this very
-// acquisition.
+// Acquire locks the key with this session and reads its term offset in one
+// transaction, so that the term, the key's ModifyIndex plus the offset, is
+// that of this very acquisition. The lock verb's result is the key as
+// locked, without its value, which is the record this session wrote.
 func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 	if err := s.lostErr(); err != nil {
 		return election.Acquisition{}, err
@@ -204,7 +211,6 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 	offKey := s.key + OffsetKeySuffix
 	ops := api.TxnOps{
 		{KV: &api.KVTxnOp{Verb: api.KVLock, Key: s.key, Value: s.value, Flags: api.LockFlagValue, Session: s.info.ID}},
-		{KV: &api.KVTxnOp{Verb: api.KVGet, Key: s.key}},
 		{KV: &api.KVTxnOp{Verb: api.KVGetTree, Key: offKey}},
 	}
 	q := &api.QueryOptions{Datacenter: s.b.opts.Datacenter, Token: s.b.opts.Token}
@@ -215,11 +221,11 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 		return election.Acquisition{}, wrap(fmt.Sprintf("acquire %q", s.key), err)
 	}
 	if ok {
-		if len(resp.Results) < 2 || resp.Results[1].KV == nil {
-			return election.Acquisition{}, fmt.Errorf("consul: acquire %q: transaction returned %d results", s.key, len(resp.Results))
+		if len(resp.Results) < 1 || resp.Results[0].KV == nil || resp.Results[0].KV.Key != s.key {
+			return election.Acquisition{}, fmt.Errorf("consul: acquire %q: the transaction returned no lock result", s.key)
 		}
 		var offPair *api.KVPair
-		for _, r := range resp.Results[2:] {
+		for _, r := range resp.Results[1:] {
 			if r.KV != nil && r.KV.Key == offKey {
 				offPair = r.KV
 			}
@@ -230,11 +236,15 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 			// releases the key.
 			return election.Acquisition{}, err
 		}
-		o := observeAt(resp.Results[1].KV, 0, off)
-		s.b.keys.note(s.key, o)
-		if o.Session != s.info.ID {
-			return election.Acquisition{}, fmt.Errorf("consul: acquire %q: the key shows session %q after the lock", s.key, o.Session)
+		locked := resp.Results[0].KV
+		if locked.Session != s.info.ID {
+			return election.Acquisition{}, fmt.Errorf("consul: acquire %q: the key shows session %q after the lock", s.key, locked.Session)
 		}
+		o := observation{Record: election.Record{
+			LeaderID: s.id, Value: s.userValue, Session: s.info.ID,
+			Term: locked.ModifyIndex + off.at(locked.ModifyIndex), Revision: locked.ModifyIndex,
+		}, lockDelay: s.lockDelay, known: true}
+		s.b.keys.note(s.key, o)
 		s.mu.Lock()
 		s.held = &o.Record
 		s.mu.Unlock()
@@ -252,7 +262,9 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 	default:
 		return election.Acquisition{}, fmt.Errorf("consul: acquire %q: %w", s.key, terr)
 	}
-	o, err := s.b.read(ctx, s.key, s.b.queryOptions(ctx))
+	// The key was refused: mostly to a holder not seen yet, whose term
+	// needs the offset too.
+	o, err := s.b.readWithOffset(ctx, s.key, 0)
 	if err != nil {
 		return election.Acquisition{}, err
 	}
