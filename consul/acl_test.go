@@ -3,6 +3,7 @@ package consul_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,6 +50,9 @@ service "consul-leader" { policy = "write" }`)
 key_prefix "service/acl-" { policy = "read" }
 session_prefix "" { policy = "write" }`)
 	nobody := newToken(t, mgmt, "nobody", "")
+	exact := newToken(t, mgmt, "exact", `
+key "service/acl-g/leader" { policy = "write" }
+session_prefix "" { policy = "write" }`)
 
 	mk := func(resource, id, token string) consul.Options {
 		o := candidate(t, srv, resource, id)
@@ -93,6 +97,15 @@ session_prefix "" { policy = "write" }`)
 		if !errors.Is(err, election.ErrPermissionDenied) {
 			t.Errorf("Leader() = %v; want an error wrapping ErrPermissionDenied", err)
 		}
+	})
+	t.Run("no read on the term offset", func(t *testing.T) {
+		t.Parallel()
+		_, ev := start(t, mk("acl-g", "exact", exact))
+		got := ev.wait(t, 10*time.Second, "permission error", denied)
+		if !strings.Contains(got.Err.Error(), consul.OffsetKeySuffix) {
+			t.Errorf("handler told %v; want the offset key named", got.Err)
+		}
+		t.Logf("handler told: %v", got.Err)
 	})
 	t.Run("unknown token", func(t *testing.T) {
 		t.Parallel()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -25,6 +26,9 @@ type Backend struct {
 	log    *slog.Logger
 
 	keys keyStates
+	// offsetReadable holds the keys whose term offset the token was seen
+	// to be allowed to read.
+	offsetReadable sync.Map
 }
 
 var _ election.Backend = (*Backend)(nil)

@@ -49,8 +49,9 @@
 // floor; the offset never decreases, and the key also keeps the offset
 // before the last raise, so a holder that acquired before it keeps its term.
 // The offset key must not be deleted while terms matter, and a token needs
-// key:read on it (key_prefix on the key covers both) and, to raise floors,
-// key:write.
+// key:read on it (key_prefix on the key covers both; a new session checks
+// it, once per key, since a transaction would leave an unreadable key out
+// without an error) and, to raise floors, key:write.
 //
 // # Safety
 //

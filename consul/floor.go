@@ -73,6 +73,24 @@ func parseOffset(pair *api.KVPair) (termOffset, error) {
 	return o, nil
 }
 
+// checkOffsetReadable fails with an error wrapping
+// election.ErrPermissionDenied if the token may not read key's term offset.
+// A transaction leaves out, without an error, a key its token may not
+// read: without this check such a token would see an offset of 0, and
+// issue terms below a floor raised by a migration. It asks Consul once per
+// key and backend.
+func (b *Backend) checkOffsetReadable(ctx context.Context, key string) error {
+	if _, ok := b.offsetReadable.Load(key); ok {
+		return nil
+	}
+	offKey := key + OffsetKeySuffix
+	if _, _, err := b.client.KV().Get(offKey, b.queryOptions(ctx)); err != nil {
+		return wrap(fmt.Sprintf("read term offset %q (the token needs key:read on it; key_prefix on the key covers it)", offKey), err)
+	}
+	b.offsetReadable.Store(key, struct{}{})
+	return nil
+}
+
 // snapshot is the leadership key and its offset key, as one transaction
 // read them.
 type snapshot struct {

@@ -61,6 +61,9 @@ func (b *Backend) NewSession(ctx context.Context, p election.SessionParams) (ele
 	if err := b.opts.validateTTL(p.TTL); err != nil {
 		return nil, err
 	}
+	if err := b.checkOffsetReadable(ctx, b.Key(p.Resource)); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	lockDelay := b.opts.lockDelay()
 	s := &session{
