@@ -105,22 +105,20 @@ func (k *keepalive) loop() {
 	}
 }
 
-// halt stops renewing and abandons a renewal in flight, without waiting for
-// the renewal loop to return, so that a release is not delayed by it. A
-// renewal abandoned on the way may still reach the store after the session's
-// Close; the store then refuses it, as it refuses any renewal of a session
-// that is gone. The deadline still ends ctx when it passes.
+// halt stops renewing, abandons a renewal in flight and waits for the
+// renewal loop, so that no renewal overlaps the session's Close. The deadline
+// still ends ctx when it passes.
 func (k *keepalive) halt() {
 	k.haltOnce.Do(func() {
 		close(k.halted)
 		k.renewCancel()
 	})
+	<-k.done
 }
 
 // stop stops renewing and the deadline, and waits for the renewal loop.
 func (k *keepalive) stop() {
 	k.halt()
-	<-k.done
 	k.mu.Lock()
 	k.timer.Stop()
 	k.mu.Unlock()
