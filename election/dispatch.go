@@ -13,17 +13,21 @@ type event struct {
 	l       Leadership
 	done    chan struct{}   // closed when the call returned; may be nil
 	onError func(err error) // called with the call's error before done; may be nil
+	fence   chan struct{}   // set for no call: closed when the loop reaches it
 }
 
-// dispatcher calls the handler one event at a time, in order, on its own
-// goroutine, so that a handler that blocks for its whole term never blocks
-// the campaign.
+// dispatcher calls the handler one event at a time, in order. Follower
+// notifications are queued and called on the dispatcher's own goroutine, so
+// that a slow handler never blocks the campaign; a leader call runs on the
+// campaign's goroutine itself (see callHere), which has nothing else to do
+// during a term. Events come from the campaign's goroutine only.
 type dispatcher struct {
 	handler Handler
 	log     *slog.Logger
 
 	mu     sync.Mutex
 	queue  []event
+	busy   bool // the loop is calling the handler
 	closed bool
 	wake   chan struct{}
 	done   chan struct{}
@@ -38,6 +42,30 @@ func (d *dispatcher) enqueue(ev event) {
 	d.queue = append(d.queue, ev)
 	d.mu.Unlock()
 	d.signal()
+}
+
+// callHere calls the handler for ev on the caller's goroutine, once every
+// event queued before it has been handled. Since only the caller enqueues,
+// the loop stays idle until it returns, and calls stay one at a time and in
+// order. Calling on the campaign's goroutine spares a leader call a
+// goroutine switch at each end of its term.
+func (d *dispatcher) callHere(ev event) {
+	d.drain()
+	d.handle(ev)
+}
+
+// drain returns once the loop has handled every queued event.
+func (d *dispatcher) drain() {
+	d.mu.Lock()
+	if len(d.queue) == 0 && !d.busy {
+		d.mu.Unlock()
+		return
+	}
+	fence := make(chan struct{})
+	d.queue = append(d.queue, event{fence: fence})
+	d.mu.Unlock()
+	d.signal()
+	<-fence
 }
 
 // close lets the loop return once the queue is empty.
@@ -59,6 +87,7 @@ func (d *dispatcher) loop() {
 	defer close(d.done)
 	for {
 		d.mu.Lock()
+		d.busy = false
 		if len(d.queue) == 0 {
 			closed := d.closed
 			d.mu.Unlock()
@@ -71,18 +100,29 @@ func (d *dispatcher) loop() {
 		ev := d.queue[0]
 		d.queue[0] = event{}
 		d.queue = d.queue[1:]
+		d.busy = ev.fence == nil
 		d.mu.Unlock()
 
-		err := d.call(ev)
-		switch {
-		case err != nil && ev.onError != nil:
-			ev.onError(err)
-		case err != nil:
-			d.log.Debug("handler returned an error for a follower notification", "err", err)
+		if ev.fence != nil {
+			close(ev.fence)
+			continue
 		}
-		if ev.done != nil {
-			close(ev.done)
-		}
+		d.handle(ev)
+	}
+}
+
+// handle calls the handler for ev and reports the outcome: the error to
+// onError (or the log), then done.
+func (d *dispatcher) handle(ev event) {
+	err := d.call(ev)
+	switch {
+	case err != nil && ev.onError != nil:
+		ev.onError(err)
+	case err != nil:
+		d.log.Debug("handler returned an error for a follower notification", "err", err)
+	}
+	if ev.done != nil {
+		close(ev.done)
 	}
 }
 

@@ -11,8 +11,9 @@ import (
 )
 
 // engine implements Elector on any Backend. Its run goroutine owns the
-// campaign; a keepalive goroutine renews the current session and enforces the
-// step-down deadline; a dispatcher goroutine calls the handler.
+// campaign and makes the leader calls of the handler; a keepalive goroutine
+// renews the current session and enforces the step-down deadline; a
+// dispatcher goroutine makes the follower calls.
 type engine struct {
 	b    Backend
 	opts Options
@@ -34,8 +35,17 @@ type term struct {
 	number      uint64
 	ctx         context.Context
 	cancel      context.CancelCauseFunc
+	ka          *keepalive    // the session's renewals
 	handlerDone chan struct{} // closed when the handler's leader call returned
 	ended       chan struct{} // closed once the store has been released
+}
+
+// end ends the term for cause: its context is cancelled and its session is
+// no longer renewed, even while the handler keeps running. (A term that ends
+// with its session's context stops the renewals by that.)
+func (t *term) end(cause error) {
+	t.cancel(cause)
+	t.ka.stopRenewing()
 }
 
 // notice is what makes two notifications the same, for de-duplication.
@@ -93,7 +103,7 @@ func (e *engine) Release(ctx context.Context) error {
 	if t == nil {
 		return nil
 	}
-	t.cancel(ErrReleased)
+	t.end(ErrReleased)
 	select {
 	case <-t.handlerDone:
 	default:
@@ -261,7 +271,7 @@ func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHan
 	info := sess.Info()
 	tctx, cancel := context.WithCancelCause(sctx)
 	defer cancel(nil)
-	t := &term{number: rec.Term, ctx: tctx, cancel: cancel, handlerDone: make(chan struct{}), ended: make(chan struct{})}
+	t := &term{number: rec.Term, ctx: tctx, cancel: cancel, ka: ka, handlerDone: make(chan struct{}), ended: make(chan struct{})}
 	e.setTerm(t)
 	l := Leadership{Resource: e.opts.Resource, LeaderID: e.opts.ID, Value: e.opts.Value, IsLeader: true, Term: rec.Term, Session: info}
 	e.last = noticeOf(l, rec.Session)
@@ -276,18 +286,20 @@ func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHan
 	defer stopWatch()
 	go func() {
 		defer close(watched)
-		e.watchTerm(tctx, wctx, cancel, info, rec)
+		e.watchTerm(t, wctx, info, rec)
 	}()
-	// The handler is told last, so that it runs before the watch goroutine
-	// started above.
-	d.enqueue(event{ctx: tctx, l: l, done: t.handlerDone, onError: func(err error) {
-		cancel(fmt.Errorf("%w: %w", ErrHandlerFailed, err))
+	// The leader call runs on this goroutine, which has nothing else to do
+	// until the term ends: the handler learns of the term without a
+	// goroutine switch, and the store is released as soon as it returns.
+	stopWarning := e.warnWhileOverdue(t)
+	d.callHere(event{ctx: tctx, l: l, done: t.handlerDone, onError: func(err error) {
+		t.end(fmt.Errorf("%w: %w", ErrHandlerFailed, err))
 	}})
-	<-tctx.Done()
+	stopWarning()
+	<-tctx.Done() // a handler may return before its term ends
 	cause := context.Cause(tctx)
 	ka.halt()
 	e.log.Info("term ended", "term", t.number, "cause", cause)
-	e.awaitHandler(t)
 	e.closeSession(ctx, sess)
 	stopWatch()
 	close(t.ended)
@@ -301,47 +313,64 @@ func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHan
 	return time.Time{}
 }
 
-// watchTerm watches a leader's record until tctx ends, and ends the term
-// when the record is no longer this session's. A blocking read returns at
-// once on any change, so it may wait long: LeaderWait. Its reads run under
-// wctx, which ends after tctx, once the store is released.
-func (e *engine) watchTerm(tctx, wctx context.Context, cancel context.CancelCauseFunc, own SessionInfo, rec Record) {
-	for tctx.Err() == nil {
+// watchTerm watches a leader's record until the term ends, and ends the
+// term when the record is no longer this session's. A blocking read returns
+// at once on any change, so it may wait long: LeaderWait. Its reads run under
+// wctx, which ends after the term, once the store is released.
+func (e *engine) watchTerm(t *term, wctx context.Context, own SessionInfo, rec Record) {
+	for t.ctx.Err() == nil {
 		r, err := e.watch(wctx, rec.Revision, LeaderWait(e.opts))
 		if err != nil {
-			if tctx.Err() == nil {
+			if t.ctx.Err() == nil {
 				e.log.Warn("leader cannot watch its record", "term", rec.Term, "err", err)
-				sleep(tctx, min(e.opts.RetryInterval, e.opts.RenewInterval))
+				sleep(t.ctx, min(e.opts.RetryInterval, e.opts.RenewInterval))
 			}
 			continue
 		}
 		if r.Session != own.ID {
-			cancel(fmt.Errorf("%w: the store shows %s", ErrLeadershipLost, describe(r)))
+			t.end(fmt.Errorf("%w: the store shows %s", ErrLeadershipLost, describe(r)))
 			return
 		}
 		rec.Revision = r.Revision
 	}
 }
 
-// awaitHandler waits for the leader call of the handler to return, warning
-// once every TTL while it keeps running past its context.
-func (e *engine) awaitHandler(t *term) {
-	select {
-	case <-t.handlerDone:
-		return
-	default:
-	}
-	start := time.Now()
-	tick := time.NewTicker(e.opts.TTL)
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.handlerDone:
+// warnWhileOverdue warns while the leader call of t keeps running after
+// its term ended: at the first check after the end, then once every TTL.
+// It checks on a timer, every TTL from the start of the call, so that the
+// end of a term costs nothing. The returned function, called once the call
+// returned, stops the checks.
+func (e *engine) warnWhileOverdue(t *term) (stop func()) {
+	var (
+		mu      sync.Mutex
+		stopped bool
+		since   time.Time // when a check first found the term ended
+		timer   *time.Timer
+	)
+	check := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
 			return
-		case <-tick.C:
-			e.log.Warn("handler still running after its term ended; this elector will not campaign until it returns",
-				"term", t.number, "since", time.Since(start).Round(time.Millisecond))
 		}
+		if t.ctx.Err() != nil {
+			now := time.Now()
+			if since.IsZero() {
+				since = now
+			}
+			e.log.Warn("handler still running after its term ended; this elector will not campaign until it returns",
+				"term", t.number, "for_at_least", now.Sub(since).Round(time.Millisecond))
+		}
+		timer.Reset(e.opts.TTL)
+	}
+	mu.Lock()
+	timer = time.AfterFunc(e.opts.TTL, check)
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		timer.Stop()
+		mu.Unlock()
 	}
 }
 

@@ -114,3 +114,96 @@ func TestLeaderWatchEndsWithTheRelease(t *testing.T) {
 		}
 	})
 }
+
+// TestLeaderCallWaitsForEarlierNotifications: the leader call, made on the
+// campaign's own goroutine, still comes after every notification queued
+// before it, one call at a time.
+func TestLeaderCallWaitsForEarlierNotifications(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := memory.NewStore()
+		aCh := make(chan election.Leadership, 10)
+		a := startElector(t, store, election.Options{Resource: "r", ID: "a"}, blockingLeader(aCh, nil))
+		waitLeader(t, aCh)
+		var mu sync.Mutex
+		var calls []string
+		inCall := false
+		startElector(t, store, election.Options{Resource: "r", ID: "b"}, func(ctx context.Context, l election.Leadership) error {
+			mu.Lock()
+			if inCall {
+				t.Error("two handler calls at once")
+			}
+			inCall = true
+			calls = append(calls, l.LeaderID)
+			mu.Unlock()
+			if !l.IsLeader {
+				time.Sleep(time.Minute) // a slow follower notification
+			}
+			mu.Lock()
+			inCall = false
+			mu.Unlock()
+			if l.IsLeader {
+				<-ctx.Done()
+			}
+			return nil
+		})
+		synctest.Wait() // b's notification of a's term is running
+		if err := a.Release(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if id, _ := store.Leader("r"); id != "b" {
+			t.Fatalf("store leader = %q, want b", id)
+		}
+		mu.Lock()
+		if len(calls) != 1 {
+			t.Errorf("calls = %q while the first is running; want the leader call to wait", calls)
+		}
+		mu.Unlock()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(calls) != 2 || calls[0] != "a" || calls[1] != "b" {
+			t.Errorf("calls = %q, want [a b]", calls)
+		}
+	})
+}
+
+// TestStuckHandlerStopsRenewals: a leader whose handler ignores the end of
+// its term stops renewing at once, so that its session expires and another
+// candidate leads, while the stuck call still keeps this elector from
+// campaigning.
+func TestStuckHandlerStopsRenewals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := memory.NewStore()
+		unblock := make(chan struct{})
+		release := sync.OnceFunc(func() { close(unblock) })
+		opts := election.Options{Resource: "r", ID: "a", TTL: 10 * time.Second}
+		leads := make(chan struct{}, 1)
+		a := startElector(t, store, opts, func(ctx context.Context, l election.Leadership) error {
+			if l.IsLeader {
+				leads <- struct{}{}
+				<-unblock // ignores ctx
+			}
+			return nil
+		})
+		t.Cleanup(release) // runs before the elector's Close, which waits for the handler
+		<-leads
+		if err := a.Release(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		// Without renewals the memory store ends the session one TTL after
+		// its last renewal, at most RenewInterval before the release.
+		time.Sleep(opts.TTL + time.Second)
+		synctest.Wait()
+		if id, _ := store.Leader("r"); id != "" {
+			t.Errorf("store leader = %q one TTL after the release; the stuck leader kept renewing", id)
+		}
+		bCh := make(chan election.Leadership, 10)
+		startElector(t, store, election.Options{Resource: "r", ID: "b", TTL: 10 * time.Second}, blockingLeader(bCh, nil))
+		if l := waitLeader(t, bCh); l.LeaderID != "b" {
+			t.Errorf("leader = %+v, want b", l)
+		}
+		release()
+	})
+}

@@ -25,10 +25,10 @@ type keepalive struct {
 	mu       sync.Mutex
 	deadline time.Time
 	timer    *time.Timer
+	halted   bool          // no renewal starts any more
+	renewing chan struct{} // set while a renewal is in flight; closed when it ends
 
-	halted   chan struct{}
-	haltOnce sync.Once
-	done     chan struct{}
+	done chan struct{} // closed when the renewal loop returned
 }
 
 func startKeepalive(parent context.Context, e *engine, sess Session, validFrom time.Time) *keepalive {
@@ -39,7 +39,6 @@ func startKeepalive(parent context.Context, e *engine, sess Session, validFrom t
 		ctx:      ctx,
 		cancel:   cancel,
 		deadline: validFrom.Add(e.opts.TTL - StepDownMargin(e.opts.TTL)),
-		halted:   make(chan struct{}),
 		done:     make(chan struct{}),
 	}
 	k.renewCtx, k.renewCancel = context.WithCancel(ctx)
@@ -81,14 +80,20 @@ func (k *keepalive) loop() {
 		select {
 		case <-k.ctx.Done():
 			return
-		case <-k.halted:
-			return
 		case <-t.C:
+		}
+		inflight, ok := k.startRenewal()
+		if !ok {
+			return
 		}
 		sent := time.Now()
 		rctx, cancel := context.WithTimeout(k.renewCtx, o.RequestTimeout)
 		err := k.sess.Renew(rctx)
 		cancel()
+		k.mu.Lock()
+		k.renewing = nil
+		k.mu.Unlock()
+		close(inflight)
 		switch {
 		case err == nil:
 			k.renewed(sent)
@@ -105,15 +110,38 @@ func (k *keepalive) loop() {
 	}
 }
 
-// halt stops renewing, abandons a renewal in flight and waits for the
-// renewal loop, so that no renewal overlaps the session's Close. The deadline
-// still ends ctx when it passes.
+// startRenewal marks a renewal in flight, unless renewals were stopped.
+func (k *keepalive) startRenewal() (inflight chan struct{}, ok bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.halted {
+		return nil, false
+	}
+	k.renewing = make(chan struct{})
+	return k.renewing, true
+}
+
+// stopRenewing stops renewing and abandons a renewal in flight, without
+// waiting, and without waking the renewal loop, which returns when its
+// timer next fires or at stop. The deadline still ends ctx when it passes.
+// It may be called from any goroutine.
+func (k *keepalive) stopRenewing() {
+	k.mu.Lock()
+	k.halted = true
+	k.mu.Unlock()
+	k.renewCancel()
+}
+
+// halt stops renewing and waits for a renewal in flight to end, so that no
+// renewal overlaps the session's Close.
 func (k *keepalive) halt() {
-	k.haltOnce.Do(func() {
-		close(k.halted)
-		k.renewCancel()
-	})
-	<-k.done
+	k.stopRenewing()
+	k.mu.Lock()
+	inflight := k.renewing
+	k.mu.Unlock()
+	if inflight != nil {
+		<-inflight
+	}
 }
 
 // stop stops renewing and the deadline, and waits for the renewal loop.
@@ -123,4 +151,5 @@ func (k *keepalive) stop() {
 	k.timer.Stop()
 	k.mu.Unlock()
 	k.cancel(context.Canceled)
+	<-k.done
 }
