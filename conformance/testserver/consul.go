@@ -58,8 +58,9 @@ type ConsulServer struct {
 	bin  string
 	args []string
 
-	mu   sync.Mutex
-	proc *Process
+	mu       sync.Mutex
+	proc     *Process
+	cleanups serverCleanups // of every process started, run when the StartConsul test ends
 }
 
 // StartConsul starts a Consul agent in dev mode on free loopback ports and
@@ -105,12 +106,14 @@ func StartConsul(t testing.TB, o ConsulOptions) *ConsulServer {
 	if o.HCL != "" {
 		s.args = append(s.args, "-hcl", o.HCL)
 	}
+	s.cleanups.runAtEnd(t)
 	s.start(t)
 	return s
 }
 
 // Restart stops the agent and starts it again on the same ports, and waits
-// until it is ready; the new process is stopped when t ends. A dev agent
+// until it is ready; the new process is stopped when the test that started
+// the agent ends, after what that test started before the restart. A dev agent
 // keeps its state in memory: every session, key and index is lost.
 func (s *ConsulServer) Restart(t testing.TB) {
 	t.Helper()
@@ -134,7 +137,7 @@ func (s *ConsulServer) Process() *Process {
 
 func (s *ConsulServer) start(t testing.TB) {
 	t.Helper()
-	p := StartProcess(t, "consul", s.bin, s.args, consulStartTimeout, s.ready)
+	p := StartProcess(s.cleanups.tb(t), "consul", s.bin, s.args, consulStartTimeout, s.ready)
 	s.mu.Lock()
 	s.proc = p
 	s.mu.Unlock()

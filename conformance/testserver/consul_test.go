@@ -41,3 +41,34 @@ func TestConsulStartRestart(t *testing.T) {
 		t.Error("ACL agent answered an anonymous catalog read")
 	}
 }
+
+// TestRestartedServersStopLast: what a test starts between a server's start
+// and its Restart is cleaned up while the restarted server still runs, and
+// every process the server started is stopped when the test ends.
+func TestRestartedServersStopLast(t *testing.T) {
+	var (
+		runningAtCleanup bool
+		procs            []*Process
+	)
+	t.Run("consul", func(t *testing.T) {
+		s := StartConsul(t, ConsulOptions{})
+		t.Cleanup(func() { // as an elector's Close would be
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			runningAtCleanup = s.ready(ctx) == nil
+		})
+		procs = append(procs, s.Process())
+		s.Restart(t)
+		procs = append(procs, s.Process())
+	})
+	if !runningAtCleanup {
+		t.Error("the restarted agent stopped before the test's own cleanups ran")
+	}
+	for i, p := range procs {
+		select {
+		case <-p.exited:
+		default:
+			t.Errorf("process %d still running after the test", i)
+		}
+	}
+}

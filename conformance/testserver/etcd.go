@@ -43,22 +43,7 @@ type EtcdServer struct {
 
 	mu       sync.Mutex
 	proc     *Process
-	cleanups []func() // of every process started, run when the StartEtcd test ends
-}
-
-// laterCleanup is the testing.TB a process is started with: its cleanups
-// run with the server's, registered by StartEtcd, so that a process started
-// by Restart stops after what the test started between StartEtcd and
-// Restart (clients, electors), not before.
-type laterCleanup struct {
-	testing.TB
-	s *EtcdServer
-}
-
-func (l laterCleanup) Cleanup(f func()) {
-	l.s.mu.Lock()
-	defer l.s.mu.Unlock()
-	l.s.cleanups = append(l.s.cleanups, f)
+	cleanups serverCleanups // of every process started, run when the StartEtcd test ends
 }
 
 // StartEtcd starts an etcd member and waits until it serves requests. The
@@ -86,14 +71,7 @@ func StartEtcd(t testing.TB, opts EtcdOptions) *EtcdServer {
 	s.clientPort = FreePort(t)
 	for s.peerPort = FreePort(t); s.peerPort == s.clientPort; s.peerPort = FreePort(t) {
 	}
-	t.Cleanup(func() {
-		s.mu.Lock()
-		fs := s.cleanups
-		s.mu.Unlock()
-		for i := len(fs) - 1; i >= 0; i-- {
-			fs[i]()
-		}
-	})
+	s.cleanups.runAtEnd(t)
 	s.start(t)
 	return s
 }
@@ -173,7 +151,7 @@ func (s *EtcdServer) args() []string {
 func (s *EtcdServer) start(t testing.TB) {
 	t.Helper()
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: s.ClientTLS()}}
-	lt := laterCleanup{TB: t, s: s}
+	lt := s.cleanups.tb(t)
 	lt.Cleanup(hc.CloseIdleConnections)
 	p := StartProcess(lt, "etcd", s.bin, s.args(), s.opts.StartTimeout, func(ctx context.Context) error {
 		return s.healthy(ctx, hc)

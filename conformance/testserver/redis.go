@@ -47,8 +47,9 @@ type RedisServer struct {
 	args []string
 	tls  *tls.Config
 
-	mu   sync.Mutex
-	proc *Process
+	mu       sync.Mutex
+	proc     *Process
+	cleanups serverCleanups // of every process started, run when the StartRedis test ends
 }
 
 // StartRedis starts a redis-server on a free port of 127.0.0.1, waits until it
@@ -80,6 +81,7 @@ func StartRedis(t testing.TB, opts RedisOptions) *RedisServer {
 		s.args = append(s.args, "--cluster-enabled", "yes", "--cluster-config-file", dir+"/nodes.conf")
 	}
 	s.args = append(s.args, opts.Args...)
+	s.cleanups.runAtEnd(t)
 	s.start()
 	if opts.Cluster {
 		s.assignSlots()
@@ -109,7 +111,9 @@ func (s *RedisServer) Process() *Process {
 	return s.proc
 }
 
-// Restart stops the server (SIGTERM) and starts it again on the same port.
+// Restart stops the server (SIGTERM) and starts it again on the same port;
+// the new process is stopped when the test that started the server ends,
+// after what that test started before the restart.
 // Persistence is disabled, so the restarted server is empty: every key is
 // lost, as on a failover to a replica that had not received them.
 func (s *RedisServer) Restart() {
@@ -126,7 +130,7 @@ func (s *RedisServer) Kill() { s.Process().Kill() }
 
 func (s *RedisServer) start() {
 	s.t.Helper()
-	p := StartProcess(s.t, "redis-server", s.bin, s.args, 10*time.Second, func(ctx context.Context) error {
+	p := StartProcess(s.cleanups.tb(s.t), "redis-server", s.bin, s.args, 10*time.Second, func(ctx context.Context) error {
 		reply, err := s.do(ctx, "PING")
 		if err != nil {
 			return err
