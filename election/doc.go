@@ -47,4 +47,10 @@
 // term of a resource on every backend. Pass it with each write the leader
 // makes, and let the written system refuse a token lower than the highest it
 // has seen: the stalled leader's late writes are then refused.
+//
+// A store that loses its data issues terms from the start again. An elector
+// that acquires a term not above the highest it has seen raises the store's
+// term floor (TermFloorRaiser) above that term, gives the acquisition up and
+// campaigns again, so that no handler is given a lower term than one
+// announced before.
 package election

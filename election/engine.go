@@ -27,7 +27,9 @@ type engine struct {
 	term    *term         // the current term; nil when not leading
 	session SessionInfo   // the current session; zero when none
 
-	last notice // the last notification sent; owned by the run goroutine
+	last    notice // the last notification sent; owned by the run goroutine
+	highest uint64 // the highest term seen of the resource; owned by the run goroutine
+	raised  uint64 // the last floor raised after a store lost its terms; owned by the run goroutine
 }
 
 // term is one period of leadership.
@@ -214,6 +216,7 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 				continue
 			}
 			rec = r
+			e.saw(info, rec)
 			e.observeUnlessTaking(ctx, d, info, rec, holdOff)
 			continue
 		case time.Until(holdOff) > 0:
@@ -228,6 +231,7 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 				continue
 			}
 			rec = r
+			e.saw(info, rec)
 			e.observeUnlessTaking(ctx, d, info, rec, holdOff)
 			continue
 		}
@@ -252,8 +256,13 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 			if acq.Renewed {
 				ka.renewed(sent)
 			}
+			if e.termWentBack(ctx, sctx, d, rec) {
+				return holdOff // the session's Close releases the record
+			}
+			e.highest = max(e.highest, rec.Term)
 			return e.lead(ctx, sctx, d, sess, ka, rec)
 		}
+		e.saw(info, rec)
 		e.observe(ctx, d, info, rec)
 		if rec.Free() {
 			wait := acq.RetryAfter
@@ -311,6 +320,48 @@ func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHan
 		return time.Now().Add(e.opts.RetryInterval)
 	}
 	return time.Time{}
+}
+
+// saw notes the term of a record held by another session. (A record of
+// this candidate's own session, as a queueing store shows before the
+// acquisition, carries the term the acquisition is checked against.)
+func (e *engine) saw(own SessionInfo, rec Record) {
+	if rec.Session != own.ID {
+		e.highest = max(e.highest, rec.Term)
+	}
+}
+
+// termWentBack reports whether a term just acquired is not above the
+// highest term this elector has seen, as when the store lost its data (a
+// rebuilt cluster, a restored backup, a flushed server) and issues terms
+// from the start again. A fencing token must only grow, so the elector then
+// raises the store's term floor above that highest term and gives the
+// acquisition up; the next one gets a term above the floor. A backend that
+// cannot raise its floor, or one whose terms stay low after a raise, is
+// logged and its term led with.
+func (e *engine) termWentBack(ctx, sctx context.Context, d *dispatcher, rec Record) bool {
+	if rec.Term > e.highest {
+		return false
+	}
+	r, ok := e.b.(TermFloorRaiser)
+	if !ok || e.raised >= e.highest {
+		e.log.Error("the store issued a term not above one seen before; fenced writes with it will be refused",
+			"term", rec.Term, "highest_seen", e.highest)
+		return false
+	}
+	e.log.Warn("the store issued a term not above one seen before, as after a loss of its data; raising its term floor and campaigning again",
+		"term", rec.Term, "highest_seen", e.highest)
+	rctx, cancel := context.WithTimeout(sctx, e.opts.RequestTimeout)
+	defer cancel()
+	if err := r.RaiseTermFloor(rctx, e.opts.Resource, e.highest); err != nil {
+		if sctx.Err() == nil {
+			e.fail(ctx, d, "raise term floor", err)
+			sleep(sctx, e.opts.RetryInterval)
+		}
+		return true
+	}
+	e.raised = e.highest
+	return true
 }
 
 // watchTerm watches a leader's record until the term ends, and ends the

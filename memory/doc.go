@@ -12,6 +12,8 @@
 // The Store also gives tests the faults the real world has: Cut makes one
 // elector's requests hang as on a partitioned network, Heal undoes it; Expire
 // ends the leader's session as a missed renewal would; DeleteRecord removes
-// the leader's record from under it. An application can so test how it
+// the leader's record from under it; Reset loses every session and record,
+// and starts terms again, as a store restarted without its data. An
+// application can so test how it
 // reacts to losing leadership without a server.
 package memory

@@ -107,6 +107,21 @@ func (s *Store) DeleteRecord(resource string) bool {
 	return true
 }
 
+// Reset loses every session and record, as a store restarted without its
+// data: leaders lose their sessions, and revisions and terms start again
+// from the beginning.
+func (s *Store) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ss := range s.sessions {
+		ss.timer.Stop()
+	}
+	s.sessions = map[string]*session{}
+	s.records = map[string]*record{}
+	s.rev = 1
+	s.broadcast()
+}
+
 // Leader returns the current leader's ID and term for resource; an empty ID
 // when there is none.
 func (s *Store) Leader(resource string) (id string, term uint64) {
