@@ -21,9 +21,7 @@ import (
 func TestTakeoverNotAnnouncedAsLeaderless(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := memory.NewStore()
-		aCh := make(chan election.Leadership, 10)
-		a := startElector(t, store, election.Options{Resource: "r", ID: "a"}, blockingLeader(aCh, nil))
-		waitLeader(t, aCh)
+		a := startLeader(t, store, "a")
 		var mu sync.Mutex
 		var seen []election.Leadership
 		startElector(t, store, election.Options{Resource: "r", ID: "b"}, func(ctx context.Context, l election.Leadership) error {
@@ -46,6 +44,16 @@ func TestTakeoverNotAnnouncedAsLeaderless(t *testing.T) {
 			t.Fatalf("b saw %+v; want a leading, then b leading", seen)
 		}
 	})
+}
+
+// startLeader starts an elector of resource "r" that leads, and returns
+// once it does.
+func startLeader(t *testing.T, store *memory.Store, id string) election.Elector {
+	t.Helper()
+	ch := make(chan election.Leadership, 10)
+	el := startElector(t, store, election.Options{Resource: "r", ID: id}, blockingLeader(ch, nil))
+	waitLeader(t, ch)
+	return el
 }
 
 // watchLog records, for a memory connection, whether a Watch ended because
@@ -121,9 +129,7 @@ func TestLeaderWatchEndsWithTheRelease(t *testing.T) {
 func TestLeaderCallWaitsForEarlierNotifications(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := memory.NewStore()
-		aCh := make(chan election.Leadership, 10)
-		a := startElector(t, store, election.Options{Resource: "r", ID: "a"}, blockingLeader(aCh, nil))
-		waitLeader(t, aCh)
+		a := startLeader(t, store, "a")
 		var mu sync.Mutex
 		var calls []string
 		inCall := false
