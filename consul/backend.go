@@ -114,8 +114,9 @@ func (b *Backend) Close() error {
 // Watch reads the leadership record of resource from its key. With after ==
 // 0 it is a consistent read; otherwise it is a blocking query on the key's
 // index, also consistent, that Consul answers when the key changes or after
-// wait. A holder not seen before costs one more read, a transaction of the
-// key and its term offset, for its term.
+// wait, plus the random jitter of up to wait/16 Consul adds, as for api.Lock
+// (see serverWait). A holder not seen before costs one more read, a
+// transaction of the key and its term offset, for its term.
 func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
 	if err := election.ValidateResource(resource); err != nil {
 		return election.Record{}, err
@@ -123,7 +124,7 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 	q := b.queryOptions(ctx)
 	if after != 0 && wait > 0 {
 		q.WaitIndex = after
-		q.WaitTime = serverWait(wait)
+		q.WaitTime = serverWait(ctx, wait)
 	}
 	o, err := b.read(ctx, b.Key(resource), q)
 	if err != nil {
@@ -132,10 +133,28 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 	return o.Record, nil
 }
 
-// serverWait is the wait to ask of Consul so that its answer comes within
-// wait: Consul adds a random jitter of up to a sixteenth of the wait.
-func serverWait(wait time.Duration) time.Duration {
-	return max(wait*16/17, time.Millisecond)
+// serverWait is the wait to ask of Consul for a blocking read that may wait
+// for wait under ctx. Consul answers after the wait plus a random jitter of
+// up to a sixteenth of it. That is asked as is, as api.Lock does, so that
+// followers send no more requests than api.Lock's do, unless the jitter could
+// take more than half of the time ctx's deadline leaves beyond the wait: the
+// wait asked is then shortened, so that the answer still comes in time.
+// (The elector's deadline leaves RequestTimeout beyond the wait, so this
+// happens only for a WaitTime longer than 8×RequestTimeout.)
+func serverWait(ctx context.Context, wait time.Duration) time.Duration {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return wait
+	}
+	room := time.Until(dl)
+	allowed := room / 2 // a deadline sooner than the wait: half of what is left
+	if room > wait {
+		allowed = wait + (room-wait)/2
+	}
+	if wait+wait/16 <= allowed {
+		return wait
+	}
+	return max(allowed*16/17, time.Millisecond)
 }
 
 // read reads key with q, which may be a blocking query, and notes what it

@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -92,14 +93,28 @@ func TestNewerHolder(t *testing.T) {
 }
 
 func TestServerWait(t *testing.T) {
-	for _, w := range []time.Duration{time.Millisecond, 100 * time.Millisecond, 5 * time.Second, 15 * time.Second} {
-		got := serverWait(w)
-		// Consul waits up to got + got/16.
-		if got+got/16 > w && w > time.Millisecond {
-			t.Errorf("serverWait(%v) = %v: Consul may answer after %v", w, got, got+got/16)
+	cases := []struct {
+		wait, room time.Duration // room: until the deadline; 0 for none
+		want       func(got time.Duration) bool
+		what       string
+	}{
+		{5 * time.Second, 0, func(got time.Duration) bool { return got == 5*time.Second }, "the wait, without a deadline"},
+		{5 * time.Second, 7 * time.Second, func(got time.Duration) bool { return got == 5*time.Second }, "the wait, when the jitter fits"},
+		{15 * time.Second, 18 * time.Second, func(got time.Duration) bool { return got == 15*time.Second }, "the wait, at api.Lock's settings"},
+		{time.Minute, time.Minute + 2*time.Second, func(got time.Duration) bool {
+			return got+got/16 <= time.Minute+time.Second && got > 55*time.Second
+		}, "a shorter wait whose jitter ends within half the room beyond it"},
+		{time.Second, 500 * time.Millisecond, func(got time.Duration) bool { return got < 500*time.Millisecond }, "a wait within a deadline shorter than the wait"},
+	}
+	for _, c := range cases {
+		ctx := context.Background()
+		if c.room > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, c.room)
+			defer cancel()
 		}
-		if got < w*9/10 && w > time.Millisecond {
-			t.Errorf("serverWait(%v) = %v: needlessly short", w, got)
+		if got := serverWait(ctx, c.wait); !c.want(got) {
+			t.Errorf("serverWait(%v, deadline in %v) = %v; want %s", c.wait, c.room, got, c.what)
 		}
 	}
 }
