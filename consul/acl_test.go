@@ -3,6 +3,7 @@ package consul_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,10 @@ service "consul-leader" { policy = "write" }`)
 key_prefix "service/acl-" { policy = "read" }
 session_prefix "" { policy = "write" }`)
 	nobody := newToken(t, mgmt, "nobody", "")
+	noRegister := newToken(t, mgmt, "no-register", `
+key_prefix "service/acl-" { policy = "write" }
+key_prefix "service/acl-h/leader.candidates/" { policy = "read" }
+session_prefix "" { policy = "write" }`)
 	exact := newToken(t, mgmt, "exact", `
 key "service/acl-g/leader" { policy = "write" }
 session_prefix "" { policy = "write" }`)
@@ -106,6 +111,29 @@ session_prefix "" { policy = "write" }`)
 			t.Errorf("handler told %v; want the offset key named", got.Err)
 		}
 		t.Logf("handler told: %v", got.Err)
+	})
+	t.Run("handoff without the right to register", func(t *testing.T) {
+		t.Parallel()
+		oa := mk("acl-h", "a", noRegister)
+		oa.Handoff = true
+		a, evA := start(t, oa)
+		evA.wait(t, 10*time.Second, "a leads", leads)
+		ob := mk("acl-h", "b", noRegister)
+		ob.Handoff = true
+		logs := &lines{}
+		ob.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		_, evB := start(t, ob)
+		evB.wait(t, 10*time.Second, "b sees a", sees("a"))
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "cannot register for handoff"); {
+			if time.Now().After(deadline) {
+				t.Fatalf("b did not warn that it cannot register; its logs:\n%s", logs)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := a.Release(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		evB.wait(t, 5*time.Second, "b leads after a plain release", leads)
 	})
 	t.Run("unknown token", func(t *testing.T) {
 		t.Parallel()

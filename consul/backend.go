@@ -116,17 +116,27 @@ func (b *Backend) Close() error {
 // index, also consistent, that Consul answers when the key changes or after
 // wait, plus the random jitter of up to wait/16 Consul adds, as for api.Lock
 // (see serverWait). A holder not seen before costs one more read, a
-// transaction of the key and its term offset, for its term.
+// transaction of the key and its term offset, for its term. With
+// Options.Handoff it reads the key recursively instead (see readList),
+// which tells the term at once.
 func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
 	if err := election.ValidateResource(resource); err != nil {
 		return election.Record{}, err
 	}
+	key := b.Key(resource)
 	q := b.queryOptions(ctx)
 	if after != 0 && wait > 0 {
 		q.WaitIndex = after
 		q.WaitTime = serverWait(ctx, wait)
 	}
-	o, err := b.read(ctx, b.Key(resource), q)
+	if b.opts.Handoff {
+		if q.WaitIndex != 0 {
+			q.WaitIndex = b.keys.waitIndex(key, after)
+		}
+		o, err := b.readList(ctx, key, q)
+		return o.Record, err
+	}
+	o, err := b.read(ctx, key, q)
 	if err != nil {
 		return election.Record{}, err
 	}
@@ -175,6 +185,26 @@ func (b *Backend) read(ctx context.Context, key string, q *api.QueryOptions) (ob
 		o.Term = term
 	}
 	b.keys.note(key, o)
+	return o, nil
+}
+
+// readList reads, with Options.Handoff, key and everything under it in one
+// recursive read, which may be a blocking query: the key, its term offset,
+// and the candidates' registrations, all as of one index. The term of a
+// holder is known without another read, and a leader knows whom to hand the
+// key over to.
+func (b *Backend) readList(ctx context.Context, key string, q *api.QueryOptions) (observation, error) {
+	pairs, meta, err := b.client.KV().List(key, q)
+	if err != nil {
+		return observation{}, wrap(fmt.Sprintf("read %q", key), err)
+	}
+	pair, offPair, cands := splitList(key, pairs)
+	off, err := parseOffset(offPair)
+	if err != nil {
+		return observation{}, err
+	}
+	o := observeAt(pair, meta.LastIndex, off)
+	b.keys.noteList(key, o, meta.LastIndex, cands)
 	return o, nil
 }
 

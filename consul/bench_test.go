@@ -19,14 +19,15 @@ import (
 
 // BenchmarkConsul measures, on one Consul agent and with three candidates:
 // the graceful handover (from the leader's release to the next leader's
-// handler) of the electors and of api.Lock; the failover after a leader's
-// crash with plain and with check-bound sessions; and the requests per
-// second an idle election costs Consul, electors against api.Lock at
-// matched settings. Run it with
+// handler) of the electors, of electors with Options.Handoff and of
+// api.Lock; the failover after a leader's crash with plain and with
+// check-bound sessions; and the requests per second an idle election costs
+// Consul, electors (with and without Handoff) against api.Lock at matched
+// settings. Run it with
 //
 //	go test -run '^$' -bench . -benchtime 200x ./consul/
 //
-// The handovers take b.N samples of each, alternately; the failovers take a fixed number of
+// The handovers take b.N samples of each, in turn; the failovers take a fixed number of
 // samples (one of about 20 s for plain sessions, five for check-bound ones)
 // and the idle load a window of 60 s, whatever b.N is.
 func BenchmarkConsul(b *testing.B) {
@@ -50,33 +51,39 @@ type led struct {
 // the release to the next leader's handler, or to api.Lock's return.
 type handover func() time.Duration
 
-// benchHandover alternates handovers of the electors and of api.Lock, so
-// that both see the same load on a shared machine.
+// benchHandover takes handovers of the electors, with and without Handoff,
+// and of api.Lock in turn, so that all see the same load on a shared
+// machine.
 func benchHandover(b *testing.B, srv *testserver.ConsulServer) {
-	ours := electorHandover(b, srv)
+	ours := electorHandover(b, srv, false)
+	handoff := electorHandover(b, srv, true)
 	theirs := apiLockHandover(b, srv)
 	oursSamples := make([]time.Duration, 0, b.N)
+	handoffSamples := make([]time.Duration, 0, b.N)
 	theirsSamples := make([]time.Duration, 0, b.N)
 	time.Sleep(handoverPause)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		oursSamples = append(oursSamples, ours())
+		handoffSamples = append(handoffSamples, handoff())
 		theirsSamples = append(theirsSamples, theirs())
 	}
 	b.StopTimer()
-	b.ReportMetric(0, "ns/op") // two handovers and two pauses per iteration
+	b.ReportMetric(0, "ns/op") // three handovers and three pauses per iteration
 	reportLatency(b, "elector", oursSamples)
+	reportLatency(b, "handoff", handoffSamples)
 	reportLatency(b, "api.Lock", theirsSamples)
 }
 
 // electorHandover starts three electors of one resource.
-func electorHandover(b *testing.B, srv *testserver.ConsulServer) handover {
-	resource := fmt.Sprintf("bench-handover-%d", b.N)
+func electorHandover(b *testing.B, srv *testserver.ConsulServer, handoff bool) handover {
+	resource := fmt.Sprintf("bench-handover-%d-%t", b.N, handoff)
 	leaders := make(chan led, 16)
 	els := make([]election.Elector, 3)
 	for i := range els {
 		o := candidate(b, srv, resource, fmt.Sprint("c", i))
 		o.RetryInterval = handoverPause / 3
+		o.Handoff = handoff
 		el, err := consul.New(o)
 		if err != nil {
 			b.Fatal(err)
@@ -251,30 +258,38 @@ func benchIdle(b *testing.B, srv *testserver.ConsulServer) {
 		wait   = 15 * time.Second
 		window = 60 * time.Second
 	)
-	ours, theirs := &countingTransport{}, &countingTransport{}
+	ours, handoff, theirs := &countingTransport{}, &countingTransport{}, &countingTransport{}
 	defer ours.CloseIdleConnections()
+	defer handoff.CloseIdleConnections()
 	defer theirs.CloseIdleConnections()
-	oursClient, err := api.NewClient(&api.Config{Address: srv.Addr, HttpClient: &http.Client{Transport: ours}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	theirsClient, err := api.NewClient(&api.Config{Address: srv.Addr, HttpClient: &http.Client{Transport: theirs}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	resource := fmt.Sprintf("bench-idle-%d", b.N)
-	for i := range 3 {
-		el, err := consul.New(consul.Options{
-			Options: election.Options{Resource: resource, ID: fmt.Sprint("c", i), TTL: ttl, RenewInterval: ttl / 2, WaitTime: wait},
-			Client:  oursClient,
-		})
+	newClient := func(tr *countingTransport) *api.Client {
+		c, err := api.NewClient(&api.Config{Address: srv.Addr, HttpClient: &http.Client{Transport: tr}})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := el.Start(context.Background(), func(context.Context, election.Leadership) error { return nil }); err != nil {
-			b.Fatal(err)
+		return c
+	}
+	oursClient, handoffClient, theirsClient := newClient(ours), newClient(handoff), newClient(theirs)
+	resource := fmt.Sprintf("bench-idle-%d", b.N)
+	for _, withHandoff := range []bool{false, true} {
+		client, res := oursClient, resource
+		if withHandoff {
+			client, res = handoffClient, resource+"-handoff"
 		}
-		defer el.Close(context.Background())
+		for i := range 3 {
+			el, err := consul.New(consul.Options{
+				Options: election.Options{Resource: res, ID: fmt.Sprint("c", i), TTL: ttl, RenewInterval: ttl / 2, WaitTime: wait},
+				Client:  client,
+				Handoff: withHandoff,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := el.Start(context.Background(), func(context.Context, election.Leadership) error { return nil }); err != nil {
+				b.Fatal(err)
+			}
+			defer el.Close(context.Background())
+		}
 	}
 	stop := make(chan struct{})
 	done := make(chan struct{}, 3)
@@ -296,9 +311,9 @@ func benchIdle(b *testing.B, srv *testserver.ConsulServer) {
 	}
 	time.Sleep(2 * time.Second) // settle: one leader, two followers each
 	b.ResetTimer()
-	o0, t0 := ours.n.Load(), theirs.n.Load()
+	o0, h0, t0 := ours.n.Load(), handoff.n.Load(), theirs.n.Load()
 	time.Sleep(window)
-	o1, t1 := ours.n.Load(), theirs.n.Load()
+	o1, h1, t1 := ours.n.Load(), handoff.n.Load(), theirs.n.Load()
 	b.StopTimer()
 	close(stop)
 	for range 3 {
@@ -306,6 +321,7 @@ func benchIdle(b *testing.B, srv *testserver.ConsulServer) {
 	}
 	b.ReportMetric(0, "ns/op") // not a per-iteration cost
 	b.ReportMetric(float64(o1-o0)/window.Seconds(), "elector-req/s")
+	b.ReportMetric(float64(h1-h0)/window.Seconds(), "handoff-req/s")
 	b.ReportMetric(float64(t1-t0)/window.Seconds(), "api.Lock-req/s")
 }
 

@@ -39,3 +39,17 @@ func TestConformanceCheckTTL(t *testing.T) {
 		Open:        func(t *testing.T) conformance.Store { return newStore(t, srv, "checkTTL=2s") },
 	})
 }
+
+// TestConformanceHandoff runs the suite with check-bound sessions and
+// Handoff: releases hand the key over to a registered candidate.
+func TestConformanceHandoff(t *testing.T) {
+	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
+	const ttl = 2 * time.Second
+	conformance.Run(t, conformance.Config{
+		Name:        "consul-handoff",
+		TTL:         ttl,
+		ExpiryBound: ttl + 500*time.Millisecond,
+		Parallel:    true,
+		Open:        func(t *testing.T) conformance.Store { return newStore(t, srv, "checkTTL=2s&handoff=true") },
+	})
+}

@@ -97,6 +97,37 @@
 // the moment the key was first seen free and the delay written in its
 // value, or a short backoff when that is unknown or past.
 //
+// # Handoff
+//
+// With Options.Handoff, a release hands the key over instead of only
+// freeing it. A candidate whose acquisition finds the key held registers,
+// once per session, with the key "<key>.candidates/<session>"
+// (CandidatesSuffix), locked by its session and holding the record it
+// would write into the key. Followers then read the key recursively: the
+// key, its term offset and the registrations, as of one index. A leader
+// that releases sends one transaction that checks the first registered
+// candidate's session still holds its registration, unlocks the key, and
+// locks it for that candidate with its record. The candidate's open
+// blocking read returns with the key held by its session and the offset:
+// it leads with the term of that transaction, without a request of its
+// own. A handover thus costs one Raft write and one read instead of two
+// writes and a read. If no live candidate is registered, or the
+// transaction is refused, the leader releases the key as usual.
+//
+// A candidate deletes its registration when it acquires or hands the key
+// over (in the same transaction) and when it stops, releasing the key in
+// case a leader had just handed it over; a leader deletes, at its
+// renewals, the registrations left by candidates whose sessions ended.
+//
+// The price is availability, never safety: a candidate whose session lives
+// but whose process is frozen or dead may be handed the key, and then
+// nobody leads until its session ends, up to 2×TTL (or CheckTTL) plus its
+// lock-delay, while a plain release lets any live candidate take the key
+// at once. The recursive reads also return on registrations, and on writes
+// to any key whose name the key's is a prefix of. Electors with and without
+// Handoff may contend for one key: a leader without Handoff releases, a
+// follower without it never registers.
+//
 // # Interplay with api.Lock
 //
 // The key has the flags of api.Lock, so an api.Lock (or `consul lock`) on the
@@ -107,7 +138,7 @@
 // # Defaults
 //
 // Key: service/<resource>/leader. LockDelay: 15 s (none with CheckTTL).
-// Checks: none. SessionName: "consul-leader: <resource>". Datacenter and
+// Handoff: off. Checks: none. SessionName: "consul-leader: <resource>". Datacenter and
 // Token: the client's. Client: api.DefaultConfig, from the CONSUL_*
 // environment variables. The election options keep their defaults (TTL
 // 15 s, renewals every TTL/3, blocking reads of WaitTime 5 s), with Consul's
@@ -118,6 +149,7 @@
 // ACL tokens and TLS come from the client's configuration, or from
 // Options.Token and the consuls:// URL parameters. A token needs key:write
 // on the key, session:write on the agent's node, and, with CheckTTL,
-// service:write on CheckServiceName. A refusal wraps
+// service:write on CheckServiceName. With Handoff it needs key:write on the
+// candidates folder too; key_prefix on the key covers it and the offset. A refusal wraps
 // election.ErrPermissionDenied and reaches the handler as Leadership.Err.
 package consul

@@ -62,6 +62,20 @@ func ExampleOptions_checkTTL() {
 	defer el.Close(context.Background())
 }
 
+// Handoff: a release hands the key straight to the candidate that waited
+// longest, one round trip sooner than a plain release. The price is that a
+// frozen candidate can be handed the key (see Options.Handoff).
+func ExampleOptions_handoff() {
+	el, err := consul.New(consul.Options{
+		Options: election.Options{Resource: "billing-cron", TTL: 15 * time.Second},
+		Handoff: true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer el.Close(context.Background())
+}
+
 // NewBackend gives the backend itself, to build an elector with
 // election.New.
 func ExampleNewBackend() {

@@ -40,13 +40,69 @@ type keyState struct {
 	freeSeen time.Time
 	// refused counts lock-delay refusals of freeRev past its expected end.
 	refused int
+	// With Options.Handoff, a recursive read of the key tells the
+	// candidates' registrations (cands), and the read's index (listIndex)
+	// when it showed the key at revision listRev: a blocking read of the
+	// folder waits on that index, which registrations move past the key's.
+	cands     []candidate
+	listIndex uint64
+	listRev   uint64
 }
 
 // note records an observation of key.
 func (k *keyStates) note(key string, o observation) {
-	now := time.Now()
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.noteLocked(key, o)
+}
+
+// noteList records an observation of key made by a recursive read at
+// index, with the registrations it showed.
+func (k *keyStates) noteList(key string, o observation, index uint64, cands []candidate) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s := k.noteLocked(key, o)
+	if index >= s.listIndex {
+		s.cands, s.listIndex, s.listRev = cands, index, o.Revision
+	}
+}
+
+// waitIndex returns the index a blocking recursive read of key waits on
+// to see a change from revision after.
+func (k *keyStates) waitIndex(key string, after uint64) uint64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if s := k.keys[key]; s != nil && s.listRev == after {
+		return max(s.listIndex, after)
+	}
+	return after
+}
+
+// candidates returns the registrations the last recursive read of key
+// showed, and the index of that read.
+func (k *keyStates) candidates(key string) ([]candidate, uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if s := k.keys[key]; s != nil {
+		return s.cands, s.listIndex
+	}
+	return nil, 0
+}
+
+// heldBy returns the newest record of key if it shows session as holder,
+// with its term.
+func (k *keyStates) heldBy(key, session string) (election.Record, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s := k.keys[key]
+	if s == nil || session == "" || s.last.Session != session {
+		return election.Record{}, false
+	}
+	return s.last, true
+}
+
+func (k *keyStates) noteLocked(key string, o observation) *keyState {
+	now := time.Now()
 	if k.keys == nil {
 		k.keys = map[string]*keyState{}
 	}
@@ -61,6 +117,7 @@ func (k *keyStates) note(key string, o observation) {
 	if o.Free() && o.Revision != s.freeRev {
 		s.freeRev, s.freeSeen, s.refused = o.Revision, now, 0
 	}
+	return s
 }
 
 // newerHolder returns the newest record of key, if it is newer than held

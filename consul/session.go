@@ -47,6 +47,9 @@ type session struct {
 	lost           error            // why the session is lost, once it is
 	gone           bool             // Consul no longer has the session
 	sessionRenewed time.Time        // start of the last renewal of the Consul session
+	registered     bool             // registered for handoff (Options.Handoff)
+	registerDenied bool             // the token may not register for handoff
+	cleanedAt      uint64           // the index of the registrations last cleaned up
 }
 
 var _ election.Session = (*session)(nil)
@@ -178,6 +181,9 @@ func (s *session) Renew(ctx context.Context) error {
 		if rec, ok := s.b.keys.newerHolder(s.key, *held); ok {
 			return s.markLost(false, fmt.Errorf("consul: key %q of session %s: %w: %s", s.key, s.info.ID, election.ErrSessionLost, describe(rec)))
 		}
+		if s.b.opts.Handoff {
+			s.cleanStale(ctx)
+		}
 	}
 	return nil
 }
@@ -199,7 +205,11 @@ func (s *session) sessionRenewDue(now time.Time) bool {
 // Acquire locks the key with this session and reads its term offset in one
 // transaction, so that the term, the key's ModifyIndex plus the offset, is
 // that of this very acquisition. The lock verb's result is the key as
-// locked, without its value, which is the record this session wrote.
+// locked, without its value, which is the record this session wrote. With
+// Options.Handoff, a key that a leader handed over to this session, as the
+// last read showed, is taken as acquired without a request; and a refusal
+// because another session holds the key registers this session as a
+// candidate.
 func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 	if err := s.lostErr(); err != nil {
 		return election.Acquisition{}, err
@@ -211,11 +221,22 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 	if held != nil {
 		return s.reacquire(ctx, *held)
 	}
+	if s.b.opts.Handoff {
+		// A leader may have handed the key over to this session: the
+		// last read shows it held by this session, with its term.
+		if rec, ok := s.b.keys.heldBy(s.key, s.info.ID); ok {
+			s.mu.Lock()
+			s.held = &rec
+			s.mu.Unlock()
+			return election.Acquisition{Record: rec}, nil
+		}
+	}
 	offKey := s.key + OffsetKeySuffix
 	ops := api.TxnOps{
 		{KV: &api.KVTxnOp{Verb: api.KVLock, Key: s.key, Value: s.value, Flags: api.LockFlagValue, Session: s.info.ID}},
 		{KV: &api.KVTxnOp{Verb: api.KVGetTree, Key: offKey}},
 	}
+	ops, unregisters := s.withUnregister(ops)
 	q := &api.QueryOptions{Datacenter: s.b.opts.Datacenter, Token: s.b.opts.Token}
 	ok, resp, _, err := s.b.client.Txn().Txn(ops, q.WithContext(ctx))
 	if err != nil {
@@ -238,6 +259,9 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 			// The lock was applied: mayHold stays set, so that Close
 			// releases the key.
 			return election.Acquisition{}, err
+		}
+		if unregisters {
+			s.unregistered()
 		}
 		locked := resp.Results[0].KV
 		if locked.Session != s.info.ID {
@@ -272,6 +296,9 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 		return election.Acquisition{}, err
 	}
 	acq := election.Acquisition{Record: o.Record}
+	if s.b.opts.Handoff && !o.Free() && o.Session != s.info.ID {
+		s.register(ctx)
+	}
 	if o.Free() {
 		if errors.Is(terr, errLockDelay) {
 			acq.RetryAfter = s.b.keys.retryAfter(s.key, o)
@@ -305,10 +332,18 @@ func (s *session) Close(ctx context.Context) error {
 	release, gone := s.mayHold && !s.gone, s.gone
 	s.mu.Unlock()
 	var errs []error
-	if release {
+	if release && !(s.b.opts.Handoff && s.handOff(ctx)) {
 		pair := &api.KVPair{Key: s.key, Value: s.value, Flags: api.LockFlagValue, Session: s.info.ID}
 		if _, _, err := s.b.client.KV().Release(pair, s.b.writeOptions(ctx)); err != nil {
 			errs = append(errs, wrap(fmt.Sprintf("release %q", s.key), err))
+		}
+	}
+	s.mu.Lock()
+	registered := s.registered
+	s.mu.Unlock()
+	if registered && !gone {
+		if err := s.unregister(ctx, release); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if !gone {

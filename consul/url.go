@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,7 +24,7 @@ const (
 
 // OpenURL returns an elector for opts on the Consul agent u names:
 //
-//	consul://host:port?token=…&datacenter=…&key=…&lockDelay=…&checkTTL=…&sessionName=…
+//	consul://host:port?token=…&datacenter=…&key=…&lockDelay=…&checkTTL=…&sessionName=…&handoff=true
 //	consuls://host:port?caFile=…&certFile=…&keyFile=…&tlsServerName=…
 //
 // consuls speaks HTTPS, with the system's roots unless caFile is given;
@@ -150,6 +151,11 @@ func setParam(o *Options, tls *api.TLSConfig, name, v string) (known bool, err e
 		err = parseLockDelay(&o.LockDelay, v)
 	case "checkTTL":
 		err = parseDuration("checkTTL", &o.CheckTTL, v)
+	case "handoff":
+		o.Handoff, err = strconv.ParseBool(v)
+		if err != nil {
+			err = &election.OptionError{Field: "URL parameter handoff", Rule: "must be true or false", Value: v}
+		}
 	case "caFile":
 		tls.CAFile = v
 	case "certFile":

@@ -36,6 +36,7 @@ func TestOpenURLErrors(t *testing.T) {
 		{"consul://127.0.0.1:8500/service/x", []string{"path", "key parameter"}},
 		{"consul://127.0.0.1:8500?caFile=ca.pem", []string{"caFile", "consuls"}},
 		{"consul://127.0.0.1:8500?a=%zz", []string{"query"}},
+		{"consul://127.0.0.1:8500?handoff=yes", []string{"handoff", "true or false"}},
 	}
 	for _, tc := range cases {
 		u, err := url.Parse(tc.url)
