@@ -139,6 +139,14 @@ func createSession(t testing.TB, c *api.Client) string {
 	return id
 }
 
+// destroySession destroys a session, as an operator would.
+func destroySession(t testing.TB, c *api.Client, id string) {
+	t.Helper()
+	if _, err := c.Session().Destroy(id, nil); err != nil {
+		t.Fatalf("destroy session %s: %v", id, err)
+	}
+}
+
 // register writes a registration for session, as a candidate would.
 func register(t testing.TB, c *api.Client, resource, session, leaderID string) {
 	t.Helper()
@@ -171,9 +179,7 @@ func TestHandoffToFrozenCandidate(t *testing.T) {
 	if pair := leaderOf(t, admin, "frozen"); pair == nil || pair.Session != frozen {
 		t.Fatalf("key after the release: %+v, want it held by %s", pair, frozen)
 	}
-	if _, err := admin.Session().Destroy(frozen, nil); err != nil {
-		t.Fatal(err)
-	}
+	destroySession(t, admin, frozen)
 	evB.wait(t, 5*time.Second, "b leads once the frozen session ended", leads)
 }
 
@@ -187,9 +193,7 @@ func TestHandoffSkipsEndedCandidates(t *testing.T) {
 	evA.wait(t, 10*time.Second, "a leads", leads)
 	ended := createSession(t, admin)
 	register(t, admin, "ended", ended, "ended")
-	if _, err := admin.Session().Destroy(ended, nil); err != nil {
-		t.Fatal(err)
-	}
+	destroySession(t, admin, ended)
 	// a deletes the ended session's registration at a renewal.
 	deadline := time.Now().Add(5 * time.Second)
 	for len(registrations(t, admin, "ended")) > 0 {
@@ -203,9 +207,7 @@ func TestHandoffSkipsEndedCandidates(t *testing.T) {
 	register(t, admin, "ended", ended, "ended")
 	_, evB := start(t, handoffCandidate(t, srv, "ended", "b", nil))
 	waitRegistered(t, admin, "ended", 2)
-	if _, err := admin.Session().Destroy(ended, nil); err != nil {
-		t.Fatal(err)
-	}
+	destroySession(t, admin, ended)
 	waitRegistered(t, admin, "ended", 1)
 	if err := a.Release(context.Background()); err != nil {
 		t.Fatal(err)
