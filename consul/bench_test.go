@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,6 +36,7 @@ func BenchmarkConsul(b *testing.B) {
 	b.Run("Handover", func(b *testing.B) { benchHandover(b, srv) })
 	b.Run("CrashFailover/plain", func(b *testing.B) { benchCrash(b, srv, "lockDelay=none", 10*time.Second, 1) })
 	b.Run("CrashFailover/check-bound", func(b *testing.B) { benchCrash(b, srv, "checkTTL=1s", time.Second, 5) })
+	b.Run("CrashFailover/check-bound-handoff", func(b *testing.B) { benchCrash(b, srv, "checkTTL=1s&handoff=true", time.Second, 5) })
 	b.Run("IdleLoad", func(b *testing.B) { benchIdle(b, srv) })
 }
 
@@ -177,7 +179,7 @@ func apiLockHandover(b *testing.B, srv *testserver.ConsulServer) handover {
 // the time until the next leader's handler runs. The cut candidate is
 // closed and replaced after every sample.
 func benchCrash(b *testing.B, srv *testserver.ConsulServer, query string, ttl time.Duration, n int) {
-	resource := fmt.Sprintf("bench-crash-%d-%d", ttl/time.Millisecond, b.N)
+	resource := fmt.Sprintf("bench-crash-%s-%d", strings.NewReplacer("=", "-", "&", "-").Replace(query), b.N)
 	leaders := make(chan led, 16)
 	type cand struct {
 		el    election.Elector
