@@ -2,6 +2,7 @@ package consul_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -45,13 +46,24 @@ func (h *holders) leave(who string) {
 
 // TestAPILockContention runs an elector and Consul's own api.Lock on the
 // same key: they take turns, never hold it together, and the elector shows
-// the foreign holder as the leader, named by its session.
+// the foreign holder as the leader, named by its session. An elector with
+// Handoff, which finds no candidate registered, releases to api.Lock too.
 func TestAPILockContention(t *testing.T) {
 	t.Parallel()
 	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
+	for _, handoff := range []bool{false, true} {
+		t.Run(fmt.Sprintf("handoff=%t", handoff), func(t *testing.T) {
+			t.Parallel()
+			apiLockContention(t, srv, fmt.Sprintf("apilock-%t", handoff), handoff)
+		})
+	}
+}
+
+func apiLockContention(t *testing.T, srv *testserver.ConsulServer, resource string, handoff bool) {
 	h := &holders{t: t}
 
-	o := candidate(t, srv, "apilock", "ours")
+	o := candidate(t, srv, resource, "ours")
+	o.Handoff = handoff
 	el, err := consul.New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +84,7 @@ func TestAPILockContention(t *testing.T) {
 
 	lockClient := newClient(t, srv.Addr, "")
 	lock, err := lockClient.LockOpts(&api.LockOptions{
-		Key:        consul.DefaultKey("apilock"),
+		Key:        consul.DefaultKey(resource),
 		Value:      []byte("foreign value"),
 		SessionTTL: "10s",
 		LockDelay:  time.Millisecond,
@@ -117,7 +129,7 @@ func TestAPILockContention(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("api.Lock did not acquire after the elector released")
 	}
-	pair := leaderOf(t, lockClient, "apilock")
+	pair := leaderOf(t, lockClient, resource)
 	seen := ev.wait(t, 10*time.Second, "the elector seeing api.Lock lead", func(ev event) bool {
 		return !ev.IsLeader && ev.LeaderID != "" && ev.LeaderID != "ours"
 	})
