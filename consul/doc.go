@@ -123,7 +123,8 @@
 // but whose process is frozen or dead may be handed the key, and then
 // nobody leads until its session ends, up to 2×TTL (or CheckTTL) plus its
 // lock-delay, while a plain release lets any live candidate take the key
-// at once. The recursive reads also return on registrations, and on writes
+// at once. With CheckTTL, that wait is about CheckTTL, as for a crashed
+// leader. The recursive reads also return on registrations, and on writes
 // to any key whose name the key's is a prefix of. Electors with and without
 // Handoff may contend for one key: a leader without Handoff releases, a
 // follower without it never registers.

@@ -115,21 +115,24 @@ type Options struct {
 	// unlocks the key and locks it for the candidate registered first, in
 	// one transaction. That candidate learns it leads from the blocking read
 	// it already has open, which spares the handover a round trip and a
-	// Raft write: about a fifth of its time on loopback. A candidate whose
+	// Raft write: about a sixth of its time on loopback. A candidate whose
 	// session ended is never chosen; if none is registered, or the
 	// transaction is refused, the key is released as without Handoff.
 	//
 	// The price: a candidate whose process is frozen or dead while its
 	// session still lives can be handed the key, and then nobody leads until
-	// that session ends (up to 2×TTL, or CheckTTL, plus LockDelay), where a
-	// plain release lets any live candidate take the key at once. Followers
-	// read the key's folder recursively, so their reads also return on
-	// registrations, and on writes to any other key the key's name is a
-	// prefix of. Every candidate writes its registration once per session,
-	// and deletes it when it stops; a leader deletes those of candidates
-	// that crashed. The token needs key:write on the folder (key_prefix on
-	// the key covers it); without it a candidate only waits. Electors with
-	// and without Handoff may contend for one key. Default: false.
+	// that session ends (up to 2×TTL plus LockDelay), where a plain release
+	// lets any live candidate take the key at once. With CheckTTL that wait
+	// is about CheckTTL, as for a crashed leader: the two make a good pair.
+	//
+	// Followers read the key's folder recursively, so their reads also
+	// return on registrations, and on writes to any other key the key's name
+	// is a prefix of. Every candidate writes its registration once per
+	// session, and deletes it when it stops; a leader deletes those of
+	// candidates that crashed. The token needs key:write on the folder
+	// (key_prefix on the key covers it); without it a candidate only waits.
+	// Electors with and without Handoff may contend for one key. Default:
+	// false.
 	Handoff bool
 
 	// SessionName names the Consul sessions, for operators. Default:
