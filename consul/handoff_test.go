@@ -295,3 +295,46 @@ func TestHandoffMixed(t *testing.T) {
 		t.Errorf("registrations left: %+v", regs)
 	}
 }
+
+// TestHandoffToFrozenCheckBoundCandidate checks that with a check-bound
+// session a frozen candidate costs about its check's TTL: its check is no
+// longer passed, Consul invalidates the session, and a live candidate takes
+// the key.
+func TestHandoffToFrozenCheckBoundCandidate(t *testing.T) {
+	t.Parallel()
+	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
+	admin := newClient(t, srv.Addr, "")
+	mk := func(id string) consul.Options {
+		o := handoffCandidate(t, srv, "frozen-check", id, nil)
+		o.CheckTTL, o.TTL, o.RenewInterval, o.LockDelay = 2*time.Second, 0, 0, 0
+		return o
+	}
+	a, evA := start(t, mk("a"))
+	evA.wait(t, 10*time.Second, "a leads", leads)
+
+	// The frozen candidate: a session bound to a TTL check that nobody
+	// passes after its registration.
+	check := &api.AgentCheckRegistration{ID: "frozen-check", Name: "frozen candidate"}
+	check.TTL, check.Status = "2s", api.HealthPassing
+	if err := admin.Agent().CheckRegister(check); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Agent().CheckDeregister(check.ID) })
+	frozen, _, err := admin.Session().Create(&api.SessionEntry{TTL: "60s", LockDelay: time.Millisecond, Checks: []string{check.ID}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	register(t, admin, "frozen-check", frozen, "frozen")
+	_, evB := start(t, mk("b"))
+	waitRegistered(t, admin, "frozen-check", 2)
+
+	if err := a.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	released := time.Now()
+	evB.wait(t, 5*time.Second, "b sees the frozen candidate lead", sees("frozen"))
+	evB.wait(t, 20*time.Second, "b leads once the frozen candidate's check failed", leads)
+	if d := time.Since(released); d > 8*time.Second { // the session itself would last 60 s
+		t.Errorf("b led %v after the release; want about the check's TTL of 2s", d)
+	}
+}
