@@ -172,7 +172,8 @@ func TestHandoffToFrozenCandidate(t *testing.T) {
 	_, evB := start(t, handoffCandidate(t, srv, "frozen", "b", nil))
 	waitRegistered(t, admin, "frozen", 2)
 
-	if err := a.Release(context.Background()); err != nil {
+	// a stops, so that only b may take the key from the frozen candidate.
+	if err := a.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	evB.wait(t, 5*time.Second, "b sees the frozen candidate lead", sees("frozen"))
@@ -313,9 +314,9 @@ func TestHandoffToFrozenCheckBoundCandidate(t *testing.T) {
 	evA.wait(t, 10*time.Second, "a leads", leads)
 
 	// The frozen candidate: a session bound to a TTL check that nobody
-	// passes after its registration.
+	// passes after its registration. The check's TTL runs from there.
 	check := &api.AgentCheckRegistration{ID: "frozen-check", Name: "frozen candidate"}
-	check.TTL, check.Status = "2s", api.HealthPassing
+	check.TTL, check.Status = "5s", api.HealthPassing
 	if err := admin.Agent().CheckRegister(check); err != nil {
 		t.Fatal(err)
 	}
@@ -328,13 +329,14 @@ func TestHandoffToFrozenCheckBoundCandidate(t *testing.T) {
 	_, evB := start(t, mk("b"))
 	waitRegistered(t, admin, "frozen-check", 2)
 
-	if err := a.Release(context.Background()); err != nil {
+	// a stops, so that only b may take the key from the frozen candidate.
+	if err := a.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	released := time.Now()
 	evB.wait(t, 5*time.Second, "b sees the frozen candidate lead", sees("frozen"))
-	evB.wait(t, 20*time.Second, "b leads once the frozen candidate's check failed", leads)
-	if d := time.Since(released); d > 8*time.Second { // the session itself would last 60 s
-		t.Errorf("b led %v after the release; want about the check's TTL of 2s", d)
+	evB.wait(t, 30*time.Second, "b leads once the frozen candidate's check failed", leads)
+	if d := time.Since(released); d > 12*time.Second { // the session itself would last 60 s
+		t.Errorf("b led %v after the release; want at most about the check's TTL of 5s", d)
 	}
 }
