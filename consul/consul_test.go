@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,9 +185,20 @@ func TestKeyRecreatedTermGrows(t *testing.T) {
 // TestAgentRestart restarts the agent under a leader: a dev agent loses
 // every session, key and index, the leader steps down, and a leader is
 // elected again on the new agent, with a term above the one before, although
-// the new agent's indexes start again from the beginning.
+// the new agent's indexes start again from the beginning. With Handoff, a
+// release on the new agent still hands the key over: the candidates' view
+// follows the agent's indexes back.
 func TestAgentRestart(t *testing.T) {
 	t.Parallel()
+	for _, handoff := range []bool{false, true} {
+		t.Run(fmt.Sprintf("handoff=%t", handoff), func(t *testing.T) {
+			t.Parallel()
+			agentRestart(t, handoff)
+		})
+	}
+}
+
+func agentRestart(t *testing.T, handoff bool) {
 	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
 	admin := newClient(t, srv.Addr, "")
 	// Raise the agent's index, so that the first term is well above the
@@ -195,14 +208,17 @@ func TestAgentRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	logs := map[string]*lines{"a": {}, "b": {}}
 	mk := func(id string) consul.Options {
 		o := candidate(t, srv, "restart", id)
 		o.RetryInterval = 200 * time.Millisecond
+		o.Handoff = handoff
+		o.Logger = slog.New(slog.NewTextHandler(logs[id], &slog.HandlerOptions{Level: slog.LevelDebug}))
 		return o
 	}
-	_, eva := start(t, mk("a"))
+	a, eva := start(t, mk("a"))
 	first := eva.wait(t, 10*time.Second, "a leading", leads)
-	_, evb := start(t, mk("b"))
+	b, evb := start(t, mk("b"))
 	evb.wait(t, 10*time.Second, "b following a", sees("a"))
 
 	restarted := time.Now()
@@ -212,23 +228,37 @@ func TestAgentRestart(t *testing.T) {
 	t.Logf("a stepped down %v after the restart began", end.at.Sub(restarted))
 	// Either candidate may lead the new agent.
 	timeout := time.After(20 * time.Second)
-	for {
-		var ev event
+	var ev event
+	for !leads(ev) {
 		select {
 		case ev = <-eva.ch:
 		case ev = <-evb.ch:
 		case <-timeout:
 			t.Fatal("no leader within 20 s of the restart")
 		}
-		if !leads(ev) {
-			continue
-		}
-		t.Logf("leader %s elected %v after the restart began, term %d (before: %d)",
-			ev.LeaderID, ev.at.Sub(restarted), ev.Term, first.Term)
-		if ev.Term <= first.Term {
-			t.Errorf("term %d after the restart, not above the %d before", ev.Term, first.Term)
-		}
+	}
+	t.Logf("leader %s elected %v after the restart began, term %d (before: %d)",
+		ev.LeaderID, ev.at.Sub(restarted), ev.Term, first.Term)
+	if ev.Term <= first.Term {
+		t.Errorf("term %d after the restart, not above the %d before", ev.Term, first.Term)
+	}
+	if !handoff {
 		return
+	}
+	leader, next, nextEvents := a, "b", evb
+	if ev.LeaderID == "b" {
+		leader, next, nextEvents = b, "a", eva
+	}
+	waitRegistered(t, admin, "restart", 1)
+	if err := leader.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	nextEvents.wait(t, 10*time.Second, next+" leading after the release", leads)
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs[ev.LeaderID].String(), "handed the key over"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s released on the new agent without handing the key over; its logs:\n%s", ev.LeaderID, logs[ev.LeaderID])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

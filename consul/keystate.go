@@ -57,14 +57,16 @@ func (k *keyStates) note(key string, o observation) {
 }
 
 // noteList records an observation of key made by a recursive read at
-// index, with the registrations it showed.
+// index, with the registrations it showed. The last read wins, also one at
+// a lower index: an agent that lost its state counts its indexes again from
+// the start, and registrations made since must be seen. (A read that ends
+// after a newer one only makes the view a little older, which the handoff
+// transaction checks anyway.)
 func (k *keyStates) noteList(key string, o observation, index uint64, cands []candidate) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	s := k.noteLocked(key, o)
-	if index >= s.listIndex {
-		s.cands, s.listIndex, s.listRev = cands, index, o.Revision
-	}
+	s.cands, s.listIndex, s.listRev = cands, index, o.Revision
 }
 
 // waitIndex returns the index a blocking recursive read of key waits on
