@@ -232,6 +232,14 @@ func (b *Backend) queryOptions(ctx context.Context) *api.QueryOptions {
 	return q.WithContext(ctx)
 }
 
+// requestOptions are the options of a transaction, or of a read that need
+// not be consistent, in the configured datacenter, with the configured
+// token.
+func (b *Backend) requestOptions(ctx context.Context) *api.QueryOptions {
+	q := &api.QueryOptions{Datacenter: b.opts.Datacenter, Token: b.opts.Token}
+	return q.WithContext(ctx)
+}
+
 func (b *Backend) writeOptions(ctx context.Context) *api.WriteOptions {
 	w := &api.WriteOptions{Datacenter: b.opts.Datacenter, Token: b.opts.Token}
 	return w.WithContext(ctx)

@@ -195,8 +195,7 @@ func (b *Backend) raiseOnce(ctx context.Context, key string, floor uint64) (done
 	} else {
 		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckNotExists, Key: key}})
 	}
-	q := &api.QueryOptions{Datacenter: b.opts.Datacenter, Token: b.opts.Token}
-	ok, resp, _, err := b.client.Txn().Txn(ops, q.WithContext(ctx))
+	ok, resp, _, err := b.client.Txn().Txn(ops, b.requestOptions(ctx))
 	if err != nil {
 		return false, wrap(fmt.Sprintf("raise term offset %q", offKey), err)
 	}

@@ -116,8 +116,7 @@ func (s *session) handOff(ctx context.Context) bool {
 		{KV: &api.KVTxnOp{Verb: api.KVLock, Key: s.key, Value: c.value, Flags: api.LockFlagValue, Session: c.session}},
 	}
 	ops, unregisters := s.withUnregister(ops)
-	q := &api.QueryOptions{Datacenter: s.b.opts.Datacenter, Token: s.b.opts.Token}
-	ok, resp, _, err := s.b.client.Txn().Txn(ops, q.WithContext(ctx))
+	ok, resp, _, err := s.b.client.Txn().Txn(ops, s.b.requestOptions(ctx))
 	switch {
 	case err != nil:
 		s.b.log.Debug("handoff failed; releasing", "key", s.key, "candidate", c.session, "err", err)
@@ -197,8 +196,7 @@ func (s *session) cleanStale(ctx context.Context) {
 	if len(ops) == 0 {
 		return
 	}
-	q := &api.QueryOptions{Datacenter: s.b.opts.Datacenter, Token: s.b.opts.Token}
-	ok, _, _, err := s.b.client.Txn().Txn(ops, q.WithContext(ctx))
+	ok, _, _, err := s.b.client.Txn().Txn(ops, s.b.requestOptions(ctx))
 	if err != nil || !ok {
 		s.b.log.Debug("could not delete stale handoff registrations", "key", s.key, "count", len(ops), "err", err)
 	}

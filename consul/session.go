@@ -128,8 +128,7 @@ func (b *Backend) NewSession(ctx context.Context, p election.SessionParams) (ele
 	}
 	// The node and the create index are Consul's; they only describe the
 	// session, so a failure to read them is not one to create it.
-	q := &api.QueryOptions{Datacenter: b.opts.Datacenter, Token: b.opts.Token}
-	if e, _, err := b.client.Session().Info(out.ID, q.WithContext(ctx)); err == nil && e != nil {
+	if e, _, err := b.client.Session().Info(out.ID, b.requestOptions(ctx)); err == nil && e != nil {
 		s.info.Fields["node"] = e.Node
 		s.info.Fields["create_index"] = strconv.FormatUint(e.CreateIndex, 10)
 	} else if err != nil {
@@ -237,8 +236,7 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 		{KV: &api.KVTxnOp{Verb: api.KVGetTree, Key: offKey}},
 	}
 	ops, unregisters := s.withUnregister(ops)
-	q := &api.QueryOptions{Datacenter: s.b.opts.Datacenter, Token: s.b.opts.Token}
-	ok, resp, _, err := s.b.client.Txn().Txn(ops, q.WithContext(ctx))
+	ok, resp, _, err := s.b.client.Txn().Txn(ops, s.b.requestOptions(ctx))
 	if err != nil {
 		// The lock may have been applied: mayHold stays set, so that Close
 		// releases the key.
