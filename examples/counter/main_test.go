@@ -64,14 +64,26 @@ func TestScript(t *testing.T) {
 func TestSingle(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	out := captureStdout(t, func() {
+		sink := &fencedCounter{}
 		d := &demo{
 			opener: &backends.Opener{},
 			url:    "memory://single",
-			sink:   &fencedCounter{},
+			sink:   sink,
 			base:   election.Options{Resource: "counter", TTL: time.Second},
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
+		go func() { // Ctrl-C once the leader has counted
+			defer cancel()
+			for deadline := time.Now().Add(30 * time.Second); ctx.Err() == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				sink.mu.Lock()
+				total := sink.total
+				sink.mu.Unlock()
+				if total > 0 {
+					return
+				}
+			}
+		}()
 		if err := d.single(ctx, "node-1"); err != nil {
 			t.Error(err)
 		}
