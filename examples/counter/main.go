@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -60,33 +59,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "counter:", err)
 		os.Exit(1)
 	}
-	stop()
-	if left := leftGoroutines(); len(left) > 0 {
-		fmt.Printf("goroutines left behind:\n%s\n", strings.Join(left, "\n"))
-		os.Exit(1)
-	}
-	fmt.Println("all electors closed; no goroutine left")
-}
-
-// leftGoroutines returns the stacks of the goroutines still running, other
-// than this one and the os/signal watcher, which lives as long as the process.
-func leftGoroutines() []string {
-	var left []string
-	for range 50 {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		left = left[:0]
-		for _, g := range strings.Split(string(buf), "\n\n")[1:] {
-			if !strings.Contains(g, "os/signal.loop") && !strings.Contains(g, "os/signal.signal_recv") {
-				left = append(left, g)
-			}
-		}
-		if len(left) == 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return left
+	fmt.Println("all electors closed")
 }
 
 type demo struct {

@@ -17,7 +17,8 @@ import (
 )
 
 // TestScript plays the demo on the memory store and checks what it shows:
-// three terms, growing, one per leader, the release and the death.
+// three terms, growing, one per leader, the release and the death; and that
+// once every elector is closed no goroutine is left.
 func TestScript(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	out := captureStdout(t, func() {
@@ -54,6 +55,43 @@ func TestScript(t *testing.T) {
 	}
 	if strings.Contains(out, "write refused") {
 		t.Errorf("a leader's write was refused by the fenced counter:\n%s", out)
+	}
+}
+
+// TestSingle runs one candidate until its context ends, as -id does until
+// Ctrl-C: it leads, and stops leading when the context ends, leaving no
+// goroutine behind.
+func TestSingle(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	out := captureStdout(t, func() {
+		sink := &fencedCounter{}
+		d := &demo{
+			opener: &backends.Opener{},
+			url:    "memory://single",
+			sink:   sink,
+			base:   election.Options{Resource: "counter", TTL: time.Second},
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() { // Ctrl-C once the leader has counted
+			defer cancel()
+			for deadline := time.Now().Add(30 * time.Second); ctx.Err() == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				sink.mu.Lock()
+				total := sink.total
+				sink.mu.Unlock()
+				if total > 0 {
+					return
+				}
+			}
+		}()
+		if err := d.single(ctx, "node-1"); err != nil {
+			t.Error(err)
+		}
+	})
+	for _, want := range []string{"node-1  ** became leader", "node-1  stops leading", "shared total 1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
 	}
 }
 

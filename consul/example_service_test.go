@@ -1,0 +1,62 @@
+package consul_test
+
+import (
+	"context"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/consul-leader/consul-leader/consul"
+	"github.com/consul-leader/consul-leader/election"
+)
+
+// The whole life of a service: it campaigns until SIGINT or SIGTERM, does
+// the leader's work while it leads, and gives the leadership up on its way
+// out. The Consul client comes from the environment (CONSUL_HTTP_ADDR,
+// CONSUL_HTTP_TOKEN, ...). The README's quick start is this function's body.
+func Example_service() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	el, err := consul.New(consul.Options{Options: election.Options{Resource: "billing-cron"}})
+	if err != nil {
+		log.Fatal(err) // an *election.OptionError names the field at fault
+	}
+	err = el.Start(ctx, func(ctx context.Context, l election.Leadership) error {
+		if !l.IsLeader {
+			return nil // l.LeaderID leads, or nobody; l.Err says why this one cannot campaign
+		}
+		return runBillingUntil(ctx, l.Term) // the leader's work, until ctx ends; l.Term fences its writes
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	<-ctx.Done() // SIGINT or SIGTERM
+	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := el.Close(closeCtx); err != nil { // ends the term, waits for the handler, releases
+		log.Print(err)
+	}
+}
+
+// runBillingUntil is the leader's work: it runs until the term's context
+// ends, checks that context before every write, and sends the term with
+// every write as a fencing token.
+func runBillingUntil(ctx context.Context, term uint64) error {
+	ticker := time.NewTicker(time.Minute)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil // the term ended: stop at once
+		case <-ticker.C:
+			if ctx.Err() != nil {
+				return nil
+			}
+			runBilling(ctx, term)
+		}
+	}
+}
