@@ -56,7 +56,7 @@ func ValidResourceNames() []string {
 // the term its handler was given.
 func testNames(s *suite) {
 	names := ValidResourceNames()
-	sem := make(chan struct{}, 8)
+	sem := make(chan struct{}, 4)
 	var wg sync.WaitGroup
 	for i, name := range names {
 		sem <- struct{}{}
@@ -111,7 +111,7 @@ func (s *suite) checkName(name string, i int) {
 	var l election.Leadership
 	select {
 	case l = <-led:
-	case <-time.After(s.c.Slack + s.defaults().RequestTimeout):
+	case <-time.After(s.failover()):
 		s.t.Errorf("resource %q: the only candidate did not lead", name)
 		closeAll(holder)
 		return
@@ -124,7 +124,13 @@ func (s *suite) checkName(name string, i int) {
 		closeAll(holder)
 		return
 	}
+	// A read that fails (a timeout on a loaded machine) is tried again: it
+	// is what a successful read returns that counts.
 	got, err := observer.Leader(ctx)
+	for deadline := time.Now().Add(3 * s.c.Slack); err != nil && time.Now().Before(deadline); {
+		time.Sleep(s.defaults().RetryInterval / 10)
+		got, err = observer.Leader(ctx)
+	}
 	if err != nil || got.LeaderID != holderID || got.Term != l.Term || got.IsLeader || got.Resource != name {
 		s.t.Errorf("resource %q: another candidate's Leader() = %+v, %v; want %s with term %d", name, got, err, holderID, l.Term)
 	}
