@@ -6,44 +6,73 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/urlparam"
 	"github.com/consul-leader/consul-leader/memory"
 )
 
 // EnvVar is the environment variable FromEnv reads.
 const EnvVar = "ELECTION_BACKEND"
 
-// DefaultURL is the store FromEnv uses when EnvVar is unset.
-const DefaultURL = "memory://"
+// URLForms lists the URL forms Open accepts, for error messages.
+const URLForms = "consul://host:port, etcd://host:port[,host:port...], redis://host:port, " +
+	"rediss://host:port, migrate://?from=URL&to=URL, or memory://NAME (in-process, with an Opener)"
 
-// ErrBadURL is wrapped by every error about a backend URL.
-var ErrBadURL = errors.New("backends: bad backend URL")
+var (
+	// ErrBadURL is wrapped by every error about a backend URL.
+	ErrBadURL = errors.New("backends: bad backend URL")
+	// ErrNoBackend is wrapped by the error of FromEnv when EnvVar is unset
+	// or empty: there is no default store, as electors that silently ran on
+	// separate in-process stores would all lead.
+	ErrNoBackend = errors.New("backends: no backend URL")
+)
 
 // Opener opens electors from URLs. Its zero value is ready to use. Electors
-// it opens with memory:// URLs of the same name share one in-process store.
+// it opens with memory:// URLs of the same name share one in-process store,
+// which lives as long as the Opener: to run several electors of one process
+// on one memory store, open them all with one Opener.
 type Opener struct {
 	mu     sync.Mutex
 	stores map[string]*memory.Store
+	// noMemory refuses memory:// URLs, for the package-level Open.
+	noMemory bool
 }
 
-// Open opens an elector for rawURL with a new Opener.
+// Open opens an elector for rawURL, as Opener.Open does, except that it
+// refuses memory:// URLs with an error wrapping ErrBadURL: an in-process
+// store is shared only by the electors of one Opener, so two calls of Open
+// with the same memory:// URL would reach two different stores, and both
+// electors would lead. Open electors on a memory store with one Opener.
+//
+// There is deliberately no process-wide registry of memory stores: it would
+// keep every store alive for the life of the process and couple unrelated
+// code (and tests) of one binary that happen to use the same name.
 func Open(ctx context.Context, rawURL string, opts election.Options) (election.Elector, error) {
-	return new(Opener).Open(ctx, rawURL, opts)
+	return (&Opener{noMemory: true}).Open(ctx, rawURL, opts)
 }
 
-// FromEnv opens an elector for the URL in the ELECTION_BACKEND environment
-// variable, or DefaultURL when it is unset, with a new Opener.
+// FromEnv opens an elector, as Open does, for the URL in the environment
+// variable ELECTION_BACKEND (EnvVar). When the variable is unset or empty
+// it fails with an error wrapping ErrNoBackend that names the variable and
+// the accepted URL forms: there is no default store.
 func FromEnv(ctx context.Context, opts election.Options) (election.Elector, error) {
+	return (&Opener{noMemory: true}).FromEnv(ctx, opts)
+}
+
+// FromEnv opens an elector for the URL in the environment variable
+// ELECTION_BACKEND (EnvVar), as Open does. When the variable is unset or
+// empty it fails with an error wrapping ErrNoBackend that names the
+// variable and the accepted URL forms.
+func (o *Opener) FromEnv(ctx context.Context, opts election.Options) (election.Elector, error) {
 	u := os.Getenv(EnvVar)
 	if u == "" {
-		u = DefaultURL
+		return nil, fmt.Errorf("%w: the environment variable %s is not set; set it to the URL of the store: %s", ErrNoBackend, EnvVar, URLForms)
 	}
-	return Open(ctx, u, opts)
+	return o.Open(ctx, u, opts)
 }
 
 // Open opens an elector for rawURL. Parameters of the URL override opts. The
@@ -64,6 +93,10 @@ func (o *Opener) Open(ctx context.Context, rawURL string, opts election.Options)
 		opts.ID = opts.WithDefaults().ID // named before a backend needs it
 	}
 	u.RawQuery = rest.Encode()
+	opts = urlDefaults(u, opts)
+	if err := opts.Validate(); err != nil {
+		return nil, err // before any client is created
+	}
 	b, err := o.backend(ctx, u, opts)
 	if err != nil {
 		return nil, err
@@ -173,6 +206,10 @@ func openMemory(_ context.Context, o *Opener, u *url.URL, opts election.Options)
 	if opts.ID == "" {
 		return nil, fmt.Errorf("%w: memory:// needs the elector's ID to name its connection", ErrBadURL)
 	}
+	if o.noMemory {
+		return nil, fmt.Errorf("%w: %s://%s is an in-process store, shared only by the electors of one Opener; "+
+			"open every elector of it with one backends.Opener (var o backends.Opener; o.Open(ctx, url, opts))", ErrBadURL, u.Scheme, u.Host)
+	}
 	return o.MemoryStore(u.Host).Connect(opts.ID), nil
 }
 
@@ -227,14 +264,14 @@ func ParseOptions(q url.Values, opts election.Options) (election.Options, url.Va
 }
 
 // ParseDuration parses a URL parameter that is a Go duration ("1500ms",
-// "15s") or a plain number of seconds ("15").
+// "15s") or a plain number of seconds ("15", "0.5"). A value that is
+// neither, or is out of the range of a time.Duration (NaN, Inf, 1e300), is
+// an error that wraps ErrBadURL and an *election.OptionError naming the
+// parameter.
 func ParseDuration(name, v string) (time.Duration, error) {
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		return time.Duration(secs * float64(time.Second)), nil
-	}
-	d, err := time.ParseDuration(v)
+	d, err := urlparam.DurationOrSeconds(name, v)
 	if err != nil {
-		return 0, fmt.Errorf("%w: parameter %s=%q is not a duration (use 15s, 1500ms or a number of seconds)", ErrBadURL, name, v)
+		return 0, fmt.Errorf("%w: %w", ErrBadURL, err)
 	}
 	return d, nil
 }

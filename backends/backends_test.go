@@ -18,7 +18,7 @@ func TestOpenErrors(t *testing.T) {
 		{"", "no scheme"},
 		{"127.0.0.1:8500", "first path segment"},
 		{"zookeeper://127.0.0.1", "unknown scheme \"zookeeper\""},
-		{"memory://?ttl=abc", "ttl=\"abc\" is not a duration"},
+		{"memory://?ttl=abc", "URL parameter ttl: must be a duration such as 15s or 1500ms, or a number of seconds (got \"abc\")"},
 		{"memory://?bogus=1", "does not take the parameter(s) bogus"},
 		{"memory://?ttl=1s&ttl=2s", "ttl given 2 times"},
 		{"memory://x/path", "takes no path"},

@@ -1,7 +1,7 @@
 // Package backends opens an election.Elector from a URL, so that an
 // application chooses its coordination store by configuration alone:
 //
-//	el, err := backends.Open(ctx, os.Getenv("ELECTION_BACKEND"), election.Options{Resource: "billing-cron"})
+//	el, err := backends.FromEnv(ctx, election.Options{Resource: "billing-cron"}) // reads ELECTION_BACKEND
 //
 // The scheme selects the backend: memory://, consul://, etcd://, redis:// and
 // rediss://. Query parameters set election options and the backend's own
@@ -18,7 +18,25 @@
 //	waitTime        Options.WaitTime        (same form)
 //	requestTimeout  Options.RequestTimeout  (same form)
 //
-// memory://NAME selects the in-process store NAME of the Opener (default
-// "default"): electors opened by one Opener with the same name share a store.
+// memory://NAME selects the in-process store NAME of an Opener (default
+// "default"): electors opened by one Opener with the same name share a
+// store, which lives as long as the Opener. The package-level Open and
+// FromEnv refuse memory:// URLs, with an error pointing to Opener: they have
+// no Opener to share, so two of their electors on memory://NAME would run on
+// two stores and both lead. There is deliberately no process-wide registry
+// of memory stores (it would keep every store alive for the life of the
+// process and couple unrelated code, and tests, of one binary through a
+// name); the store is shared exactly as far as the Opener is.
+//
+// There is no default store: FromEnv fails with an error wrapping
+// ErrNoBackend, naming ELECTION_BACKEND and the accepted URL forms, when the
+// variable is unset or empty. Durations are Go durations or numbers of
+// seconds; a value out of the range of a time.Duration (NaN, Inf, 1e300) is
+// refused, naming its parameter, and the options are validated
+// (election.Options.Validate) before any client is created.
+//
+// With consul://...?checkTTL=D and no ttl, the TTL is D, as in consul.New
+// and consul.OpenURL.
+//
 // Each backend package documents its own URL form and parameters.
 package backends

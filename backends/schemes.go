@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/consul-leader/consul-leader/consul"
 	"github.com/consul-leader/consul-leader/election"
@@ -24,6 +25,17 @@ func scheme(s string) (openFunc, bool) {
 		return openRedis, true
 	}
 	return nil, false
+}
+
+// urlDefaults returns opts with the defaults that u's own parameters imply
+// (consul://...?checkTTL=D sets the TTL to D when it is unset), so that an
+// elector opened here has the options it would have from the backend's own
+// OpenURL.
+func urlDefaults(u *url.URL, opts election.Options) election.Options {
+	if s := strings.ToLower(u.Scheme); s == consul.Scheme || s == consul.SchemeTLS {
+		return consul.URLDefaults(u, opts)
+	}
+	return opts
 }
 
 func openRedis(ctx context.Context, _ *Opener, u *url.URL, opts election.Options) (election.Backend, error) {

@@ -38,6 +38,7 @@ func Run(t *testing.T, c Config) {
 		{"InvalidOptions", testInvalidOptions, true},
 		{"LeaderAgreesWithHandlers", testLeaderAgrees, true},
 		{"TermsOnlyGrow", testChurn, true},
+		{"ResourceNamesKeptByteForByte", testNames, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -513,12 +514,17 @@ func testInvalidOptions(s *suite) {
 		{"Resource", func(o *election.Options) { o.Resource = "" }},
 		{"Resource", func(o *election.Options) { o.Resource = "has space" }},
 		{"Resource", func(o *election.Options) { o.Resource = "/leading-slash" }},
+		{"Resource", func(o *election.Options) { o.Resource = "x/../y" }},
+		{"Resource", func(o *election.Options) { o.Resource = "x/./z" }},
 		{"ID", func(o *election.Options) { o.ID = "bad\nid" }},
 		{"Value", func(o *election.Options) { o.Value = make([]byte, election.MaxValueSize+1) }},
 		{"TTL", func(o *election.Options) { o.TTL = -time.Second }},
 		{"RenewInterval", func(o *election.Options) { o.RenewInterval = -time.Second }},
 		{"RenewInterval", func(o *election.Options) { o.RenewInterval = o.TTL }},
 		{"RetryInterval", func(o *election.Options) { o.RetryInterval = -time.Second }},
+		{"RetryInterval", func(o *election.Options) { o.RetryInterval = time.Nanosecond }},
+		{"TTL", func(o *election.Options) { o.TTL = election.MaxTTL + time.Second }},
+		{"RequestTimeout", func(o *election.Options) { o.RequestTimeout = o.TTL }},
 		{"WaitTime", func(o *election.Options) { o.WaitTime = -time.Second }},
 		{"RequestTimeout", func(o *election.Options) { o.RequestTimeout = -time.Second }},
 	}

@@ -81,7 +81,7 @@ func NewBackend(o Options) (*Backend, error) {
 func newBackend(o Options, client *api.Client, owned *http.Transport) *Backend {
 	log := o.Logger
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = election.DefaultLogger()
 	}
 	return &Backend{client: client, owned: owned, opts: o, log: log.With("backend", BackendName)}
 }

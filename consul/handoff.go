@@ -36,8 +36,10 @@ func candidatesFolder(key string) string { return key + CandidatesSuffix }
 func candidateKey(key, session string) string { return candidatesFolder(key) + session }
 
 // splitList sorts the pairs of a recursive read of key into the key itself,
-// its term offset and the candidates' registrations. Other keys that share
-// the prefix are ignored.
+// its term offset and the candidates' registrations, whose keys are the
+// folder and a session ID, without a slash. Other keys that share the
+// prefix are ignored: among them the keys of other resources, as the key of
+// resource "R/leader.candidates/x" lies in the folder of resource R.
 func splitList(key string, pairs api.KVPairs) (pair, offset *api.KVPair, cands []candidate) {
 	folder := candidatesFolder(key)
 	for _, p := range pairs {
@@ -46,7 +48,7 @@ func splitList(key string, pairs api.KVPairs) (pair, offset *api.KVPair, cands [
 			pair = p
 		case p.Key == key+OffsetKeySuffix:
 			offset = p
-		case strings.HasPrefix(p.Key, folder):
+		case strings.HasPrefix(p.Key, folder) && !strings.Contains(p.Key[len(folder):], "/"):
 			cands = append(cands, candidate{key: p.Key, session: p.Session, value: p.Value, createIndex: p.CreateIndex, modifyIndex: p.ModifyIndex})
 		}
 	}

@@ -69,7 +69,9 @@ type Options struct {
 	// DefaultKeyPrefix + Resource + DefaultKeySuffix, that is
 	// "service/<Resource>/leader". A backend serving other resources too
 	// uses the default key for them. The key must be given to the election
-	// alone: its value and flags are overwritten.
+	// alone: its value and flags are overwritten. It must not start with /
+	// nor have a segment that Consul's HTTP API cleans away ("", "." or
+	// "..", as in a//b, a/./b or a/../b).
 	Key string
 
 	// LockDelay is how long Consul refuses to hand a key over after the
@@ -178,6 +180,8 @@ func (o Options) validateBackend() error {
 		return &election.OptionError{Field: "Key", Rule: "must not start with /", Value: fmt.Sprintf("%q", o.Key)}
 	case o.Key != "" && strings.IndexFunc(o.Key, notPrintable) >= 0:
 		return &election.OptionError{Field: "Key", Rule: "must be printable text", Value: fmt.Sprintf("%q", o.Key)}
+	case o.Key != "" && cleanedInPath(o.Key):
+		return &election.OptionError{Field: "Key", Rule: `must not have an empty path segment (//) nor a segment "." or "..": Consul's HTTP API would read another key`, Value: fmt.Sprintf("%q", o.Key)}
 	case o.LockDelay > MaxLockDelay:
 		return &election.OptionError{Field: "LockDelay", Rule: fmt.Sprintf("must be at most %v (Consul's limit)", MaxLockDelay), Value: o.LockDelay.String()}
 	case o.LockDelay > 0 && o.LockDelay%time.Millisecond != 0:
@@ -254,5 +258,17 @@ func (o Options) lockDelay() time.Duration {
 
 // DefaultKey returns the default key of resource: "service/<resource>/leader".
 func DefaultKey(resource string) string { return DefaultKeyPrefix + resource + DefaultKeySuffix }
+
+// cleanedInPath reports whether Consul's HTTP API, which carries a key in the
+// URL path, would clean key into another: an empty, "." or ".." segment.
+func cleanedInPath(key string) bool {
+	segs := strings.Split(key, "/")
+	for i, seg := range segs {
+		if seg == "." || seg == ".." || seg == "" && i < len(segs)-1 {
+			return true
+		}
+	}
+	return false
+}
 
 func notPrintable(r rune) bool { return !unicode.IsPrint(r) }

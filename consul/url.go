@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/urlparam"
 )
 
 // URL schemes OpenURL accepts.
@@ -34,14 +35,11 @@ const (
 // comes from the environment (CONSUL_HTTP_ADDR), as do the token and TLS
 // files when not given. The common election parameters (resource, ttl, ...)
 // are parsed by package backends and given in opts; any other parameter is
-// an error that names it. With checkTTL, opts.TTL defaults to it. The
-// elector owns the client it creates and closes it in Close.
+// an error that names it. With checkTTL, opts.TTL defaults to it (see
+// URLDefaults), as in New and in backends.Open. The elector owns the client
+// it creates and closes it in Close.
 func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (election.Elector, error) {
-	if opts.TTL == 0 && u != nil {
-		if d, err := time.ParseDuration(u.Query().Get("checkTTL")); err == nil && d > 0 {
-			opts.TTL = d
-		}
-	}
+	opts = URLDefaults(u, opts)
 	b, err := OpenBackend(ctx, u, opts)
 	if err != nil {
 		return nil, err
@@ -52,6 +50,23 @@ func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (election.E
 		return nil, err
 	}
 	return el, nil
+}
+
+// URLDefaults returns opts with the defaults the parameters of u imply, as
+// Options.CheckTTL does in New: when opts.TTL is zero and u has a valid
+// checkTTL, the TTL is the check's TTL. OpenURL and backends.Open apply it,
+// so that the three ways of configuring an elector agree. It returns opts
+// unchanged when u cannot be parsed: OpenBackend reports why.
+func URLDefaults(u *url.URL, opts election.Options) election.Options {
+	if opts.TTL != 0 || u == nil {
+		return opts
+	}
+	o, _, err := parseURL(u)
+	if err != nil {
+		return opts
+	}
+	o.Options = opts
+	return o.withDefaults().Options
 }
 
 // OpenBackend returns the Backend for the URL u, with the parameters
@@ -185,8 +200,11 @@ func parseLockDelay(dst *time.Duration, v string) error {
 }
 
 func parseDuration(name string, dst *time.Duration, v string) error {
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
+	d, err := urlparam.Duration(name, v)
+	if err != nil {
+		return err
+	}
+	if d < 0 {
 		return &election.OptionError{Field: "URL parameter " + name, Rule: "must be a non-negative duration such as 500ms or 10s", Value: v}
 	}
 	*dst = d

@@ -24,6 +24,28 @@ const (
 	// MinTTL is the shortest TTL the engine accepts; stores have their own,
 	// larger minimums.
 	MinTTL = 10 * time.Millisecond
+	// MaxTTL is the longest TTL the engine accepts, Consul's own bound. It
+	// keeps the engine's arithmetic on TTLs (sums, multiples) far from
+	// overflow.
+	MaxTTL = 24 * time.Hour
+	// MinRenewInterval is the shortest Options.RenewInterval: a session
+	// renewed more often only loads the store.
+	MinRenewInterval = time.Millisecond
+	// MinRetryInterval is the shortest Options.RetryInterval: below it a
+	// handler that keeps failing, or a store that keeps refusing, would
+	// start thousands of campaigns a second.
+	MinRetryInterval = time.Millisecond
+	// MaxRetryInterval is the longest Options.RetryInterval.
+	MaxRetryInterval = 24 * time.Hour
+	// MinWaitTime is the shortest Options.WaitTime: a blocking read that
+	// waits less is a busy loop of reads.
+	MinWaitTime = time.Millisecond
+	// MaxWaitTime is the longest Options.WaitTime. Stores may wait less per
+	// read (Consul at most 10 minutes); the read is then sent again.
+	MaxWaitTime = 24 * time.Hour
+	// MinRequestTimeout is the shortest Options.RequestTimeout: no store
+	// answers sooner, so every request would fail.
+	MinRequestTimeout = time.Millisecond
 	// MaxValueSize is the largest Options.Value, in bytes.
 	MaxValueSize = 64 << 10
 	// MaxResourceLength and MaxIDLength bound Options.Resource and Options.ID.
@@ -55,7 +77,9 @@ func StepDownMargin(ttl time.Duration) time.Duration { return ttl / 10 }
 type Options struct {
 	// Resource names what is being led, for example "billing-cron". It is
 	// required: 1 to 128 letters, digits and the characters . _ - : /, not
-	// starting or ending with /. Each backend derives its keys from it.
+	// starting or ending with /, without an empty path segment (//) nor a
+	// segment "." or "..". Each backend derives its keys from it, and every
+	// store keeps such a name byte for byte (see ValidateResource).
 	Resource string
 
 	// ID identifies this candidate to the others; it is published as
@@ -68,13 +92,14 @@ type Options struct {
 
 	// TTL is the lifetime of the candidate's session in the store: a
 	// leader that dies is replaced about TTL after its last renewal.
-	// Default: DefaultTTL (15 s). Stores have their own bounds (Consul: 10 s
-	// to 24 h).
+	// Default: DefaultTTL (15 s). From MinTTL (10 ms) to MaxTTL (24 h);
+	// stores have their own bounds (Consul: 10 s to 24 h).
 	TTL time.Duration
 
-	// RenewInterval is how often the session is renewed. Default: TTL/3. It
-	// must leave room for one renewal attempt before the step-down
-	// deadline: RenewInterval + RequestTimeout < TTL - StepDownMargin(TTL).
+	// RenewInterval is how often the session is renewed. Default: TTL/3. At
+	// least MinRenewInterval (1 ms), and it must leave room for one renewal
+	// attempt before the step-down deadline: RenewInterval + RequestTimeout
+	// < TTL - StepDownMargin(TTL).
 	RenewInterval time.Duration
 
 	// RetryInterval is how long the elector waits after a failed store
@@ -83,15 +108,20 @@ type Options struct {
 	RetryInterval time.Duration
 
 	// WaitTime is how long a blocking read of the leadership waits for a
-	// change before it is sent again. Default: DefaultWaitTime (5 s).
+	// change before it is sent again. Default: DefaultWaitTime (5 s). From
+	// MinWaitTime (1 ms) to MaxWaitTime (24 h).
 	WaitTime time.Duration
 
 	// RequestTimeout bounds every store request other than blocking reads,
 	// which get WaitTime + RequestTimeout. Default: TTL/5, at most
-	// MaxRequestTimeout (10 s).
+	// MaxRequestTimeout (10 s). At least MinRequestTimeout (1 ms), and
+	// below TTL - StepDownMargin(TTL) together with RenewInterval.
 	RequestTimeout time.Duration
 
-	// Logger receives the elector's logs. Default: logs are discarded.
+	// Logger receives the elector's logs. Default: DefaultLogger(), which
+	// passes warnings and errors (slog.LevelWarn and above) to the handler
+	// of slog.Default() and drops the rest. To discard every log, set
+	// slog.New(slog.DiscardHandler).
 	Logger *slog.Logger
 }
 
@@ -117,7 +147,7 @@ func (o Options) WithDefaults() Options {
 		o.RequestTimeout = min(o.TTL/5, MaxRequestTimeout)
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+		o.Logger = DefaultLogger()
 	}
 	return o
 }
@@ -125,6 +155,7 @@ func (o Options) WithDefaults() Options {
 // Validate reports the first invalid option, with defaults applied, as an
 // *OptionError that names the field and the rule it breaks.
 func (o Options) Validate() error {
+	explicit := o
 	o = o.WithDefaults()
 	if err := ValidateResource(o.Resource); err != nil {
 		return err
@@ -136,28 +167,75 @@ func (o Options) Validate() error {
 		return &OptionError{Field: "ID", Rule: "must be printable text", Value: fmt.Sprintf("%q", o.ID)}
 	case len(o.Value) > MaxValueSize:
 		return &OptionError{Field: "Value", Rule: fmt.Sprintf("must be at most %d bytes", MaxValueSize), Value: fmt.Sprintf("%d bytes", len(o.Value))}
-	case o.TTL < MinTTL:
-		return &OptionError{Field: "TTL", Rule: fmt.Sprintf("must be at least %v", MinTTL), Value: o.TTL.String()}
-	case o.RenewInterval < 0:
-		return &OptionError{Field: "RenewInterval", Rule: "must not be negative", Value: o.RenewInterval.String()}
-	case o.RetryInterval < 0:
-		return &OptionError{Field: "RetryInterval", Rule: "must not be negative", Value: o.RetryInterval.String()}
-	case o.WaitTime < 0:
-		return &OptionError{Field: "WaitTime", Rule: "must not be negative", Value: o.WaitTime.String()}
-	case o.RequestTimeout < 0:
-		return &OptionError{Field: "RequestTimeout", Rule: "must not be negative", Value: o.RequestTimeout.String()}
 	}
-	if limit := o.TTL - StepDownMargin(o.TTL); o.RenewInterval+o.RequestTimeout >= limit {
-		return &OptionError{
-			Field: "RenewInterval",
-			Rule:  fmt.Sprintf("RenewInterval + RequestTimeout must be less than TTL - StepDownMargin(TTL) = %v, so that a renewal can complete before the leader must step down", limit),
-			Value: fmt.Sprintf("%v + %v", o.RenewInterval, o.RequestTimeout),
+	if err := o.validateDurations(); err != nil {
+		return err
+	}
+	return o.validateRenewal(explicit)
+}
+
+// validateDurations checks each duration against its own bounds.
+func (o Options) validateDurations() error {
+	type bound struct {
+		field    string
+		v        time.Duration
+		min, max time.Duration
+	}
+	for _, b := range []bound{
+		{"TTL", o.TTL, MinTTL, MaxTTL},
+		{"RenewInterval", o.RenewInterval, MinRenewInterval, MaxTTL},
+		{"RetryInterval", o.RetryInterval, MinRetryInterval, MaxRetryInterval},
+		{"WaitTime", o.WaitTime, MinWaitTime, MaxWaitTime},
+		{"RequestTimeout", o.RequestTimeout, MinRequestTimeout, MaxTTL},
+	} {
+		switch {
+		case b.v < 0:
+			return &OptionError{Field: b.field, Rule: fmt.Sprintf("must not be negative (at least %v)", b.min), Value: b.v.String()}
+		case b.v < b.min:
+			return &OptionError{Field: b.field, Rule: fmt.Sprintf("must be at least %v", b.min), Value: b.v.String()}
+		case b.v > b.max:
+			return &OptionError{Field: b.field, Rule: fmt.Sprintf("must be at most %v", b.max), Value: b.v.String()}
 		}
 	}
 	return nil
 }
 
-// ValidateResource reports whether name is a valid Options.Resource.
+// validateRenewal checks that a renewal fits before the step-down deadline,
+// naming the field at fault: the one that alone leaves no room, else the
+// one set explicitly (the other being its default), else RenewInterval.
+func (o Options) validateRenewal(explicit Options) error {
+	limit := o.TTL - StepDownMargin(o.TTL)
+	why := fmt.Sprintf("so that a renewal can complete before the leader must step down at TTL - StepDownMargin(TTL) = %v", limit)
+	switch {
+	case o.RequestTimeout >= limit:
+		return &OptionError{Field: "RequestTimeout", Rule: "must be less than TTL - StepDownMargin(TTL), " + why, Value: o.RequestTimeout.String()}
+	case o.RenewInterval >= limit:
+		return &OptionError{Field: "RenewInterval", Rule: "must be less than TTL - StepDownMargin(TTL), " + why, Value: o.RenewInterval.String()}
+	case o.RenewInterval+o.RequestTimeout >= limit:
+		field := "RenewInterval"
+		if explicit.RenewInterval == 0 && explicit.RequestTimeout != 0 {
+			field = "RequestTimeout"
+		}
+		return &OptionError{
+			Field: field,
+			Rule:  "RenewInterval + RequestTimeout must be less than TTL - StepDownMargin(TTL); shorten either, " + why,
+			Value: fmt.Sprintf("RenewInterval %v + RequestTimeout %v", o.RenewInterval, o.RequestTimeout),
+		}
+	}
+	return nil
+}
+
+// ValidateResource reports whether name is a valid Options.Resource: 1 to
+// MaxResourceLength letters, digits and . _ - : /, whose path segments (the
+// parts between slashes) are neither empty nor "." nor "..".
+//
+// The rules keep every name byte for byte in every store, so that the key
+// an elector writes is the key every other elector reads. Consul's HTTP API
+// carries keys in the URL path, where "." and ".." segments and empty ones
+// are cleaned away (x/../y would read y); etcd keys take the name with "/"
+// written as "%2F" (unambiguous, as "%" is not allowed); Redis keys put it
+// in a hash tag {name}, which "{" or "}" would end early; and a name of
+// other characters could need escaping in a URL or a key pattern.
 func ValidateResource(name string) error {
 	switch {
 	case name == "":
@@ -170,6 +248,11 @@ func ValidateResource(name string) error {
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-:/", r)) {
 			return &OptionError{Field: "Resource", Rule: "may contain only letters, digits and . _ - : /", Value: fmt.Sprintf("%q", name)}
+		}
+	}
+	for seg := range strings.SplitSeq(name, "/") {
+		if seg == "." || seg == ".." {
+			return &OptionError{Field: "Resource", Rule: `must not have a path segment "." or "..", which stores that take keys in URL paths (Consul) clean away`, Value: fmt.Sprintf("%q", name)}
 		}
 	}
 	return nil

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/backoff"
 
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/urlparam"
 )
 
 // URL defaults.
@@ -183,8 +184,11 @@ func parseURL(u *url.URL, opts election.Options) (clientv3.Config, Options, erro
 		}
 	}
 	if q.Has("dialTimeout") {
-		d, err := time.ParseDuration(q.Get("dialTimeout"))
-		if err != nil || d <= 0 {
+		d, err := urlparam.Duration("dialTimeout", q.Get("dialTimeout"))
+		if err != nil {
+			return cfg, eopts, err
+		}
+		if d <= 0 {
 			return cfg, eopts, urlError("dialTimeout", "must be a positive duration such as 5s", strconv.Quote(q.Get("dialTimeout")))
 		}
 		cfg.DialTimeout = d

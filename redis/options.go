@@ -40,7 +40,8 @@ type BackendOptions struct {
 
 	// Logger receives the backend's own logs (the release-notice
 	// subscription connecting, failing or being refused). Default: New uses
-	// Options.Logger; NewBackend discards the logs.
+	// Options.Logger; NewBackend uses election.DefaultLogger(), which passes
+	// warnings and errors to slog.Default().
 	Logger *slog.Logger
 }
 
@@ -50,7 +51,7 @@ func (o BackendOptions) WithDefaults() BackendOptions {
 		o.KeyPrefix = DefaultKeyPrefix
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+		o.Logger = election.DefaultLogger()
 	}
 	return o
 }

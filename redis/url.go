@@ -11,6 +11,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/urlparam"
 )
 
 // URL parameters of this backend. Every other query parameter is go-redis's
@@ -108,6 +109,9 @@ func OpenBackend(ctx context.Context, u *url.URL, logger *slog.Logger) (*Backend
 	if err := bo.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkDurations(q); err != nil {
+		return nil, err
+	}
 	rest := *u
 	rest.RawQuery = q.Encode()
 	client, err := newURLClient(mode, rest.String())
@@ -122,6 +126,29 @@ func OpenBackend(ctx context.Context, u *url.URL, logger *slog.Logger) (*Backend
 	}
 	b.closes = true
 	return b, nil
+}
+
+// goredisDurations are the go-redis URL parameters that are durations:
+// a Go duration, or a whole number of seconds that go-redis multiplies
+// without checking for overflow.
+var goredisDurations = []string{
+	"dial_timeout", "read_timeout", "write_timeout", "pool_timeout",
+	"min_retry_backoff", "max_retry_backoff", "conn_max_idle_time", "idle_timeout",
+	"conn_max_lifetime", "max_conn_age", "conn_max_lifetime_jitter",
+}
+
+// checkDurations refuses a go-redis duration parameter that does not fit a
+// time.Duration, which go-redis would turn into a wrong one. Values that
+// are not durations at all are left to go-redis, which names them.
+func checkDurations(q url.Values) error {
+	for _, name := range goredisDurations {
+		for _, v := range q[name] {
+			if err := urlparam.CheckSeconds(name, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // newURLClient parses raw with go-redis's parser for mode and creates the
