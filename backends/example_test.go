@@ -13,9 +13,13 @@ import (
 // The store is chosen by a URL, from configuration: here the in-memory
 // store, with election parameters in the query. The same code opens a
 // Consul, etcd or Redis elector from consul://, etcd:// or redis:// URLs.
-func ExampleOpen() {
+// An in-memory store lives in an Opener, so that every elector opened
+// through it reaches the same store; the package-level Open refuses
+// memory:// URLs.
+func ExampleOpener_Open() {
 	ctx := context.Background()
-	el, err := backends.Open(ctx, "memory://?id=node-a&ttl=2s", election.Options{Resource: "billing-cron"})
+	var o backends.Opener
+	el, err := o.Open(ctx, "memory://?id=node-a&ttl=2s", election.Options{Resource: "billing-cron"})
 	if err != nil {
 		panic(err) // a bad URL, parameter or option is named in the error
 	}
@@ -34,11 +38,11 @@ func ExampleOpen() {
 	l := <-leading
 	fmt.Printf("%s leads %s on %s, session TTL %v\n", l.LeaderID, l.Resource, l.Session.Backend, l.Session.TTL)
 
-	_, err = backends.Open(ctx, "memory://?ttl=soon", election.Options{Resource: "billing-cron"})
+	_, err = o.Open(ctx, "memory://?ttl=soon", election.Options{Resource: "billing-cron"})
 	fmt.Println(err)
 	// Output:
 	// node-a leads billing-cron on memory, session TTL 2s
-	// backends: bad backend URL: parameter ttl="soon" is not a duration (use 15s, 1500ms or a number of seconds)
+	// backends: bad backend URL: election: invalid option URL parameter ttl: must be a duration such as 15s or 1500ms, or a number of seconds (got "soon")
 }
 
 // ParseOptions applies a URL's common election parameters to the options and

@@ -70,7 +70,7 @@ func ExampleOptions_Validate() {
 	fmt.Println(election.Options{Resource: "billing cron"}.Validate())
 	fmt.Println(election.Options{Resource: "billing-cron"}.Validate())
 	// Output:
-	// election: invalid option RenewInterval: RenewInterval + RequestTimeout must be less than TTL - StepDownMargin(TTL) = 1.8s, so that a renewal can complete before the leader must step down (got 2s + 400ms)
+	// election: invalid option RenewInterval: must be less than TTL - StepDownMargin(TTL), so that a renewal can complete before the leader must step down at TTL - StepDownMargin(TTL) = 1.8s (got 2s)
 	// field: RenewInterval
 	// invalid options: true
 	// election: invalid option Resource: may contain only letters, digits and . _ - : / (got "billing cron")
