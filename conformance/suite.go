@@ -492,10 +492,13 @@ func testHandlerError(s *suite) {
 	s.candidate(s.resource, "e-solo", fail)
 	first := s.waitLeader(s.resource, "", 0, s.c.Slack)
 	s.waitEnded(first.id, first.l.Term, s.c.Slack)
-	bound := s.defaults().RetryInterval + s.c.Slack
-	second := s.waitLeader(s.resource, "", first.pos+1, bound)
+	// The n-th term in a row given up waits RetryDelay(n) ± RetryJitter.
+	bound := func(n int) time.Duration {
+		return time.Duration(float64(election.RetryDelay(s.defaults(), n))*(1+election.RetryJitter)) + s.c.Slack
+	}
+	second := s.waitLeader(s.resource, "", first.pos+1, bound(1))
 	s.waitEnded(second.id, second.l.Term, s.c.Slack)
-	third := s.waitLeader(s.resource, "", second.pos+1, bound)
+	third := s.waitLeader(s.resource, "", second.pos+1, bound(2))
 	if second.l.Term <= first.l.Term || third.l.Term <= second.l.Term {
 		s.t.Errorf("terms after handler errors: %d, %d, %d; want growing", first.l.Term, second.l.Term, third.l.Term)
 	}
