@@ -16,7 +16,9 @@
 // (IsLeader false, that candidate's LeaderID and Value); there is no leader;
 // the store cannot be reached or refuses the elector (Err set). A leader's
 // release that this elector takes over at once is not announced as a time
-// with no leader: the outcome of its acquisition is.
+// with no leader: the outcome of its acquisition is. A handler still busy
+// when several changes happen is then told the latest state only (see
+// Retries).
 //
 // A leader's handler may return at once or run the leader's work until its
 // context ends. The term ends, and its context is cancelled, when the store
