@@ -39,6 +39,7 @@ type engine struct {
 	highest       uint64  // the highest term seen of the resource
 	highestHolder string  // the session that held the highest term
 	raised        uint64  // the last floor raised after a store lost its terms
+	raisedLast    bool    // the last acquisition was given up, and the floor raised, for a low term
 	warnedBehind  uint64  // the highest term when a leader below it was last reported
 	storeRetry    backoff // consecutive failed store requests
 	handlerRetry  backoff // consecutive terms given up by a failing handler
@@ -436,16 +437,17 @@ func (e *engine) behind(rec Record) bool {
 // from the start again. A fencing token must only grow, so the elector then
 // gives the acquisition up, and never gives its handler that term. It raises
 // the store's term floor above the highest term seen (TermFloorRaiser) and
-// campaigns again at once, when the floor had not been raised that high
-// yet: the next acquisition gets a term above it. A backend that cannot
-// raise its floor, or whose terms stay low after a raise, is reported to
-// the handler (Err) and retried with backoff, as a failing store is.
+// campaigns again at once: the next acquisition gets a term above it. A
+// backend that cannot raise its floor, or whose next term is still low
+// after a raise, is reported to the handler (Err) and retried with backoff,
+// as a failing store is.
 func (e *engine) termWentBack(ctx, sctx context.Context, d *dispatcher, rec Record) bool {
 	if rec.Term > e.highest {
+		e.raisedLast = false
 		return false
 	}
 	if r, ok := e.b.(TermFloorRaiser); ok {
-		first := e.raised < e.highest
+		first := !e.raisedLast
 		if first {
 			e.log.Warn("the store issued a term not above one seen before, as after a loss of its data; raising its term floor and campaigning again",
 				"term", rec.Term, "highest_seen", e.highest)
@@ -460,8 +462,9 @@ func (e *engine) termWentBack(ctx, sctx context.Context, d *dispatcher, rec Reco
 			}
 			return true
 		}
+		e.raised = e.highest
 		if first {
-			e.raised = e.highest
+			e.raisedLast = true
 			return true
 		}
 	}
