@@ -370,9 +370,12 @@ func testPartition(s *suite) {
 	if next.id != other.id {
 		s.t.Fatalf("new leader %s, want %s", next.id, other.id)
 	}
-	// Healed, the old leader campaigns again: it follows, then leads.
+	// Healed, the old leader campaigns again: it follows, then leads. Its
+	// failures while cut off may have backed its retries off to
+	// MaxRetryDelay (± RetryJitter).
 	link.Heal()
-	s.waitSeen(old.id, other.id, s.defaults().WaitTime+s.defaults().RetryInterval+s.c.Slack)
+	backedOff := time.Duration(float64(election.MaxRetryDelay(s.defaults())) * (1 + election.RetryJitter))
+	s.waitSeen(old.id, other.id, s.defaults().WaitTime+backedOff+s.c.Slack)
 	releasedMark := s.rec.mark()
 	ctx, cancel := context.WithTimeout(context.Background(), s.c.Slack)
 	defer cancel()

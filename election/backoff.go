@@ -15,12 +15,13 @@ const RetryJitter = 0.2
 const maxRetryCap = 30 * time.Second
 
 // MaxRetryDelay returns the nominal wait, before jitter, after many
-// consecutive failures: the TTL, at most 30 s, and never less than
-// RetryInterval. A candidate that keeps failing thus retries about once per
-// TTL, the time a failover takes anyway.
+// consecutive failures: half the TTL, at most 30 s, and never less than
+// RetryInterval (7.5 s with the defaults). A candidate that keeps failing
+// retries at least about twice per TTL, so that after an outage it is back
+// within about half a TTL of its store, sooner than a failover takes.
 func MaxRetryDelay(o Options) time.Duration {
 	o = o.WithDefaults()
-	return max(o.RetryInterval, min(o.TTL, maxRetryCap))
+	return max(o.RetryInterval, min(o.TTL/2, maxRetryCap))
 }
 
 // RetryDelay returns the nominal wait, before jitter, after the n-th

@@ -75,9 +75,11 @@
 // After a failed store request, or a term its handler gave up (an error or
 // a panic), an elector waits before it tries again: RetryInterval after the
 // first failure in a row, doubled after each further one, at most
-// MaxRetryDelay (the TTL, at most 30 s, at least RetryInterval); see
+// MaxRetryDelay (half the TTL, at most 30 s, at least RetryInterval); see
 // RetryDelay. Every such wait is moved at random by up to ±RetryJitter
-// (20 %), so that many candidates do not retry in lockstep after an outage.
+// (20 %), so that many candidates do not retry in lockstep after an outage,
+// and a candidate cut off from its store is back within about half a TTL of
+// the store's return.
 // The count starts again after a successful read or acquisition from the
 // store, and, for the handler, after a term that lasted at least
 // MaxRetryDelay or ended for another cause. A Release is not a failure: the

@@ -27,16 +27,16 @@ func within(gap, d time.Duration) bool {
 }
 
 // TestRetryDelay: the nominal waits double from RetryInterval up to the
-// cap, the TTL (at most 30 s, at least RetryInterval).
+// cap, half the TTL (at most 30 s, at least RetryInterval).
 func TestRetryDelay(t *testing.T) {
 	o := election.Options{Resource: "r"} // RetryInterval 1 s, TTL 15 s
 	var got []time.Duration
 	for n := 1; n <= 7; n++ {
 		got = append(got, election.RetryDelay(o, n))
 	}
-	want := []time.Duration{1, 2, 4, 8, 15, 15, 15}
+	want := []time.Duration{1000, 2000, 4000, 7500, 7500, 7500, 7500}
 	for i := range want {
-		want[i] *= time.Second
+		want[i] *= time.Millisecond
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("RetryDelay(1..7) = %v, want %v", got, want)
@@ -47,7 +47,7 @@ func TestRetryDelay(t *testing.T) {
 	}{
 		{election.Options{TTL: time.Hour}, 30 * time.Second},
 		{election.Options{TTL: 15 * time.Second, RetryInterval: time.Minute}, time.Minute},
-		{election.Options{TTL: 100 * time.Millisecond, RetryInterval: time.Millisecond}, 100 * time.Millisecond},
+		{election.Options{TTL: 100 * time.Millisecond, RetryInterval: time.Millisecond}, 50 * time.Millisecond},
 	} {
 		if got := election.MaxRetryDelay(tc.o); got != tc.want {
 			t.Errorf("MaxRetryDelay(TTL %v, RetryInterval %v) = %v, want %v", tc.o.TTL, tc.o.RetryInterval, got, tc.want)
@@ -90,10 +90,10 @@ func TestFailingHandlerBacksOff(t *testing.T) {
 		synctest.Wait()
 		mu.Lock()
 		defer mu.Unlock()
-		// Nominal: 1 2 4 8 15 15 15 15 (lasting) 1 2 4 ...
+		// Nominal gaps: 1 2 4 7.5 7.5 7.5 7.5 7.5 (lasting) 1 2 4 ...
 		t.Logf("%d terms in the first minute, %d in three (1 s RetryInterval: 60 and 180 without backoff)", inFirstMinute, len(starts))
-		if inFirstMinute > 8 {
-			t.Errorf("%d terms in the first minute of a failing handler; want at most 8", inFirstMinute)
+		if limit := mostAttempts(opts, time.Minute); inFirstMinute > limit {
+			t.Errorf("%d terms in the first minute of a failing handler; want at most %d", inFirstMinute, limit)
 		}
 		if len(starts) < lasting+3 {
 			t.Fatalf("only %d terms in three minutes", len(starts))
@@ -186,8 +186,8 @@ func TestFailingStoreBacksOff(t *testing.T) {
 		synctest.Wait()
 		down := b.times()
 		t.Logf("%d attempts in two minutes of a failing store (120 without backoff)", len(down))
-		if len(down) > 14 {
-			t.Errorf("%d attempts in two minutes; want at most 14", len(down))
+		if limit := mostAttempts(opts, 2*time.Minute); len(down) > limit {
+			t.Errorf("%d attempts in two minutes; want at most %d", len(down), limit)
 		}
 		for i := 1; i < len(down); i++ {
 			gap, want := down[i].Sub(down[i-1]), election.RetryDelay(opts, i)
@@ -272,6 +272,19 @@ func TestRetriesSpreadAfterOutage(t *testing.T) {
 			t.Errorf("%d of 100 electors retried within the same 100 ms after the outage", n)
 		}
 	})
+}
+
+// mostAttempts returns how many attempts, the first at once, fit in d with
+// the shortest waits the backoff allows.
+func mostAttempts(o election.Options, d time.Duration) int {
+	n, at := 1, time.Duration(0)
+	for {
+		at += time.Duration(float64(election.RetryDelay(o, n)) * (1 - election.RetryJitter))
+		if at > d {
+			return n
+		}
+		n++
+	}
 }
 
 // crowd returns the largest number of the sorted ds within one window.
