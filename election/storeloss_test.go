@@ -164,11 +164,19 @@ func TestNoLowerTermAfterStoreLoss(t *testing.T) {
 				time.Sleep(time.Minute)
 				synctest.Wait()
 				highA, highB := rec.check(t, "a"), rec.check(t, "b")
+				rec.mu.Lock()
+				for _, id := range []string{"a", "b"} {
+					calls := rec.calls[id]
+					if last := calls[len(calls)-1]; last.LeaderID != "" || last.IsLeader || last.Term != 0 {
+						t.Errorf("%s, following c's low term, was last told %+v; want no leader", id, last)
+					}
+				}
+				rec.mu.Unlock()
 				if highA < before-1 || highB < before-1 {
 					t.Fatalf("a and b were told terms up to %d and %d; want them to have seen the terms before the loss (%d)", highA, highB, before)
 				}
-				if !strings.Contains(logs.String(), "leader with a term below one seen before") {
-					t.Errorf("a follower shown a lower term did not warn:\n%s", logs)
+				if n := strings.Count(logs.String(), "leader with a term below one seen before"); n < 1 || n > 2 {
+					t.Errorf("followers shown a lower term warned %d times; want once each (a and b):\n%s", n, logs)
 				}
 				// c gives the leadership up: a or b may acquire now.
 				_ = c.Release(context.Background())
