@@ -371,9 +371,12 @@ func testPartition(s *suite) {
 	if next.id != other.id {
 		s.t.Fatalf("new leader %s, want %s", next.id, other.id)
 	}
-	// Healed, the old leader campaigns again: it follows, then leads.
+	// Healed, the old leader campaigns again: it follows, then leads. Its
+	// failures while cut off may have backed its retries off to
+	// MaxRetryDelay (± RetryJitter).
 	link.Heal()
-	s.waitSeen(old.id, other.id, s.defaults().WaitTime+s.defaults().RetryInterval+s.c.Slack)
+	backedOff := time.Duration(float64(election.MaxRetryDelay(s.defaults())) * (1 + election.RetryJitter))
+	s.waitSeen(old.id, other.id, s.defaults().WaitTime+backedOff+s.c.Slack)
 	releasedMark := s.rec.mark()
 	ctx, cancel := context.WithTimeout(context.Background(), s.c.Slack)
 	defer cancel()
@@ -493,10 +496,13 @@ func testHandlerError(s *suite) {
 	s.candidate(s.resource, "e-solo", fail)
 	first := s.waitLeader(s.resource, "", 0, s.c.Slack)
 	s.waitEnded(first.id, first.l.Term, s.c.Slack)
-	bound := s.defaults().RetryInterval + s.c.Slack
-	second := s.waitLeader(s.resource, "", first.pos+1, bound)
+	// The n-th term in a row given up waits RetryDelay(n) ± RetryJitter.
+	bound := func(n int) time.Duration {
+		return time.Duration(float64(election.RetryDelay(s.defaults(), n))*(1+election.RetryJitter)) + s.c.Slack
+	}
+	second := s.waitLeader(s.resource, "", first.pos+1, bound(1))
 	s.waitEnded(second.id, second.l.Term, s.c.Slack)
-	third := s.waitLeader(s.resource, "", second.pos+1, bound)
+	third := s.waitLeader(s.resource, "", second.pos+1, bound(2))
 	if second.l.Term <= first.l.Term || third.l.Term <= second.l.Term {
 		s.t.Errorf("terms after handler errors: %d, %d, %d; want growing", first.l.Term, second.l.Term, third.l.Term)
 	}

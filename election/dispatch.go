@@ -14,6 +14,14 @@ type event struct {
 	done    chan struct{}   // closed when the call returned; may be nil
 	onError func(err error) // called with the call's error before done; may be nil
 	fence   chan struct{}   // set for no call: closed when the loop reaches it
+	key     notice          // what the call tells, for a follower notification
+	keep    bool            // a newer notification does not replace this one
+}
+
+// replaceable reports whether ev is a follower notification that a newer
+// one may replace while it waits.
+func (ev event) replaceable() bool {
+	return ev.fence == nil && ev.done == nil && ev.onError == nil && !ev.keep
 }
 
 // dispatcher calls the handler one event at a time, in order. Follower
@@ -21,13 +29,21 @@ type event struct {
 // that a slow handler never blocks the campaign; a leader call runs on the
 // campaign's goroutine itself (see callHere), which has nothing else to do
 // during a term. Events come from the campaign's goroutine only.
+//
+// The queue is coalesced: a follower notification still waiting when a
+// newer one arrives is replaced by it, so that a slow handler is told the
+// latest state rather than every state in between. Only a step-down notice
+// (keep) is never replaced; and since the campaign's goroutine waits at
+// every leader call (callHere) until the queue is empty, the queue holds at
+// most a step-down notice, one follower notification and a fence.
 type dispatcher struct {
 	handler Handler
 	log     *slog.Logger
 
 	mu     sync.Mutex
 	queue  []event
-	busy   bool // the loop is calling the handler
+	busy   bool   // the loop is calling the handler
+	taken  notice // the key of the last event taken for a call
 	closed bool
 	wake   chan struct{}
 	done   chan struct{}
@@ -37,8 +53,22 @@ func newDispatcher(h Handler, log *slog.Logger) *dispatcher {
 	return &dispatcher{handler: h, log: log, wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
+// enqueue queues ev, replacing a follower notification still waiting. A
+// notification that would only repeat the last one taken for a call, once
+// the one between them is replaced, is dropped.
 func (d *dispatcher) enqueue(ev event) {
 	d.mu.Lock()
+	if n := len(d.queue); n > 0 && d.queue[n-1].replaceable() && ev.replaceable() {
+		d.queue = d.queue[:n-1]
+		if n == 1 && ev.key == d.taken {
+			d.mu.Unlock()
+			return
+		}
+		if n > 1 && ev.key == d.queue[n-2].key {
+			d.mu.Unlock()
+			return
+		}
+	}
 	d.queue = append(d.queue, ev)
 	d.mu.Unlock()
 	d.signal()
@@ -51,6 +81,9 @@ func (d *dispatcher) enqueue(ev event) {
 // goroutine switch at each end of its term.
 func (d *dispatcher) callHere(ev event) {
 	d.drain()
+	d.mu.Lock()
+	d.taken = ev.key
+	d.mu.Unlock()
 	d.handle(ev)
 }
 
@@ -101,6 +134,9 @@ func (d *dispatcher) loop() {
 		d.queue[0] = event{}
 		d.queue = d.queue[1:]
 		d.busy = ev.fence == nil
+		if ev.fence == nil {
+			d.taken = ev.key
+		}
 		d.mu.Unlock()
 
 		if ev.fence != nil {

@@ -16,7 +16,9 @@
 // (IsLeader false, that candidate's LeaderID and Value); there is no leader;
 // the store cannot be reached or refuses the elector (Err set). A leader's
 // release that this elector takes over at once is not announced as a time
-// with no leader: the outcome of its acquisition is.
+// with no leader: the outcome of its acquisition is. A handler still busy
+// when several changes happen is then told the latest state only (see
+// Retries).
 //
 // A leader's handler may return at once or run the leader's work until its
 // context ends. The term ends, and its context is cancelled, when the store
@@ -48,9 +50,43 @@
 // makes, and let the written system refuse a token lower than the highest it
 // has seen: the stalled leader's late writes are then refused.
 //
-// A store that loses its data issues terms from the start again. An elector
-// that acquires a term not above the highest it has seen raises the store's
-// term floor (TermFloorRaiser) above that term, gives the acquisition up and
-// campaigns again, so that no handler is given a lower term than one
-// announced before.
+// A store that loses its data issues terms from the start again. No handler
+// is ever given a lower term than one its elector announced before, on any
+// backend: a notification that names a leader, follower or leader call,
+// carries a Term at least as high as every Term given to that handler
+// before. The engine keeps this promise with the highest term each elector
+// has seen:
+//
+//   - An elector that acquires a term not above it gives the acquisition up.
+//     The first time, it raises the store's term floor (TermFloorRaiser)
+//     above that term and campaigns again at once, so that its next term is
+//     above. A backend that cannot raise its floor, or whose terms stay low,
+//     is reported to the handler (Err) and retried with backoff: the elector
+//     does not lead with a lower term.
+//   - A follower that sees another candidate lead with a term below it (one
+//     that never saw the higher term) does not announce that leader: its
+//     handler is told that there is no leader (LeaderID empty, Term 0) until
+//     a leader with a higher term appears. It logs a warning, once for each
+//     highest term, and raises the store's term floor above that term, so
+//     that the next term is above it.
+//
+// # Retries
+//
+// After a failed store request, or a term its handler gave up (an error or
+// a panic), an elector waits before it tries again: RetryInterval after the
+// first failure in a row, doubled after each further one, at most
+// MaxRetryDelay (half the TTL, at most 30 s, at least RetryInterval); see
+// RetryDelay. Every such wait is moved at random by up to ±RetryJitter
+// (20 %), so that many candidates do not retry in lockstep after an outage,
+// and a candidate cut off from its store is back within about half a TTL of
+// the store's return.
+// The count starts again after a successful read or acquisition from the
+// store, and, for the handler, after a term that lasted at least
+// MaxRetryDelay or ended for another cause. A Release is not a failure: the
+// elector campaigns again exactly RetryInterval later.
+//
+// A slow handler is told the latest state, not every state in between: a
+// follower notification still waiting for the handler when a newer one
+// arrives is replaced by it. Leader calls are never dropped or reordered,
+// nor is the notification that a term ended.
 package election

@@ -31,10 +31,15 @@ type Elector interface {
 
 	// Close stops the campaign: it ends the current term, waits for the
 	// handler to return, releases leadership (with a fresh, bounded context,
-	// so a cancelled ctx does not skip the release) and returns once no
-	// goroutine of the elector is left, or with ctx's error. Close must not
-	// be called from the handler; use Release there. Calling it again
-	// returns nil.
+	// so a cancelled ctx does not skip the release), closes the backend and
+	// returns once no goroutine of the elector is left, or with ctx's error.
+	// When ctx ends first (a handler ignoring its context), the elector still
+	// finishes on its own: the backend is closed as soon as the handler
+	// returns, without another Close. Every call, also a later or a
+	// concurrent one, waits the same way and returns nil (or the backend's
+	// Close error) once the elector is gone. Close must not be called from
+	// the handler, which it would wait for: it then fails at once with
+	// ErrCloseFromHandler and does nothing; use Release there.
 	Close(ctx context.Context) error
 }
 

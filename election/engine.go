@@ -19,17 +19,30 @@ type engine struct {
 	opts Options
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	started bool
-	closed  bool
-	stop    context.CancelFunc
-	done    chan struct{} // closed once every goroutine of a started elector has exited
-	term    *term         // the current term; nil when not leading
-	session SessionInfo   // the current session; zero when none
+	mu       sync.Mutex
+	started  bool
+	closed   bool // Close was called
+	runDone  bool // the campaign of a started elector and its dispatcher have ended
+	stop     context.CancelFunc
+	finished chan struct{} // made by the first Close; closed once nothing of the elector is left
+	closeErr error         // the backend's Close error; written before finished is closed
+	term     *term         // the current term; nil when not leading
+	session  SessionInfo   // the current session; zero when none
 
-	last    notice // the last notification sent; owned by the run goroutine
-	highest uint64 // the highest term seen of the resource; owned by the run goroutine
-	raised  uint64 // the last floor raised after a store lost its terms; owned by the run goroutine
+	// The goroutines that make handler calls, for Close to recognise.
+	runGoroutine, dispatchGoroutine uint64
+
+	jitter *jitter // the random source of retry delays
+
+	// Owned by the run goroutine.
+	last          notice  // the last notification sent
+	highest       uint64  // the highest term seen of the resource
+	highestHolder string  // the session that held the highest term
+	raised        uint64  // the last floor raised after a store lost its terms
+	raisedLast    bool    // the last acquisition was given up, and the floor raised, for a low term
+	warnedBehind  uint64  // the highest term when a leader below it was last reported
+	storeRetry    backoff // consecutive failed store requests
+	handlerRetry  backoff // consecutive terms given up by a failing handler
 }
 
 // term is one period of leadership.
@@ -61,10 +74,14 @@ type notice struct {
 }
 
 func newEngine(b Backend, opts Options) *engine {
+	j := newJitter()
 	return &engine{
-		b:    b,
-		opts: opts,
-		log:  opts.Logger.With("resource", opts.Resource, "id", opts.ID, "backend", b.Name()),
+		b:            b,
+		opts:         opts,
+		log:          opts.Logger.With("resource", opts.Resource, "id", opts.ID, "backend", b.Name()),
+		jitter:       j,
+		storeRetry:   backoff{opts: opts, rng: j},
+		handlerRetry: backoff{opts: opts, rng: j},
 	}
 }
 
@@ -81,18 +98,38 @@ func (e *engine) Start(ctx context.Context, handler Handler) error {
 		return ErrAlreadyStarted
 	}
 	e.started = true
-	runCtx, stop := context.WithCancel(ctx)
+	// Every context a handler call gets derives from runCtx, and so names
+	// this elector (see fromHandler).
+	runCtx, stop := context.WithCancel(context.WithValue(ctx, handlerCtxKey{}, e))
 	e.stop = stop
-	e.done = make(chan struct{})
 	d := newDispatcher(handler, e.log)
-	go d.loop()
 	go func() {
-		defer close(e.done)
+		e.setGoroutine(&e.dispatchGoroutine)
+		d.loop()
+	}()
+	go func() {
+		e.setGoroutine(&e.runGoroutine)
 		e.run(runCtx, d)
 		d.close()
 		<-d.done
+		stop()
+		e.mu.Lock()
+		e.runDone = true
+		closing := e.closed
+		e.mu.Unlock()
+		if closing {
+			e.finish() // Close gave up waiting, or is still waiting
+		}
 	}()
 	return nil
+}
+
+// setGoroutine records the calling goroutine's ID in *id.
+func (e *engine) setGoroutine(id *uint64) {
+	g := goroutineID()
+	e.mu.Lock()
+	*id = g
+	e.mu.Unlock()
 }
 
 func (e *engine) Release(ctx context.Context) error {
@@ -140,29 +177,52 @@ func (e *engine) Leader(ctx context.Context) (Leadership, error) {
 	return l, nil
 }
 
+// Close stops the campaign once, on its first call, and finishes the
+// elector (closes the backend) as soon as the campaign has ended: on this
+// call when it already has, otherwise on the campaign's goroutine as its
+// last act, whether or not a Close is still waiting. Every call waits for
+// that end.
 func (e *engine) Close(ctx context.Context) error {
+	if e.fromHandler(ctx) {
+		return fmt.Errorf("election: close %q: %w", e.opts.Resource, ErrCloseFromHandler)
+	}
 	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return nil
-	}
-	e.closed = true
-	started, stop, done := e.started, e.stop, e.done
-	e.mu.Unlock()
-	if started {
-		stop()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return fmt.Errorf("election: close %q: %w (is the handler ignoring its context?)", e.opts.Resource, ctx.Err())
+	finishHere := false
+	if !e.closed {
+		e.closed = true
+		e.finished = make(chan struct{})
+		if e.started {
+			e.stop()
 		}
+		finishHere = !e.started || e.runDone
 	}
+	finished := e.finished
+	e.mu.Unlock()
+	if finishHere {
+		e.finish()
+	}
+	select {
+	case <-finished:
+		return e.closeErr
+	default:
+	}
+	select {
+	case <-finished:
+		return e.closeErr
+	case <-ctx.Done():
+		return fmt.Errorf("election: close %q: %w (is the handler ignoring its context?)", e.opts.Resource, ctx.Err())
+	}
+}
+
+// finish closes the backend once the campaign has ended, and then
+// e.finished. It runs once, after the first Close.
+func (e *engine) finish() {
 	if c, ok := e.b.(io.Closer); ok {
 		if err := c.Close(); err != nil {
-			return fmt.Errorf("election: close %s backend: %w", e.b.Name(), err)
+			e.closeErr = fmt.Errorf("election: close %s backend: %w", e.b.Name(), err)
 		}
 	}
-	return nil
+	close(e.finished)
 }
 
 // run campaigns until ctx ends, one session after another.
@@ -174,7 +234,7 @@ func (e *engine) run(ctx context.Context, d *dispatcher) {
 		if err != nil {
 			if ctx.Err() == nil {
 				e.fail(ctx, d, "create session", err)
-				sleep(ctx, e.opts.RetryInterval)
+				sleep(ctx, e.storeRetry.failed())
 			}
 			continue
 		}
@@ -211,10 +271,11 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 			if err != nil {
 				if sctx.Err() == nil {
 					e.fail(ctx, d, "watch leader", err)
-					sleep(sctx, e.opts.RetryInterval)
+					sleep(sctx, e.storeRetry.failed())
 				}
 				continue
 			}
+			e.storeRetry.reset()
 			rec = r
 			e.saw(info, rec)
 			e.observeUnlessTaking(ctx, d, info, rec, holdOff)
@@ -226,10 +287,11 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 			if err != nil {
 				if sctx.Err() == nil {
 					e.fail(ctx, d, "watch leader", err)
-					sleep(sctx, min(wait, e.opts.RetryInterval))
+					sleep(sctx, min(wait, e.storeRetry.failed()))
 				}
 				continue
 			}
+			e.storeRetry.reset()
 			rec = r
 			e.saw(info, rec)
 			e.observeUnlessTaking(ctx, d, info, rec, holdOff)
@@ -244,13 +306,19 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 			}
 			if errors.Is(err, ErrSessionLost) {
 				e.log.Warn("session lost while acquiring", "session", info.ID, "err", err)
+				// A new session at once, the first time; a store that
+				// keeps losing them is retried with backoff.
+				if wait := e.storeRetry.failed(); e.storeRetry.fails > 1 {
+					sleep(ctx, wait)
+				}
 				return holdOff
 			}
 			e.fail(ctx, d, "acquire", err)
 			rec = Record{}
-			sleep(sctx, e.opts.RetryInterval)
+			sleep(sctx, e.storeRetry.failed())
 			continue
 		}
+		e.storeRetry.reset()
 		rec = acq.Record
 		if rec.Session == info.ID {
 			if acq.Renewed {
@@ -259,8 +327,10 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 			if e.termWentBack(ctx, sctx, d, rec) {
 				return holdOff // the session's Close releases the record
 			}
-			e.highest = max(e.highest, rec.Term)
-			return e.lead(ctx, sctx, d, sess, ka, rec)
+			e.sawHeld(rec)
+			began := time.Now()
+			cause := e.lead(ctx, sctx, d, sess, ka, rec)
+			return e.afterTerm(cause, began)
 		}
 		e.saw(info, rec)
 		e.observe(ctx, d, info, rec)
@@ -275,8 +345,8 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 }
 
 // lead runs one term, from its acquisition until the store is released, and
-// returns the time before which this elector must not acquire again.
-func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHandle, ka *keepalive, rec Record) time.Time {
+// returns the cause of its end.
+func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHandle, ka *keepalive, rec Record) error {
 	info := sess.Info()
 	tctx, cancel := context.WithCancelCause(sctx)
 	defer cancel(nil)
@@ -314,11 +384,27 @@ func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHan
 	close(t.ended)
 	<-watched
 	e.setTerm(nil)
-	e.notify(ctx, d, Leadership{Resource: e.opts.Resource, Session: info}, "")
+	e.notifyStepDown(ctx, d, Leadership{Resource: e.opts.Resource, Session: info})
+	return cause
+}
 
-	if errors.Is(cause, ErrReleased) || errors.Is(cause, ErrHandlerFailed) {
+// afterTerm returns the time before which this elector must not acquire
+// again after a term that began at began and ended for cause: RetryInterval
+// after a Release; after the handler failed, a backoff that grows with
+// every term in a row given up that way (see RetryDelay), and starts again
+// from RetryInterval after a term that lasted at least MaxRetryDelay.
+func (e *engine) afterTerm(cause error, began time.Time) time.Time {
+	switch {
+	case errors.Is(cause, ErrHandlerFailed):
+		if time.Since(began) >= MaxRetryDelay(e.opts) {
+			e.handlerRetry.reset()
+		}
+		return time.Now().Add(e.handlerRetry.failed())
+	case errors.Is(cause, ErrReleased):
+		e.handlerRetry.reset()
 		return time.Now().Add(e.opts.RetryInterval)
 	}
+	e.handlerRetry.reset()
 	return time.Time{}
 }
 
@@ -327,41 +413,94 @@ func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHan
 // acquisition, carries the term the acquisition is checked against.)
 func (e *engine) saw(own SessionInfo, rec Record) {
 	if rec.Session != own.ID {
-		e.highest = max(e.highest, rec.Term)
+		e.sawHeld(rec)
 	}
+}
+
+// sawHeld notes the term of a held record.
+func (e *engine) sawHeld(rec Record) {
+	if rec.Term > e.highest {
+		e.highest, e.highestHolder = rec.Term, rec.Session
+	}
+}
+
+// behind reports whether a record held by another session carries a term
+// below the highest this elector has seen, or that same term under another
+// session: a term the store issued again after it lost its data.
+func (e *engine) behind(rec Record) bool {
+	return !rec.Free() && e.highest > 0 && (rec.Term < e.highest || rec.Term == e.highest && rec.Session != e.highestHolder)
 }
 
 // termWentBack reports whether a term just acquired is not above the
 // highest term this elector has seen, as when the store lost its data (a
 // rebuilt cluster, a restored backup, a flushed server) and issues terms
 // from the start again. A fencing token must only grow, so the elector then
-// raises the store's term floor above that highest term and gives the
-// acquisition up; the next one gets a term above the floor. A backend that
-// cannot raise its floor, or one whose terms stay low after a raise, is
-// logged and its term led with.
+// gives the acquisition up, and never gives its handler that term. It raises
+// the store's term floor above the highest term seen (TermFloorRaiser) and
+// campaigns again at once: the next acquisition gets a term above it. A
+// backend that cannot raise its floor, or whose next term is still low
+// after a raise, is reported to the handler (Err) and retried with backoff,
+// as a failing store is.
 func (e *engine) termWentBack(ctx, sctx context.Context, d *dispatcher, rec Record) bool {
 	if rec.Term > e.highest {
+		e.raisedLast = false
 		return false
 	}
-	r, ok := e.b.(TermFloorRaiser)
-	if !ok || e.raised >= e.highest {
-		e.log.Error("the store issued a term not above one seen before; fenced writes with it will be refused",
-			"term", rec.Term, "highest_seen", e.highest)
-		return false
-	}
-	e.log.Warn("the store issued a term not above one seen before, as after a loss of its data; raising its term floor and campaigning again",
-		"term", rec.Term, "highest_seen", e.highest)
-	rctx, cancel := context.WithTimeout(sctx, e.opts.RequestTimeout)
-	defer cancel()
-	if err := r.RaiseTermFloor(rctx, e.opts.Resource, e.highest); err != nil {
-		if sctx.Err() == nil {
-			e.fail(ctx, d, "raise term floor", err)
-			sleep(sctx, e.opts.RetryInterval)
+	if r, ok := e.b.(TermFloorRaiser); ok {
+		first := !e.raisedLast
+		if first {
+			e.log.Warn("the store issued a term not above one seen before, as after a loss of its data; raising its term floor and campaigning again",
+				"term", rec.Term, "highest_seen", e.highest)
 		}
-		return true
+		rctx, cancel := context.WithTimeout(sctx, e.opts.RequestTimeout)
+		err := r.RaiseTermFloor(rctx, e.opts.Resource, e.highest)
+		cancel()
+		if err != nil {
+			if sctx.Err() == nil {
+				e.fail(ctx, d, "raise term floor", err)
+				sleep(sctx, e.storeRetry.failed())
+			}
+			return true
+		}
+		e.raised = e.highest
+		if first {
+			e.raisedLast = true
+			return true
+		}
 	}
-	e.raised = e.highest
+	err := fmt.Errorf("the store issued term %d, not above term %d seen before, and its term floor cannot be raised above it", rec.Term, e.highest)
+	e.log.Error("giving up a term below one seen before; no handler is given it", "term", rec.Term, "highest_seen", e.highest)
+	e.fail(ctx, d, "acquire", err)
+	sleep(sctx, e.storeRetry.failed())
 	return true
+}
+
+// followBehind handles a record, held by another session, whose term is
+// below one this elector has seen (see behind): the store lost its data and
+// another candidate, which had not seen the higher term, leads with a term
+// issued again. That leader is not announced, since no handler may be given
+// a lower term than before: the handler is told that there is no leader it
+// can follow. The first time for a highest term, it is logged, and the
+// store's term floor raised above that term (TermFloorRaiser), so that the
+// next term is above it.
+func (e *engine) followBehind(ctx context.Context, d *dispatcher, own SessionInfo, rec Record) {
+	if e.warnedBehind < e.highest {
+		e.warnedBehind = e.highest
+		e.log.Warn("the store shows a leader with a term below one seen before, as after a loss of its data; not announcing it",
+			"leader", rec.LeaderID, "term", rec.Term, "highest_seen", e.highest)
+		if r, ok := e.b.(TermFloorRaiser); ok && e.raised < e.highest {
+			rctx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
+			err := r.RaiseTermFloor(rctx, e.opts.Resource, e.highest)
+			cancel()
+			if err == nil {
+				e.raised = e.highest
+			} else {
+				e.warnedBehind = 0 // try again on the next observation
+				e.log.Warn("could not raise the store's term floor", "err", err)
+			}
+		}
+	}
+	e.notify(ctx, d, Leadership{Resource: e.opts.Resource, Session: own}, "")
 }
 
 // watchTerm watches a leader's record until the term ends, and ends the
@@ -369,15 +508,17 @@ func (e *engine) termWentBack(ctx, sctx context.Context, d *dispatcher, rec Reco
 // at once on any change, so it may wait long: LeaderWait. Its reads run under
 // wctx, which ends after the term, once the store is released.
 func (e *engine) watchTerm(t *term, wctx context.Context, own SessionInfo, rec Record) {
+	retry := backoff{opts: e.opts, rng: e.jitter}
 	for t.ctx.Err() == nil {
 		r, err := e.watch(wctx, rec.Revision, LeaderWait(e.opts))
 		if err != nil {
 			if t.ctx.Err() == nil {
 				e.log.Warn("leader cannot watch its record", "term", rec.Term, "err", err)
-				sleep(t.ctx, min(e.opts.RetryInterval, e.opts.RenewInterval))
+				sleep(t.ctx, min(retry.failed(), e.opts.RenewInterval))
 			}
 			continue
 		}
+		retry.reset()
 		if r.Session != own.ID {
 			t.end(fmt.Errorf("%w: the store shows %s", ErrLeadershipLost, describe(r)))
 			return
@@ -460,6 +601,10 @@ func (e *engine) observe(ctx context.Context, d *dispatcher, own SessionInfo, re
 	if rec.Session == own.ID && !rec.Free() {
 		return // this candidate is about to acquire
 	}
+	if e.behind(rec) {
+		e.followBehind(ctx, d, own, rec)
+		return
+	}
 	e.notify(ctx, d, e.leadership(rec, own), rec.Session)
 }
 
@@ -496,7 +641,15 @@ func (e *engine) notify(ctx context.Context, d *dispatcher, l Leadership, holder
 		return
 	}
 	e.last = n
-	d.enqueue(event{ctx: ctx, l: l})
+	d.enqueue(event{ctx: ctx, l: l, key: n})
+}
+
+// notifyStepDown tells the handler that its term is over. Unlike other
+// follower notifications, a newer one does not replace it while it waits.
+func (e *engine) notifyStepDown(ctx context.Context, d *dispatcher, l Leadership) {
+	n := noticeOf(l, "")
+	e.last = n
+	d.enqueue(event{ctx: ctx, l: l, key: n, keep: true})
 }
 
 func noticeOf(l Leadership, holder string) notice {

@@ -29,6 +29,10 @@ var (
 	// ErrHandlerFailed ends a term whose handler returned an error; the
 	// handler's error is wrapped with it.
 	ErrHandlerFailed = errors.New("election: handler failed")
+	// ErrCloseFromHandler is returned by Elector.Close when it is called
+	// from within the elector's own handler, which Close would wait for
+	// forever. Close does nothing then; use Release in a handler.
+	ErrCloseFromHandler = errors.New("election: Close called from within the handler; use Release there")
 )
 
 // OptionError reports an invalid option: which field, and the rule it breaks.

@@ -6,7 +6,11 @@ import (
 )
 
 // Handler is called by an elector for every change of leadership it
-// observes, one call at a time and in order.
+// observes, one call at a time and in order. A follower notification that
+// has not been delivered yet when a newer one arrives is replaced by it, so
+// that a slow handler is told the latest state; leader calls, and the
+// notification that a term ended, are always delivered. No call names a
+// leader with a lower Term than one given to the handler before.
 //
 // When l.IsLeader is true, ctx is the term's context: it ends when the term
 // ends (leadership lost, released, the elector closed, or the handler's own

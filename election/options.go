@@ -104,7 +104,11 @@ type Options struct {
 
 	// RetryInterval is how long the elector waits after a failed store
 	// request, a handler error or a Release before it campaigns again.
-	// Default: DefaultRetryInterval (1 s).
+	// Repeated failures back off: each failure in a row doubles the wait,
+	// up to MaxRetryDelay (half the TTL, at most 30 s); a success starts again
+	// from RetryInterval. Every wait after a failure is jittered by
+	// ±RetryJitter (20 %); the wait after a Release is exact. See
+	// RetryDelay. Default: DefaultRetryInterval (1 s).
 	RetryInterval time.Duration
 
 	// WaitTime is how long a blocking read of the leadership waits for a

@@ -1,0 +1,98 @@
+package election
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+)
+
+// TestDispatcherQueueIsBounded: under a busy handler, thousands of follower
+// notifications leave at most one waiting, after a step-down notice that is
+// never replaced; a leader call comes after them all.
+func TestDispatcherQueueIsBounded(t *testing.T) {
+	var mu sync.Mutex
+	var calls []uint64
+	started, unblock := make(chan struct{}), make(chan struct{})
+	d := newDispatcher(func(_ context.Context, l Leadership) error {
+		mu.Lock()
+		calls = append(calls, l.Term)
+		first := len(calls) == 1
+		mu.Unlock()
+		if first {
+			close(started)
+			<-unblock
+		}
+		return nil
+	}, slog.New(slog.DiscardHandler))
+	go d.loop()
+	ctx := context.Background()
+	follower := func(term uint64) event {
+		l := Leadership{LeaderID: "x", Term: term}
+		return event{ctx: ctx, l: l, key: noticeOf(l, "s")}
+	}
+	d.enqueue(follower(1))
+	<-started
+	d.enqueue(event{ctx: ctx, l: Leadership{Term: 2}, key: noticeOf(Leadership{Term: 2}, ""), keep: true})
+	longest := 0
+	for term := uint64(3); term < 10_000; term++ {
+		d.enqueue(follower(term))
+		d.mu.Lock()
+		longest = max(longest, len(d.queue))
+		d.mu.Unlock()
+	}
+	if longest > 2 {
+		t.Errorf("queue grew to %d events under a busy handler; want at most 2", longest)
+	}
+	close(unblock)
+	done := make(chan struct{})
+	d.callHere(event{ctx: ctx, l: Leadership{IsLeader: true, Term: 10_000}, done: done})
+	<-done
+	d.close()
+	<-d.done
+	want := []uint64{1, 2, 9_999, 10_000}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != len(want) {
+		t.Fatalf("handler calls for terms %v, want %v", calls, want)
+	}
+	for i := range want {
+		if calls[i] != want[i] {
+			t.Fatalf("handler calls for terms %v, want %v", calls, want)
+		}
+	}
+}
+
+// TestDispatcherDropsRepeat: a notification that, once the one before it
+// is replaced, would repeat what the handler is being told is dropped.
+func TestDispatcherDropsRepeat(t *testing.T) {
+	var mu sync.Mutex
+	var calls []string
+	started, unblock := make(chan struct{}), make(chan struct{})
+	d := newDispatcher(func(_ context.Context, l Leadership) error {
+		mu.Lock()
+		calls = append(calls, l.LeaderID)
+		first := len(calls) == 1
+		mu.Unlock()
+		if first {
+			close(started)
+			<-unblock
+		}
+		return nil
+	}, slog.New(slog.DiscardHandler))
+	go d.loop()
+	ev := func(id string) event {
+		l := Leadership{LeaderID: id, Term: 1}
+		return event{ctx: context.Background(), l: l, key: noticeOf(l, id)}
+	}
+	d.enqueue(ev("x"))
+	<-started
+	d.enqueue(ev(""))
+	d.enqueue(ev("x"))
+	close(unblock)
+	d.close()
+	<-d.done
+	if len(calls) != 1 {
+		t.Errorf("handler told %q; want x once: the change away and back was replaced", calls)
+	}
+}
