@@ -278,7 +278,7 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 // returns the time before which this elector must not acquire again.
 func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHandle, ka *keepalive, rec Record) time.Time {
 	info := sess.Info()
-	tctx, cancel := context.WithCancelCause(sctx)
+	tctx, cancel := ka.termContext() // ends with sctx, and reports the deadline itself
 	defer cancel(nil)
 	t := &term{number: rec.Term, ctx: tctx, cancel: cancel, ka: ka, handlerDone: make(chan struct{}), ended: make(chan struct{})}
 	e.setTerm(t)
