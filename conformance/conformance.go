@@ -65,6 +65,18 @@ type Link interface {
 	Heal()
 }
 
+// SlowLink is a Link that can also make the store's replies late. The suite
+// runs its test of late replies on a store whose links implement it
+// (testserver.Proxy does), and skips it on others.
+type SlowLink interface {
+	Link
+	// DelayReplies makes every reply of the store to the candidate arrive
+	// d late, while its requests take effect in the store at once, as on a
+	// slow network. A reply on its way when Cut is called still arrives.
+	// DelayReplies(0) undoes it.
+	DelayReplies(d time.Duration)
+}
+
 // Config describes a backend to Run.
 type Config struct {
 	// Name names the backend in test output.
