@@ -11,6 +11,8 @@ import (
 	"time"
 )
 
+type testKey struct{}
+
 func expiredCause() error { return fmt.Errorf("%w: test deadline", ErrLeaseExpired) }
 
 // No timer enforces the deadlines below: a term context must report its end
@@ -26,7 +28,7 @@ func TestTermContextErrReportsPassedDeadline(t *testing.T) {
 		defer stopChild()
 		after := context.AfterFunc(tc, func() {})
 		defer after()
-		valued := context.WithValue(tc, struct{}{}, 1)
+		valued := context.WithValue(tc, testKey{}, 1)
 
 		time.Sleep(time.Second - time.Nanosecond)
 		if err := tc.Err(); err != nil {
