@@ -2,8 +2,9 @@
 //
 // A backend's tests call Run with a Config whose Open returns the store under
 // test, running against a real server (see package testserver for local
-// processes). The suite starts candidates, cuts their connections, crashes
-// and revokes them, and checks continuously, with a recorder of every handler
+// processes). The suite starts candidates, cuts their connections, delays
+// the store's replies to them (on links that can: SlowLink), crashes and
+// revokes them, and checks continuously, with a recorder of every handler
 // call, that there is never more than one leader, that terms only grow, and
 // that leadership moves within the bounds the store promises:
 //
