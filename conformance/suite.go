@@ -411,10 +411,15 @@ func testLateReplies(s *suite) {
 	b := s.candidateWith(opts("s-b"), s.rec.handler("s-b", nil))
 	s.waitSeen(b.id, old.id, s.c.Slack)
 
+	// A first renewal may cost more round trips (a connection, a script
+	// to load): let it go through before the replies are delayed.
+	time.Sleep(2 * opts("").RenewInterval)
 	delay := ttl / 2
 	slow.DelayReplies(delay)
 	// Let a renewal be answered late: one renewal interval, the delay, and
-	// a twentieth of the TTL to spare.
+	// a twentieth of the TTL to spare. (Renewals one after another, each
+	// answered half a TTL late, cannot keep a term for long: the leader
+	// rightly steps down 9/10 of a TTL after the last one started in time.)
 	time.Sleep(opts("").RenewInterval + delay + ttl/20)
 	if id, term, _ := s.rec.leader(s.resource); id != old.id || term != old.l.Term {
 		s.t.Fatalf("with replies %v late, %q term %d leads; want %s to keep term %d", delay, id, term, old.id, old.l.Term)
