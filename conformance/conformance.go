@@ -2,8 +2,9 @@
 //
 // A backend's tests call Run with a Config whose Open returns the store under
 // test, running against a real server (see package testserver for local
-// processes). The suite starts candidates, cuts their connections, crashes
-// and revokes them, and checks continuously, with a recorder of every handler
+// processes). The suite starts candidates, cuts their connections, delays
+// the store's replies to them (on links that can: SlowLink), crashes and
+// revokes them, and checks continuously, with a recorder of every handler
 // call, that there is never more than one leader, that terms only grow, and
 // that leadership moves within the bounds the store promises:
 //
@@ -63,6 +64,18 @@ type Link interface {
 	Cut()
 	// Heal undoes Cut.
 	Heal()
+}
+
+// SlowLink is a Link that can also make the store's replies late. The suite
+// runs its test of late replies on a store whose links implement it
+// (testserver.Proxy does), and skips it on others.
+type SlowLink interface {
+	Link
+	// DelayReplies makes every reply of the store to the candidate arrive
+	// d late, while its requests take effect in the store at once, as on a
+	// slow network. A reply on its way when Cut is called still arrives.
+	// DelayReplies(0) undoes it.
+	DelayReplies(d time.Duration)
 }
 
 // Config describes a backend to Run.

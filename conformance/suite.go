@@ -30,6 +30,7 @@ func Run(t *testing.T, c Config) {
 		{"NotificationHandler", testNotificationHandler, true},
 		{"CrashFailover", testCrash, true},
 		{"PartitionedLeaderStepsDown", testPartition, true},
+		{"LateRepliesStepDownInTime", testLateReplies, true},
 		{"SessionRemoved", func(s *suite) { testRemoved(s, RemoveSession) }, true},
 		{"RecordRemoved", func(s *suite) { testRemoved(s, RemoveRecord) }, true},
 		{"IndependentResources", testIndependent, true},
@@ -387,6 +388,58 @@ func testPartition(s *suite) {
 	if again.id != old.id || again.l.Term <= next.l.Term {
 		s.t.Errorf("after heal and release: leader %s term %d; want %s with term > %d", again.id, again.l.Term, old.id, next.l.Term)
 	}
+}
+
+// testLateReplies checks that the step-down deadline counts from the start
+// of the last successful renewal, not from its reply: the leader's replies
+// arrive half a TTL late, then it is cut off. Its store keeps the session a
+// TTL after the last renewal reached it; a leader that counted from the
+// reply would lead on for half a TTL more, while another candidate leads.
+func testLateReplies(s *suite) {
+	ttl := s.c.TTL
+	opts := func(id string) election.Options {
+		o := s.options(s.resource, id)
+		// Renew often, and wait for late replies, so that the leader keeps
+		// its term while its replies are late: RenewInterval + delay stays
+		// well within TTL - StepDownMargin(TTL).
+		o.RenewInterval = ttl / 10
+		o.RequestTimeout = ttl * 7 / 10
+		return o
+	}
+	a := s.candidateWith(opts("s-a"), s.rec.handler("s-a", nil))
+	slow, ok := a.link.(SlowLink)
+	if !ok {
+		s.t.Skipf("the links of %s cannot delay replies (SlowLink)", s.c.Name)
+	}
+	old := s.waitLeader(s.resource, "", 0, s.c.Slack)
+	b := s.candidateWith(opts("s-b"), s.rec.handler("s-b", nil))
+	s.waitSeen(b.id, old.id, s.c.Slack)
+
+	// A first renewal may cost more round trips (a connection, a script
+	// to load): let it go through before the replies are delayed.
+	time.Sleep(2 * opts("").RenewInterval)
+	delay := ttl / 2
+	slow.DelayReplies(delay)
+	// Let a renewal be answered late: one renewal interval, the delay, and
+	// a twentieth of the TTL to spare. (Renewals one after another, each
+	// answered half a TTL late, cannot keep a term for long: the leader
+	// rightly steps down 9/10 of a TTL after the last one started in time.)
+	time.Sleep(opts("").RenewInterval + delay + ttl/20)
+	if id, term, _ := s.rec.leader(s.resource); id != old.id || term != old.l.Term {
+		s.t.Fatalf("with replies %v late, %q term %d leads; want %s to keep term %d", delay, id, term, old.id, old.l.Term)
+	}
+	cutAt := time.Now()
+	cutAtMark := s.rec.mark()
+	a.link.Cut()
+	end := s.waitEnded(old.id, old.l.Term, ttl+s.c.Slack)
+	if stepDown := ttl - election.StepDownMargin(ttl); end.at.Sub(cutAt) > stepDown+s.c.Slack {
+		s.t.Errorf("cut-off leader with late replies stepped down after %v; its deadline is %v after the start of its last renewal", end.at.Sub(cutAt), stepDown)
+	}
+	next := s.waitLeader(s.resource, old.id, cutAtMark, s.failover())
+	if !end.before(next) {
+		s.t.Errorf("cut-off leader's context ended at %v, not before the new leader started at %v", end.at, next.at)
+	}
+	s.t.Logf("replies %v late, then cut: old stepped down after %v, new leader after %v", delay, end.at.Sub(cutAt), next.at.Sub(cutAt))
 }
 
 func testRemoved(s *suite, what Removal) {

@@ -35,20 +35,46 @@
 //	(start of the last successful renewal) + TTL − StepDownMargin(TTL)
 //
 // where StepDownMargin is a tenth of the TTL, while the store keeps the
-// session at least until (that same start) + TTL. So a leader whose store
+// session at least until (that same start) + TTL. The deadline counts from
+// the renewal's start, not from its reply, which may arrive late: the store
+// may have renewed at any moment in between. So a leader whose store
 // connection fails, or hangs, stops before the store can grant the
 // leadership to anyone else. Every store request carries a deadline
 // (RequestTimeout, shorter than that window), so a hung connection cannot
 // hold the elector either.
 //
+// # Writing as a leader
+//
+// Check ctx.Err() right before each write, and pass Term:
+//
+//	for job := range jobs {
+//		if ctx.Err() != nil {
+//			return nil // the term ended
+//		}
+//		if err := db.Write(ctx, job, l.Term); err != nil {
+//			return err
+//		}
+//	}
+//
+// The term's context reads the clock itself: its Err reports the end of the
+// term as soon as the step-down deadline has passed, in the goroutine that
+// asks, even in a process that has just resumed from a stop (a long GC pause,
+// a frozen VM, SIGSTOP) and has not yet run the timer that enforces the
+// deadline. A context derived from it (WithCancel, WithTimeout) is cancelled
+// with it, with the same cause (context.Cause), but sees a passed deadline
+// only once the term's own context was asked or its timer ran: check the
+// term's own context. A select on Done that has another case ready picks
+// either, so a select alone is not that check.
+//
 // # The fencing token
 //
 // No lease survives every failure: a process can stall (a long GC pause, a
-// frozen VM) past its deadline and act on resume before it notices. Every
-// term therefore carries Leadership.Term, a number that grows with every new
-// term of a resource on every backend. Pass it with each write the leader
-// makes, and let the written system refuse a token lower than the highest it
-// has seen: the stalled leader's late writes are then refused.
+// frozen VM) between that check and its write, or its write can be delayed
+// on the way, past its deadline. Every term therefore carries
+// Leadership.Term, a number that grows with every new term of a resource on
+// every backend. Pass it with each write the leader makes, and let the
+// written system refuse a token lower than the highest it has seen: the
+// stalled leader's late writes are then refused.
 //
 // A store that loses its data issues terms from the start again. No handler
 // is ever given a lower term than one its elector announced before, on any

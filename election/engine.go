@@ -348,7 +348,7 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 // returns the cause of its end.
 func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHandle, ka *keepalive, rec Record) error {
 	info := sess.Info()
-	tctx, cancel := context.WithCancelCause(sctx)
+	tctx, cancel := ka.termContext() // ends with sctx, and reports the deadline itself
 	defer cancel(nil)
 	t := &term{number: rec.Term, ctx: tctx, cancel: cancel, ka: ka, handlerDone: make(chan struct{}), ended: make(chan struct{})}
 	e.setTerm(t)

@@ -11,7 +11,9 @@ import (
 // keepalive renews one session every RenewInterval and enforces its local
 // step-down deadline: TTL - StepDownMargin(TTL) after the start of the last
 // successful renewal. When the deadline passes, or the store reports the
-// session lost, it cancels ctx, and with it the current term's context.
+// session lost, it cancels ctx, and with it the current term's context. The
+// term's context also reads the deadline itself (see termContext), so that
+// it reports the end of the term before the timer has run.
 type keepalive struct {
 	e    *engine
 	sess Session
@@ -21,6 +23,8 @@ type keepalive struct {
 
 	renewCtx    context.Context // ends at halt, abandoning a renewal in flight
 	renewCancel context.CancelFunc
+
+	stepDown *stepDown // the deadline, for the term's context; moved under mu
 
 	mu       sync.Mutex
 	deadline time.Time
@@ -33,12 +37,14 @@ type keepalive struct {
 
 func startKeepalive(parent context.Context, e *engine, sess Session, validFrom time.Time) *keepalive {
 	ctx, cancel := context.WithCancelCause(parent)
+	deadline := validFrom.Add(e.opts.TTL - StepDownMargin(e.opts.TTL))
 	k := &keepalive{
 		e:        e,
 		sess:     sess,
 		ctx:      ctx,
 		cancel:   cancel,
-		deadline: validFrom.Add(e.opts.TTL - StepDownMargin(e.opts.TTL)),
+		stepDown: newStepDown(deadline),
+		deadline: deadline,
 		done:     make(chan struct{}),
 	}
 	k.renewCtx, k.renewCancel = context.WithCancel(ctx)
@@ -55,8 +61,22 @@ func (k *keepalive) renewed(sent time.Time) {
 	k.mu.Lock()
 	if d.After(k.deadline) {
 		k.deadline = d
+		k.stepDown.set(d)
 	}
 	k.mu.Unlock()
+}
+
+// termContext returns the context of a term of this session: it ends with
+// the session's context, and, at the latest, as soon as it is asked after
+// the step-down deadline.
+func (k *keepalive) termContext() (*termContext, context.CancelCauseFunc) {
+	return newTermContext(k.ctx, k.stepDown, k.expired)
+}
+
+// expired is the cause of the end of a session at its step-down deadline.
+func (k *keepalive) expired() error {
+	return fmt.Errorf("%w: no renewal succeeded within %v of TTL %v", ErrLeaseExpired,
+		k.e.opts.TTL-StepDownMargin(k.e.opts.TTL), k.e.opts.TTL)
 }
 
 // expire runs at the deadline; it re-arms itself if a renewal moved it.
@@ -67,8 +87,7 @@ func (k *keepalive) expire() {
 		k.timer.Reset(wait)
 		return
 	}
-	k.cancel(fmt.Errorf("%w: no renewal succeeded within %v of TTL %v", ErrLeaseExpired,
-		k.e.opts.TTL-StepDownMargin(k.e.opts.TTL), k.e.opts.TTL))
+	k.cancel(k.expired())
 }
 
 func (k *keepalive) loop() {

@@ -18,7 +18,10 @@ import (
 // leadership. The handler may return at once, treating the call as a
 // notification, or block doing the leader's work until ctx ends; the term
 // lasts until ctx ends either way. Returning a non-nil error while leading
-// gives the term up.
+// gives the term up. A leader checks ctx.Err() right before each write, and
+// passes l.Term with it: ctx.Err() is non-nil as soon as the step-down
+// deadline has passed, even right after the process resumed from a stop (see
+// the package documentation, "Writing as a leader").
 //
 // When l.IsLeader is false, ctx is the elector's context, and the returned
 // error is only logged.

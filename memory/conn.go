@@ -31,8 +31,11 @@ func (c *Conn) NewSession(ctx context.Context, p election.SessionParams) (electi
 		return nil, fmt.Errorf("memory: session TTL must be positive, got %v", p.TTL)
 	}
 	c.store.mu.Lock()
-	defer c.store.mu.Unlock()
 	ss := c.store.newSession(c.name, p)
+	c.store.mu.Unlock()
+	if err := c.store.reply(ctx, c.name); err != nil {
+		return nil, err
+	}
 	return &memSession{conn: c, id: ss.id, resource: p.Resource, ttl: p.TTL}, nil
 }
 
@@ -53,16 +56,24 @@ func (c *Conn) Watch(ctx context.Context, resource string, after uint64, wait ti
 		rec, changed := c.store.recordOf(resource), c.store.changed
 		c.store.mu.Unlock()
 		if after == 0 || rec.Revision != after {
-			return rec, nil
+			return c.replyWith(ctx, rec)
 		}
 		select {
 		case <-ctx.Done():
 			return election.Record{}, ctx.Err()
 		case <-timeout:
-			return rec, nil
+			return c.replyWith(ctx, rec)
 		case <-changed:
 		}
 	}
+}
+
+// replyWith returns rec once the connection's reply delay passed.
+func (c *Conn) replyWith(ctx context.Context, rec election.Record) (election.Record, error) {
+	if err := c.store.reply(ctx, c.name); err != nil {
+		return election.Record{}, err
+	}
+	return rec, nil
 }
 
 type memSession struct {
@@ -81,6 +92,15 @@ func (m *memSession) Renew(ctx context.Context) error {
 	if err := s.reach(ctx, m.conn.name); err != nil {
 		return err
 	}
+	err := m.renew()
+	if rerr := s.reply(ctx, m.conn.name); rerr != nil {
+		return rerr
+	}
+	return err
+}
+
+func (m *memSession) renew() error {
+	s := m.conn.store
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss := s.sessions[m.id]
@@ -96,6 +116,15 @@ func (m *memSession) Acquire(ctx context.Context) (election.Acquisition, error) 
 	if err := s.reach(ctx, m.conn.name); err != nil {
 		return election.Acquisition{}, err
 	}
+	acq, err := m.acquire()
+	if rerr := s.reply(ctx, m.conn.name); rerr != nil {
+		return election.Acquisition{}, rerr
+	}
+	return acq, err
+}
+
+func (m *memSession) acquire() (election.Acquisition, error) {
+	s := m.conn.store
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss := s.sessions[m.id]
@@ -121,9 +150,9 @@ func (m *memSession) Close(ctx context.Context) error {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.endSession(s.sessions[m.id])
-	return nil
+	s.mu.Unlock()
+	return s.reply(ctx, m.conn.name)
 }
 
 // RaiseTermFloor makes every term issued from now on greater than floor.
@@ -134,9 +163,9 @@ func (c *Conn) RaiseTermFloor(ctx context.Context, resource string, floor uint64
 		return err
 	}
 	c.store.mu.Lock()
-	defer c.store.mu.Unlock()
 	if c.store.rev < floor {
 		c.store.rev = floor
 	}
-	return nil
+	c.store.mu.Unlock()
+	return c.store.reply(ctx, c.name)
 }

@@ -10,10 +10,11 @@
 // microseconds of real time.
 //
 // The Store also gives tests the faults the real world has: Cut makes one
-// elector's requests hang as on a partitioned network, Heal undoes it; Expire
-// ends the leader's session as a missed renewal would; DeleteRecord removes
-// the leader's record from under it; Reset loses every session and record,
-// and starts terms again, as a store restarted without its data. An
-// application can so test how it
-// reacts to losing leadership without a server.
+// elector's requests hang as on a partitioned network, Heal undoes it; Delay
+// makes the store's replies to one elector arrive late, as on a slow
+// network, while its requests take effect at once; Expire ends the leader's
+// session as a missed renewal would; DeleteRecord removes the leader's record
+// from under it; Reset loses every session and record, and starts terms
+// again, as a store restarted without its data. An application can so test
+// how it reacts to losing leadership without a server.
 package memory

@@ -20,10 +20,11 @@ type Store struct {
 	rev      uint64 // store revision: grows with every change; terms are taken from it
 	nextID   uint64
 	sessions map[string]*session
-	records  map[string]*record // by resource
-	changed  chan struct{}      // closed and replaced on every change
-	healed   chan struct{}      // closed and replaced on every Heal
-	cut      map[string]bool    // connection names whose requests hang
+	records  map[string]*record       // by resource
+	changed  chan struct{}            // closed and replaced on every change
+	healed   chan struct{}            // closed and replaced on every Heal
+	cut      map[string]bool          // connection names whose requests hang
+	delay    map[string]time.Duration // connection names whose replies arrive late
 }
 
 type session struct {
@@ -54,6 +55,7 @@ func NewStore() *Store {
 		changed:  make(chan struct{}),
 		healed:   make(chan struct{}),
 		cut:      map[string]bool{},
+		delay:    map[string]time.Duration{},
 	}
 }
 
@@ -78,6 +80,21 @@ func (s *Store) Heal(name string) {
 	close(s.healed)
 	s.healed = make(chan struct{})
 	s.mu.Unlock()
+}
+
+// Delay makes the store's replies to the connections named name arrive d
+// late, as on a slow network: a request takes effect in the store at once,
+// and its reply reaches the elector d later, or never if the request's
+// context ends first. A reply on its way when Cut is called still arrives.
+// Delay(name, 0) undoes it.
+func (s *Store) Delay(name string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d <= 0 {
+		delete(s.delay, name)
+		return
+	}
+	s.delay[name] = d
 }
 
 // Expire ends the session that leads resource, as if its TTL had run out,
@@ -198,6 +215,25 @@ func (s *Store) recordOf(resource string) election.Record {
 		Term:     r.term,
 		Session:  r.holder,
 		Revision: r.rev,
+	}
+}
+
+// reply holds a reply to conn back for the connection's delay; it returns
+// an error if ctx ends first.
+func (s *Store) reply(ctx context.Context, conn string) error {
+	s.mu.Lock()
+	d := s.delay[conn]
+	s.mu.Unlock()
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("memory: reply to connection %q, delayed by %v: %w", conn, d, ctx.Err())
+	case <-t.C:
+		return nil
 	}
 }
 

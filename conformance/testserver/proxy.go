@@ -1,26 +1,29 @@
 package testserver
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Proxy forwards TCP connections from a loopback port to a target address,
 // and can cut them: while cut, every byte in either direction is held back,
 // so that requests hang instead of failing, as on a partitioned network.
-// Heal lets traffic flow again on the same connections.
+// Heal lets traffic flow again on the same connections. DelayReplies makes
+// the target's bytes arrive late, as on a slow network.
 type Proxy struct {
 	target string
 	ln     net.Listener
 
-	mu    sync.Mutex
-	cut   bool
-	cond  *sync.Cond
-	conns map[net.Conn]struct{}
-	done  bool
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	cut     bool
+	delay   time.Duration // of the target's bytes
+	cond    *sync.Cond
+	conns   map[net.Conn]struct{}
+	done    bool
+	closing chan struct{} // closed by Close
+	wg      sync.WaitGroup
 }
 
 // NewProxy listens on a free port of 127.0.0.1 and forwards to target. It
@@ -31,7 +34,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatalf("testserver: proxy listen: %v", err)
 	}
-	p := &Proxy{target: target, ln: ln, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{target: target, ln: ln, conns: map[net.Conn]struct{}{}, closing: make(chan struct{})}
 	p.cond = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.accept()
@@ -57,6 +60,18 @@ func (p *Proxy) Heal() {
 	p.mu.Unlock()
 }
 
+// DelayReplies holds every byte the target sends back for d before the
+// client gets it, on open and new connections, while the client's bytes
+// reach the target at once: a request takes effect at once, and its reply
+// arrives d late. Bytes that passed the proxy before a Cut are still
+// delivered during it; bytes that arrive while it is cut are held until
+// Heal, then delayed. DelayReplies(0) undoes it for bytes from then on.
+func (p *Proxy) DelayReplies(d time.Duration) {
+	p.mu.Lock()
+	p.delay = max(d, 0)
+	p.mu.Unlock()
+}
+
 // Reset closes every open connection, as a server restart would.
 func (p *Proxy) Reset() {
 	p.mu.Lock()
@@ -75,6 +90,7 @@ func (p *Proxy) Close() {
 	}
 	p.done = true
 	p.cut = false
+	close(p.closing)
 	p.cond.Broadcast()
 	for c := range p.conns {
 		_ = c.Close()
@@ -135,31 +151,85 @@ func (p *Proxy) serve(client net.Conn) {
 	defer p.untrack(server)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); p.pipe(server, client) }()
-	go func() { defer wg.Done(); p.pipe(client, server) }()
+	go func() { defer wg.Done(); p.pipe(server, client, false) }()
+	go func() { defer wg.Done(); p.pipe(client, server, true) }()
 	wg.Wait()
 }
 
-// pipe copies src to dst, holding data back while the proxy is cut.
-func (p *Proxy) pipe(dst, src net.Conn) {
-	defer func() { _ = dst.Close(); _ = src.Close() }()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if !p.wait() {
-				return
+// chunk is data read from one side of a connection, due on the other side
+// at a time.
+type chunk struct {
+	b   []byte
+	due time.Time
+}
+
+// pipe copies src to dst, holding data back while the proxy is cut, and,
+// for replies (data from the target), for the reply delay. Data is read on
+// a goroutine of its own, so that delays do not add up.
+func (p *Proxy) pipe(dst, src net.Conn, replies bool) {
+	chunks := make(chan chunk, 64)
+	stop := make(chan struct{})
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		defer close(chunks)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				if !p.wait() {
+					return
+				}
+				c := chunk{b: append([]byte(nil), buf[:n]...), due: time.Now()}
+				if replies {
+					c.due = c.due.Add(p.replyDelay())
+				}
+				select {
+				case chunks <- c:
+				case <-stop:
+					return
+				}
 			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if err != nil {
 				return
 			}
 		}
-		if err != nil {
-			if err != io.EOF {
-				return
-			}
+	}()
+	defer func() {
+		close(stop)
+		_ = dst.Close()
+		_ = src.Close()
+		<-read
+	}()
+	for c := range chunks {
+		if !p.sleepUntil(c.due) {
 			return
 		}
+		if _, err := dst.Write(c.b); err != nil {
+			return
+		}
+	}
+}
+
+func (p *Proxy) replyDelay() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.delay
+}
+
+// sleepUntil waits until t; it reports false if the proxy closed first.
+func (p *Proxy) sleepUntil(t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return true
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-p.closing:
+		return false
 	}
 }
 

@@ -9,6 +9,7 @@ package memorytest
 
 import (
 	"testing"
+	"time"
 
 	"github.com/consul-leader/consul-leader/conformance"
 	"github.com/consul-leader/consul-leader/election"
@@ -23,7 +24,10 @@ type Store struct {
 	Wrap func(election.Backend) election.Backend
 }
 
-var _ conformance.Store = (*Store)(nil)
+var (
+	_ conformance.Store    = (*Store)(nil)
+	_ conformance.SlowLink = link{}
+)
 
 // New returns an adapter of a new, empty store.
 func New() *Store { return &Store{Store: memory.NewStore()} }
@@ -61,3 +65,5 @@ type link struct {
 
 func (l link) Cut()  { l.store.Cut(l.name) }
 func (l link) Heal() { l.store.Heal(l.name) }
+
+func (l link) DelayReplies(d time.Duration) { l.store.Delay(l.name, d) }

@@ -1,0 +1,85 @@
+package election
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
+
+// stepDown is a session's step-down deadline, readable without a lock. It
+// is kept as an offset on the monotonic clock from base, so that a change
+// of the wall clock does not move it. Only the keepalive moves it, forward.
+type stepDown struct {
+	base time.Time    // a reading of the monotonic clock
+	at   atomic.Int64 // the deadline, in nanoseconds after base
+}
+
+func newStepDown(deadline time.Time) *stepDown {
+	s := &stepDown{base: time.Now()}
+	s.set(deadline)
+	return s
+}
+
+// set moves the deadline to t.
+func (s *stepDown) set(t time.Time) { s.at.Store(int64(t.Sub(s.base))) }
+
+// passed reports whether the deadline is not after now.
+func (s *stepDown) passed(now time.Time) bool {
+	return now.Sub(s.base) >= time.Duration(s.at.Load())
+}
+
+// termContext is the context of a term. Its Err, Done and Value read the
+// clock against the step-down deadline, and when they find it passed they
+// end the term at once, with cause, before answering. So the end of a term
+// is seen by the goroutine that asks, synchronously, even when the process
+// was stopped past its deadline (a long GC pause, a frozen VM, SIGSTOP) and
+// the timer that enforces the deadline has not run yet since the resume.
+//
+// The check is one atomic load and one reading of the clock. Contexts
+// derived from a term context with context.WithCancel, WithTimeout or
+// AfterFunc are cancelled with it (with the same cause); they see the
+// deadline once the term context itself was asked or its timer ran, so a
+// handler checks the term's own context right before each write. Contexts
+// made with context.WithValue ask it on every Err.
+type termContext struct {
+	context.Context // a context.WithCancelCause of the session's context
+	cancel          context.CancelCauseFunc
+	deadline        *stepDown
+	cause           func() error // why the term ends at the deadline
+}
+
+// newTermContext returns the context of a term of the session whose
+// context is parent and whose step-down deadline is deadline, and its
+// cancel function. cause gives the cause for a term that ends at its
+// deadline.
+func newTermContext(parent context.Context, deadline *stepDown, cause func() error) (*termContext, context.CancelCauseFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	return &termContext{Context: ctx, cancel: cancel, deadline: deadline, cause: cause}, cancel
+}
+
+// check ends the term if its deadline has passed.
+func (c *termContext) check() {
+	if c.deadline.passed(time.Now()) {
+		c.cancel(c.cause())
+	}
+}
+
+// Err returns the term's end, checking the deadline first.
+func (c *termContext) Err() error {
+	c.check()
+	return c.Context.Err()
+}
+
+// Done returns a channel that is closed when the term ends; it is closed
+// already if the deadline has passed.
+func (c *termContext) Done() <-chan struct{} {
+	c.check()
+	return c.Context.Done()
+}
+
+// Value checks the deadline first, so that context.Cause, which reads the
+// cause through Value, reports the end of a term whose deadline has passed.
+func (c *termContext) Value(key any) any {
+	c.check()
+	return c.Context.Value(key)
+}

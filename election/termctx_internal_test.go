@@ -1,0 +1,144 @@
+//go:build go1.25
+
+package election
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+type testKey struct{}
+
+func expiredCause() error { return fmt.Errorf("%w: test deadline", ErrLeaseExpired) }
+
+// No timer enforces the deadlines below: a term context must report its end
+// by itself, to the goroutine that asks, as after a process resumed from a
+// stop whose timers have not run yet.
+
+func TestTermContextErrReportsPassedDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sd := newStepDown(time.Now().Add(time.Second))
+		tc, cancel := newTermContext(context.Background(), sd, expiredCause)
+		defer cancel(nil)
+		child, stopChild := context.WithCancel(tc)
+		defer stopChild()
+		after := context.AfterFunc(tc, func() {})
+		defer after()
+		valued := context.WithValue(tc, testKey{}, 1)
+
+		time.Sleep(time.Second - time.Nanosecond)
+		if err := tc.Err(); err != nil {
+			t.Fatalf("Err before the deadline = %v", err)
+		}
+		time.Sleep(time.Nanosecond)
+		// Nothing else ran since the deadline passed.
+		if err := valued.Err(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Err of a value context at the deadline = %v, want context.Canceled", err)
+		}
+		if err := tc.Err(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Err at the deadline = %v, want context.Canceled", err)
+		}
+		if cause := context.Cause(tc); !errors.Is(cause, ErrLeaseExpired) {
+			t.Errorf("Cause = %v, want ErrLeaseExpired", cause)
+		}
+		select {
+		case <-tc.Done():
+		default:
+			t.Error("Done not closed at the deadline")
+		}
+		// A context derived before the deadline ended with it, with its cause.
+		if err := child.Err(); !errors.Is(err, context.Canceled) {
+			t.Errorf("Err of a derived context = %v, want context.Canceled", err)
+		}
+		if cause := context.Cause(child); !errors.Is(cause, ErrLeaseExpired) {
+			t.Errorf("Cause of a derived context = %v, want ErrLeaseExpired", cause)
+		}
+		if after() {
+			t.Error("AfterFunc did not run at the end of the term")
+		}
+	})
+}
+
+func TestTermContextCauseAndDerivedAfterDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sd := newStepDown(time.Now().Add(time.Second))
+		tc, cancel := newTermContext(context.Background(), sd, expiredCause)
+		defer cancel(nil)
+		time.Sleep(time.Second)
+		// Asked first for its cause, or for a derived context, a term
+		// context past its deadline has ended.
+		if cause := context.Cause(tc); !errors.Is(cause, ErrLeaseExpired) {
+			t.Fatalf("Cause past the deadline = %v, want ErrLeaseExpired", cause)
+		}
+		tc2, cancel2 := newTermContext(context.Background(), sd, expiredCause)
+		defer cancel2(nil)
+		child, stop := context.WithCancel(tc2)
+		defer stop()
+		if cause := context.Cause(child); !errors.Is(cause, ErrLeaseExpired) {
+			t.Fatalf("Cause of a context derived past the deadline = %v, want ErrLeaseExpired", cause)
+		}
+		timed, stopTimed := context.WithTimeout(tc2, time.Hour)
+		defer stopTimed()
+		if err := timed.Err(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Err of a timeout context derived past the deadline = %v", err)
+		}
+	})
+}
+
+func TestTermContextDeadlineMoves(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		sd := newStepDown(start.Add(time.Second))
+		tc, cancel := newTermContext(context.Background(), sd, expiredCause)
+		child, stop := context.WithCancel(tc)
+		defer stop()
+		sd.set(start.Add(3 * time.Second)) // a renewal succeeded
+		time.Sleep(2 * time.Second)
+		if err := tc.Err(); err != nil {
+			t.Fatalf("Err before the moved deadline = %v", err)
+		}
+		select {
+		case <-tc.Done():
+			t.Fatal("Done closed before the moved deadline")
+		default:
+		}
+		// Any other end is reported as it was given, to derived contexts too.
+		cancel(ErrReleased)
+		if cause := context.Cause(tc); !errors.Is(cause, ErrReleased) {
+			t.Errorf("Cause after cancel = %v, want ErrReleased", cause)
+		}
+		if cause := context.Cause(child); !errors.Is(cause, ErrReleased) {
+			t.Errorf("Cause of a derived context after cancel = %v, want ErrReleased", cause)
+		}
+		time.Sleep(2 * time.Second)
+		if cause := context.Cause(tc); !errors.Is(cause, ErrReleased) {
+			t.Errorf("Cause after the deadline of a cancelled term = %v, want ErrReleased", cause)
+		}
+	})
+}
+
+func TestTermContextEndsWithParent(t *testing.T) {
+	parent, cancelParent := context.WithCancelCause(context.Background())
+	sd := newStepDown(time.Now().Add(time.Hour))
+	tc, cancel := newTermContext(parent, sd, expiredCause)
+	defer cancel(nil)
+	cancelParent(ErrSessionLost)
+	if cause := context.Cause(tc); !errors.Is(cause, ErrSessionLost) {
+		t.Errorf("Cause after the parent ended = %v, want ErrSessionLost", cause)
+	}
+}
+
+func BenchmarkTermContextErr(b *testing.B) {
+	sd := newStepDown(time.Now().Add(time.Hour))
+	tc, cancel := newTermContext(context.Background(), sd, expiredCause)
+	defer cancel(nil)
+	for b.Loop() {
+		if tc.Err() != nil {
+			b.Fatal("ended")
+		}
+	}
+}
