@@ -129,4 +129,3 @@ func fillIndex(t *testing.T, c *api.Client, n uint64) {
 		}
 	}
 }
-
