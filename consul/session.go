@@ -269,10 +269,12 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 		if len(resp.Results) < 1 || resp.Results[0].KV == nil || resp.Results[0].KV.Key != s.key {
 			return election.Acquisition{}, fmt.Errorf("consul: acquire %q: the transaction returned no lock result", s.key)
 		}
+		// The get's result comes before the check's, which has no value.
 		var offPair *api.KVPair
 		for _, r := range resp.Results[1:] {
 			if r.KV != nil && r.KV.Key == offKey {
 				offPair = r.KV
+				break
 			}
 		}
 		off, err := parseOffset(offPair)

@@ -35,6 +35,13 @@ func TestAgentLostData(t *testing.T) {
 	const ttl = 10 * time.Second
 	rec := &conformance.TermLog{}
 	logs := map[string]*lines{}
+	defer func() {
+		if t.Failed() {
+			for id, l := range logs {
+				t.Logf("logs of %s:\n%s", id, l)
+			}
+		}
+	}()
 	for _, id := range []string{"a", "b", "c"} {
 		o := candidate(t, srv, "lost", id)
 		o.RetryInterval = 200 * time.Millisecond
@@ -68,11 +75,6 @@ func TestAgentLostData(t *testing.T) {
 		}
 	}
 	rec.CheckMonotonic(t)
-	if t.Failed() {
-		for id, l := range logs {
-			t.Logf("logs of %s:\n%s", id, l)
-		}
-	}
 }
 
 // startHandler creates and starts an elector with handler h, closed when
