@@ -125,3 +125,28 @@ func (r *TermLog) CheckMonotonic(t testing.TB) {
 		last[c.ID] = c
 	}
 }
+
+// WaitTold waits up to d until the last call of every elector in ids was
+// given term, and reports whether they were.
+func (r *TermLog) WaitTold(ids []string, term uint64, d time.Duration) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(time.Millisecond) {
+		r.mu.Lock()
+		last := map[string]uint64{}
+		for _, c := range r.calls {
+			if !c.Ended {
+				last[c.ID] = c.L.Term
+			}
+		}
+		r.mu.Unlock()
+		told := true
+		for _, id := range ids {
+			told = told && last[id] == term
+		}
+		if told {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}

@@ -42,7 +42,8 @@ func TestAgentLostData(t *testing.T) {
 			}
 		}
 	}()
-	for _, id := range []string{"a", "b", "c"} {
+	ids := []string{"a", "b", "c"}
+	for _, id := range ids {
 		o := candidate(t, srv, "lost", id)
 		o.RetryInterval = 200 * time.Millisecond
 		logs[id] = &lines{}
@@ -55,17 +56,26 @@ func TestAgentLostData(t *testing.T) {
 	}
 	t.Logf("first leader %s, term %d", first.ID, first.L.Term)
 
+	leader := first
 	for restart := 1; restart <= 3; restart++ {
+		// Every elector has been told the leader's term: the agent's loss
+		// is then one that all of them can notice.
+		if !rec.WaitTold(ids, leader.L.Term, ttl) {
+			t.Fatalf("restart %d: not every elector was told term %d within %v:\n%s", restart, leader.L.Term, ttl, rec.Since(leader.At))
+		}
 		before := rec.Highest()
 		began := time.Now()
 		srv.Restart(t)
 		ready := time.Now()
-		l, ok := rec.WaitLeader(ready, ttl)
+		// Electors may acquire before the agent has registered its node,
+		// which Restart waits for.
+		l, ok := rec.WaitLeader(began, ready.Sub(began)+ttl)
 		if !ok {
 			t.Fatalf("restart %d: no leader within one TTL (%v) of the agent's return", restart, ttl)
 		}
+		leader = l
 		t.Logf("restart %d: agent back after %v; %s leads %v later with term %d (highest before: %d)",
-			restart, ready.Sub(began).Round(time.Millisecond), l.ID, l.At.Sub(ready).Round(time.Millisecond), l.L.Term, before)
+			restart, ready.Sub(began).Round(time.Millisecond), l.ID, max(l.At.Sub(ready), 0).Round(time.Millisecond), l.L.Term, before)
 		if l.L.Term <= before {
 			t.Errorf("restart %d: the first leader after the restart got term %d, not above the %d announced before", restart, l.L.Term, before)
 		}

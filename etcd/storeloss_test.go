@@ -27,7 +27,8 @@ func TestLostDataSettles(t *testing.T) {
 	}
 	const ttl = MinTTL
 	rec := &conformance.TermLog{}
-	for _, id := range []string{"a", "b", "c"} {
+	ids := []string{"a", "b", "c"}
+	for _, id := range ids {
 		el, err := New(newClient(t, srv.Endpoint()), opts("lost", id))
 		if err != nil {
 			t.Fatal(err)
@@ -43,21 +44,26 @@ func TestLostDataSettles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, ok := rec.WaitLeader(time.Now(), 10*time.Second); !ok {
+	leader, ok := rec.WaitLeader(time.Now(), 10*time.Second)
+	if !ok {
 		t.Fatal("no leader within 10 s")
 	}
 	for i := 1; i <= 3; i++ {
-		time.Sleep(ttl / 2)
+		if !rec.WaitTold(ids, leader.L.Term, ttl) {
+			t.Fatalf("loss %d: not every elector was told term %d within %v:\n%s", i, leader.L.Term, ttl, rec.Since(leader.At))
+		}
+		time.Sleep(ttl / 2) // some renewals first
 		before := rec.Highest()
 		lost := time.Now()
 		srv.RestartEmpty(t)
 		back := time.Now()
-		l, ok := rec.WaitLeader(back, ttl)
+		l, ok := rec.WaitLeader(lost, back.Sub(lost)+ttl)
 		if !ok {
 			t.Fatalf("loss %d: no new leader within one TTL (%v) of the member's return; calls:\n%s", i, ttl, rec.Since(lost))
 		}
+		leader = l
 		t.Logf("loss %d: member back after %v; %s leads %v later with term %d (highest before: %d)",
-			i, back.Sub(lost).Round(time.Millisecond), l.ID, l.At.Sub(back).Round(time.Millisecond), l.L.Term, before)
+			i, back.Sub(lost).Round(time.Millisecond), l.ID, max(l.At.Sub(back), 0).Round(time.Millisecond), l.L.Term, before)
 		if l.L.Term <= before {
 			t.Errorf("loss %d: the first leader after the loss got term %d, not above the %d announced before", i, l.L.Term, before)
 		}

@@ -23,16 +23,21 @@ func TestLostDataSettles(t *testing.T) {
 	admin := client(t, srv.Addr())
 	const ttl = 2 * time.Second
 	rec := &conformance.TermLog{}
-	for _, id := range []string{"a", "b", "c"} {
+	ids := []string{"a", "b", "c"}
+	for _, id := range ids {
 		o := opts("lost", id)
 		o.TTL = ttl
 		startWith(t, client(t, srv.Addr()), o, rec.Handler(id))
 	}
-	if _, ok := rec.WaitLeader(time.Now(), 5*time.Second); !ok {
+	leader, ok := rec.WaitLeader(time.Now(), 5*time.Second)
+	if !ok {
 		t.Fatal("no leader within 5 s")
 	}
 	for i, how := range []string{"FLUSHALL", "restart", "FLUSHALL", "restart"} {
-		time.Sleep(ttl / 2) // some renewals and follower reads first
+		if !rec.WaitTold(ids, leader.L.Term, ttl) {
+			t.Fatalf("loss %d: not every elector was told term %d within %v:\n%s", i+1, leader.L.Term, ttl, rec.Since(leader.At))
+		}
+		time.Sleep(ttl / 2) // some renewals first
 		before := rec.Highest()
 		lost := time.Now()
 		if how == "FLUSHALL" {
@@ -43,12 +48,13 @@ func TestLostDataSettles(t *testing.T) {
 			srv.Restart()
 		}
 		back := time.Now()
-		l, ok := rec.WaitLeader(back, ttl)
+		l, ok := rec.WaitLeader(lost, back.Sub(lost)+ttl)
 		if !ok {
 			t.Fatalf("loss %d (%s): no new leader within one TTL (%v); calls:\n%s", i+1, how, ttl, rec.Since(lost))
 		}
+		leader = l
 		t.Logf("loss %d (%s): server back after %v; %s leads %v later with term %d (highest before: %d)",
-			i+1, how, back.Sub(lost).Round(time.Millisecond), l.ID, l.At.Sub(back).Round(time.Millisecond), l.L.Term, before)
+			i+1, how, back.Sub(lost).Round(time.Millisecond), l.ID, max(l.At.Sub(back), 0).Round(time.Millisecond), l.L.Term, before)
 		if l.L.Term <= before {
 			t.Errorf("loss %d (%s): the first leader after the loss got term %d, not above the %d announced before", i+1, how, l.L.Term, before)
 		}
