@@ -172,11 +172,13 @@ func serverWait(ctx context.Context, wait time.Duration) time.Duration {
 // this holder's term is known already, the key and its offset are read
 // again, together, in one transaction.
 func (b *Backend) read(ctx context.Context, key string, q *api.QueryOptions) (observation, error) {
+	sent := time.Now()
 	pair, meta, err := b.client.KV().Get(key, q)
 	if err != nil {
 		return observation{}, wrap(fmt.Sprintf("read %q", key), err)
 	}
 	o := observe(pair, meta.LastIndex)
+	o.sent = sent
 	if !o.Free() {
 		term, ok := b.keys.termOf(key, o.Record)
 		if !ok {
@@ -194,6 +196,7 @@ func (b *Backend) read(ctx context.Context, key string, q *api.QueryOptions) (ob
 // holder is known without another read, and a leader knows whom to hand the
 // key over to.
 func (b *Backend) readList(ctx context.Context, key string, q *api.QueryOptions) (observation, error) {
+	sent := time.Now()
 	pairs, meta, err := b.client.KV().List(key, q)
 	if err != nil {
 		return observation{}, wrap(fmt.Sprintf("read %q", key), err)
@@ -204,6 +207,8 @@ func (b *Backend) readList(ctx context.Context, key string, q *api.QueryOptions)
 		return observation{}, err
 	}
 	o := observeAt(pair, meta.LastIndex, off)
+	o.sent = sent
+	b.keys.noteOffset(key, off)
 	b.keys.noteList(key, o, meta.LastIndex, cands)
 	return o, nil
 }
@@ -212,6 +217,7 @@ func (b *Backend) readList(ctx context.Context, key string, q *api.QueryOptions)
 // transaction, and notes what it saw. A transaction tells no index: a
 // missing key gets the revision index, the index of an earlier read, or 1.
 func (b *Backend) readWithOffset(ctx context.Context, key string, index uint64) (observation, error) {
+	sent := time.Now()
 	s, err := b.readBoth(ctx, key)
 	if err != nil {
 		return observation{}, err
@@ -221,6 +227,10 @@ func (b *Backend) readWithOffset(ctx context.Context, key string, index uint64) 
 		return observation{}, err
 	}
 	o := observeAt(s.pair, max(s.index, index), off)
+	b.keys.noteOffset(key, off)
+	if s.pair != nil {
+		o.sent = sent // the key's ModifyIndex; a missing key's index is a guess
+	}
 	b.keys.note(key, o)
 	return o, nil
 }

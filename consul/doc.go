@@ -40,6 +40,23 @@
 // The guarantee holds as long as Consul keeps its Raft state: a dev agent,
 // which keeps its state in memory, starts counting again when restarted.
 //
+// # After Consul lost its data
+//
+// A dev agent restarted, or a cluster rebuilt empty or restored from an
+// old snapshot, counts its indexes from the beginning again and has lost
+// the term offset (below). A Backend notices it before it acquires: a new
+// session's create index, or a consistent read sent after a record was
+// noted, shows an index below that record's revision; or an acquisition
+// finds the term offset it last saw gone (the transaction checks it, and
+// takes nothing then). It then raises the term floor above the highest
+// term it has seen before it acquires, so that no candidate, leader or
+// follower, is told a lower term than before; and it forgets the records
+// from before the loss, which would otherwise count as newer than every
+// record until the new indexes pass them. The electors settle on one
+// leader, which keeps its term, as after any other change. A process that
+// saw no term before the loss cannot tell: raise the floor to the highest
+// term the fenced systems hold before it campaigns (RaiseTermFloor).
+//
 // Backend implements election.TermFloorRaiser, for a live move between
 // stores with backends.Migration. A term is then the ModifyIndex plus an
 // offset kept in the sibling key "<key>.term-offset" (OffsetKeySuffix; a

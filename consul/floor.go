@@ -139,11 +139,19 @@ func (b *Backend) RaiseTermFloor(ctx context.Context, resource string, floor uin
 	if floor > MaxTermFloor {
 		return fmt.Errorf("%w: consul: term floor %d is above %d", election.ErrInvalidOptions, floor, uint64(MaxTermFloor))
 	}
-	key := b.Key(resource)
+	return b.raiseKeyFloor(ctx, b.Key(resource), floor)
+}
+
+// raiseKeyFloor is RaiseTermFloor for the leadership key key.
+func (b *Backend) raiseKeyFloor(ctx context.Context, key string, floor uint64) error {
 	for attempt := 1; ; attempt++ {
 		done, err := b.raiseOnce(ctx, key, floor)
-		if err != nil || done {
+		if err != nil {
 			return err
+		}
+		if done {
+			b.keys.floorRaised(key, floor)
+			return nil
 		}
 		if attempt == maxRaiseAttempts {
 			return fmt.Errorf("consul: raise term floor of %q: the key or its offset changed during each of %d attempts", key, attempt)

@@ -143,6 +143,42 @@ func TestRaiseTermFloor(t *testing.T) {
 		}
 	})
 
+	t.Run("acquisitions check the offset", func(t *testing.T) {
+		// A backend that saw the offset checks, in each acquisition, that
+		// it is still there: the check passes while it is unchanged, and
+		// one changed by another backend is read again.
+		b := newBackend(t, srv)
+		const floor = 1_000_000
+		if err := b.RaiseTermFloor(ctx, "floor-again", floor); err != nil {
+			t.Fatalf("RaiseTermFloor: %v", err)
+		}
+		s1, acq1 := campaign(t, b, "floor-again", "a")
+		if acq1.Session != s1.Info().ID || acq1.Term <= floor {
+			t.Fatalf("first acquisition = %+v; want a term above %d", acq1.Record, floor)
+		}
+		if err := s1.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		s2, acq2 := campaign(t, b, "floor-again", "b")
+		if acq2.Session != s2.Info().ID || acq2.Term <= acq1.Term {
+			t.Fatalf("second acquisition with the offset unchanged = %+v; want a term above %d", acq2.Record, acq1.Term)
+		}
+		if err := s2.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := newBackend(t, srv).RaiseTermFloor(ctx, "floor-again", 5*floor); err != nil {
+			t.Fatalf("RaiseTermFloor: %v", err)
+		}
+		s3, acq3 := campaign(t, b, "floor-again", "c")
+		if acq3.Session != "" {
+			t.Fatalf("acquisition after another backend raised the offset = %+v; want it refused for the check", acq3.Record)
+		}
+		acq3, err := s3.Acquire(ctx)
+		if err != nil || acq3.Session != s3.Info().ID || acq3.Term <= 5*floor {
+			t.Fatalf("acquisition after the offset was read again = %+v, %v; want a term above %d", acq3.Record, err, 5*floor)
+		}
+	})
+
 	t.Run("electors agree", func(t *testing.T) {
 		const resource = "floor-electors"
 		oa := candidate(t, srv, resource, "a")

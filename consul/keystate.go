@@ -25,15 +25,32 @@ const (
 
 // keyStates remembers, per key, what a backend saw of it: the newest
 // record, and since when the key is free, to time acquisitions that
-// Consul's lock-delay refuses.
+// Consul's lock-delay refuses; the highest term it saw, and whether Consul
+// has since lost its data, to raise the term floor before acquiring.
 type keyStates struct {
 	mu   sync.Mutex
 	keys map[string]*keyState
 }
 
 type keyState struct {
-	// last is the record with the highest revision seen.
-	last election.Record
+	// last is the newest record seen: the one with the highest revision,
+	// unless Consul lost its data since (see wentBack). lastNoted is when
+	// it was noted.
+	last      election.Record
+	lastNoted time.Time
+	// highest is the highest term of a holder seen. lost is set when
+	// Consul's indexes were seen to go back, as after a loss of its data
+	// (a dev agent restarted, a cluster rebuilt): its term offset may be
+	// lost too, and the next acquisition must first raise the term floor
+	// above highest.
+	highest uint64
+	lost    bool
+	// off is the term offset last seen, if offSeen. An acquisition checks
+	// that an offset seen present is still there: after a loss of
+	// Consul's data it is gone, and an acquisition without it would issue
+	// a term below those seen.
+	off     termOffset
+	offSeen bool
 	// freeRev is the revision of the key when it was last seen free, and
 	// freeSeen when that revision was first seen.
 	freeRev  uint64
@@ -105,6 +122,103 @@ func (k *keyStates) heldBy(key, session string) (election.Record, bool) {
 
 func (k *keyStates) noteLocked(key string, o observation) *keyState {
 	now := time.Now()
+	s := k.state(key)
+	switch {
+	case o.Revision > s.last.Revision:
+		s.last, s.lastNoted = o.Record, now
+	case s.wentBack(o.Revision, o.sent):
+		// Consul lost its data: the old record is gone, and would
+		// otherwise count as newer than every record until the new
+		// indexes pass it.
+		s.last, s.lastNoted = o.Record, now
+	}
+	if o.Session != "" {
+		s.highest = max(s.highest, o.Term)
+	}
+	if o.Free() && o.Revision != s.freeRev {
+		s.freeRev, s.freeSeen, s.refused = o.Revision, now, 0
+	}
+	return s
+}
+
+// wentBack reports whether index, a Raft index that Consul returned to a
+// request sent at sent, shows that Consul lost its data, and notes it if
+// so: the index is below the revision of the newest record, although the
+// request was sent after that record was noted. Consul's reads are
+// consistent and its writes get ever higher indexes, so a request sent
+// after another returned sees an index at least as high, unless the
+// indexes started again from the beginning. A zero sent proves nothing: a
+// request that overlapped another may see an older state.
+func (s *keyState) wentBack(index uint64, sent time.Time) bool {
+	if sent.IsZero() || index >= s.last.Revision || !sent.After(s.lastNoted) {
+		return false
+	}
+	s.lost = s.highest > 0
+	return true
+}
+
+// noteIndex records a Raft index that Consul returned to a request sent at
+// sent, such as a new session's create index: one below the revision of
+// the newest record of key shows that Consul lost its data, and with it
+// that record.
+func (k *keyStates) noteIndex(key string, index uint64, sent time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if s := k.keys[key]; s != nil && s.wentBack(index, sent) {
+		s.last, s.lastNoted = election.Record{}, time.Now()
+	}
+}
+
+// noteOffset records the term offset of key as a consistent read showed
+// it. An offset that was raised before and is now lower, or gone, shows
+// that Consul lost its data: offsets only grow.
+func (k *keyStates) noteOffset(key string, off termOffset) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s := k.state(key)
+	if s.offSeen && off.current < s.off.current {
+		s.lost = s.highest > 0
+	}
+	s.off, s.offSeen = off, true
+}
+
+// offsetIndex returns the ModifyIndex of the term offset key of key as last
+// seen; 0 if it was not seen, or seen absent.
+func (k *keyStates) offsetIndex(key string) uint64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if s := k.keys[key]; s != nil && s.offSeen {
+		return s.off.index
+	}
+	return 0
+}
+
+// lossFloor returns the term floor an acquisition of key must raise first:
+// the highest term seen, if Consul was seen to lose its data since the
+// floor was last raised; 0 otherwise.
+func (k *keyStates) lossFloor(key string) uint64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if s := k.keys[key]; s != nil && s.lost {
+		return s.highest
+	}
+	return 0
+}
+
+// floorRaised records that the term floor of key was raised to floor; the
+// offset that took is read again by the next acquisition.
+func (k *keyStates) floorRaised(key string, floor uint64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if s := k.keys[key]; s != nil {
+		s.lost = s.lost && s.highest > floor
+		s.offSeen = false
+	}
+}
+
+// state returns the state of key, created if needed. The caller holds
+// k.mu.
+func (k *keyStates) state(key string) *keyState {
 	if k.keys == nil {
 		k.keys = map[string]*keyState{}
 	}
@@ -112,12 +226,6 @@ func (k *keyStates) noteLocked(key string, o observation) *keyState {
 	if s == nil {
 		s = &keyState{}
 		k.keys[key] = s
-	}
-	if o.Revision > s.last.Revision {
-		s.last = o.Record
-	}
-	if o.Free() && o.Revision != s.freeRev {
-		s.freeRev, s.freeSeen, s.refused = o.Revision, now, 0
 	}
 	return s
 }

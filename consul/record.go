@@ -49,6 +49,10 @@ type observation struct {
 	// it was written by this package.
 	lockDelay time.Duration
 	known     bool
+	// sent is when the request that returned the observation was sent, if
+	// its Revision is an index Consul returned (see keyState.wentBack);
+	// zero otherwise.
+	sent time.Time
 }
 
 // observe turns a KV pair into the leadership record. index is the Consul

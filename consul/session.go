@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -98,6 +99,7 @@ func (b *Backend) NewSession(ctx context.Context, p election.SessionParams) (ele
 	body.TTL = s.ttl.String()
 
 	var out struct{ ID string }
+	sent := time.Now()
 	if _, err := b.client.Raw().Write("/v1/session/create", body, &out, b.writeOptions(ctx)); err != nil {
 		if s.check != nil {
 			// If this fails too, the check turns critical and Consul
@@ -127,8 +129,11 @@ func (b *Backend) NewSession(ctx context.Context, p election.SessionParams) (ele
 		s.info.Fields["check_ttl"] = s.checkTTL.String()
 	}
 	// The node and the create index are Consul's; they only describe the
-	// session, so a failure to read them is not one to create it.
+	// session, so a failure to read them is not one to create it. A create
+	// index below the revision of a record seen before tells that Consul
+	// lost its data, before this session acquires anything.
 	if e, _, err := b.client.Session().Info(out.ID, b.requestOptions(ctx)); err == nil && e != nil {
+		b.keys.noteIndex(s.key, e.CreateIndex, sent)
 		s.info.Fields["node"] = e.Node
 		s.info.Fields["create_index"] = strconv.FormatUint(e.CreateIndex, 10)
 	} else if err != nil {
@@ -230,12 +235,30 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 			return election.Acquisition{Record: rec}, nil
 		}
 	}
+	if floor := s.b.keys.lossFloor(s.key); floor > 0 {
+		// Consul lost its data, and the term offset with it: raise the
+		// floor first, so that even this acquisition's term, which
+		// followers may read before the elector checks it, is above every
+		// term seen before.
+		s.b.log.Warn("Consul's indexes went back, as after a loss of its data; raising the term floor before acquiring", "key", s.key, "floor", floor)
+		if err := s.b.raiseKeyFloor(ctx, s.key, floor); err != nil {
+			return election.Acquisition{}, err
+		}
+	}
 	offKey := s.key + OffsetKeySuffix
 	ops := api.TxnOps{
 		{KV: &api.KVTxnOp{Verb: api.KVLock, Key: s.key, Value: s.value, Flags: api.LockFlagValue, Session: s.info.ID}},
 		{KV: &api.KVTxnOp{Verb: api.KVGetTree, Key: offKey}},
 	}
+	// An offset seen before must still be there: if Consul lost it with
+	// its data, the lock is not taken, and the next acquisition raises
+	// the floor first.
+	offIndex := s.b.keys.offsetIndex(s.key)
+	if offIndex != 0 {
+		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCheckIndex, Key: offKey, Index: offIndex}})
+	}
 	ops, unregisters := s.withUnregister(ops)
+	sent := time.Now()
 	ok, resp, _, err := s.b.client.Txn().Txn(ops, s.b.requestOptions(ctx))
 	if err != nil {
 		// The lock may have been applied: mayHold stays set, so that Close
@@ -246,10 +269,12 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 		if len(resp.Results) < 1 || resp.Results[0].KV == nil || resp.Results[0].KV.Key != s.key {
 			return election.Acquisition{}, fmt.Errorf("consul: acquire %q: the transaction returned no lock result", s.key)
 		}
+		// The get's result comes before the check's, which has no value.
 		var offPair *api.KVPair
 		for _, r := range resp.Results[1:] {
 			if r.KV != nil && r.KV.Key == offKey {
 				offPair = r.KV
+				break
 			}
 		}
 		off, err := parseOffset(offPair)
@@ -258,6 +283,7 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 			// releases the key.
 			return election.Acquisition{}, err
 		}
+		s.b.keys.noteOffset(s.key, off)
 		if unregisters {
 			s.unregistered()
 		}
@@ -268,7 +294,7 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 		o := observation{Record: election.Record{
 			LeaderID: s.id, Value: s.userValue, Session: s.info.ID,
 			Term: locked.ModifyIndex + off.at(locked.ModifyIndex), Revision: locked.ModifyIndex,
-		}, lockDelay: s.lockDelay, known: true}
+		}, lockDelay: s.lockDelay, known: true, sent: sent}
 		s.b.keys.note(s.key, o)
 		s.mu.Lock()
 		s.held = &o.Record
@@ -280,9 +306,15 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 	s.mayHold = false
 	s.mu.Unlock()
 	terr := txnError(resp.Errors)
+	offsetChanged := offIndex != 0 && slices.ContainsFunc(resp.Errors, func(e *api.TxnError) bool { return e.OpIndex == 2 })
 	switch {
 	case errors.Is(terr, election.ErrSessionLost):
 		return election.Acquisition{}, s.markLost(true, fmt.Errorf("consul: acquire %q: %w", s.key, terr))
+	case offsetChanged:
+		// Raised by another candidate, or lost with Consul's data: the
+		// read below tells, and a loss makes the next acquisition raise
+		// the floor first.
+		s.b.log.Debug("the term offset changed since it was last read", "key", s.key, "err", terr)
 	case errors.Is(terr, errLockDelay), errors.Is(terr, errLockHeld):
 	default:
 		return election.Acquisition{}, fmt.Errorf("consul: acquire %q: %w", s.key, terr)

@@ -127,6 +127,7 @@ func firstKey(prefix string) clientv3.Op {
 // read reads the leadership of resource, linearizably: the first key and
 // the term offset, in one transaction.
 func (b *Backend) read(ctx context.Context, resource, prefix string) (state, error) {
+	sent := time.Now()
 	resp, err := b.client.Txn(ctx).Then(firstKey(prefix), clientv3.OpGet(offsetKey(prefix))).Commit()
 	if err != nil {
 		return state{}, storeError("read leader of "+prefix, err)
@@ -135,6 +136,7 @@ func (b *Backend) read(ctx context.Context, resource, prefix string) (state, err
 	if err != nil {
 		return state{}, err
 	}
+	st.sent = sent
 	return b.remember(resource, prefix, st), nil
 }
 

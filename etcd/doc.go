@@ -70,6 +70,19 @@
 // later leader's key. Term then exceeds the create revision, which still
 // guards etcd writes as above; the key exists only once a floor was raised.
 //
+// A cluster rebuilt empty, or restored from an old snapshot, counts its
+// revisions from the beginning again and has lost the offset. A Backend
+// notices it when a read, an acquisition or a lease grant sent after it
+// recorded a state shows a lower revision: it then forgets that state
+// (which would otherwise count as newer than every state until the new
+// revisions pass it), creates its watch anew (the old one would wait for
+// revisions far in the member's future), and raises the term floor above
+// the highest term it has seen before its next acquisition, so that no
+// candidate is told a lower term than before. The electors settle on one
+// leader, which keeps its term. A process that saw no term before the loss
+// cannot tell: raise the floor to the highest term the fenced systems hold
+// before it campaigns.
+//
 // # Safety model
 //
 // etcd expires a lease no earlier than its TTL after the raft leader

@@ -43,6 +43,18 @@ type hub struct {
 	idle    time.Time                   // when waiting last dropped to zero
 	stop    context.CancelFunc
 	done    chan struct{} // closed when the running goroutine returns; nil if none
+
+	// noted is when st was recorded. highest is the highest term of a
+	// leader seen. lost is set when etcd's revisions were seen to go back,
+	// as after a loss of its data (a member rebuilt empty): its term
+	// offset is lost too, and the next acquisition must first raise the
+	// term floor above highest. rewatch ends the current watch, which
+	// waits for revisions the member will reach only much later, so that
+	// it is created anew.
+	noted   time.Time
+	highest uint64
+	lost    bool
+	rewatch context.CancelFunc
 }
 
 // hubLocked returns the hub of resource, creating it. b.mu is held.
@@ -75,13 +87,74 @@ func (b *Backend) latest(resource string) (state, bool) {
 }
 
 func (h *hub) updateLocked(st state) {
-	if h.known && st.asOf <= h.st.asOf {
+	if st.rec.Session != "" {
+		h.highest = max(h.highest, st.rec.Term)
+	}
+	if h.known && st.asOf <= h.st.asOf && !h.wentBackLocked(st.asOf, st.sent) {
 		return
 	}
 	wake := !h.known || st.rec.Revision != h.st.rec.Revision
-	h.st, h.known = st, true
+	h.st, h.known, h.noted = st, true, time.Now()
 	if wake {
 		h.wakeLocked()
+	}
+}
+
+// wentBackLocked reports whether rev, the revision of a response to a
+// request sent at sent, shows that etcd lost its data, and handles it if
+// so: the revision is below that of the state known, although the request
+// was sent after that state was recorded. etcd's reads are linearizable,
+// so a request sent after another returned sees a revision at least as
+// high, unless the revisions started again from the beginning. A zero
+// sent proves nothing: a request that overlapped another may see an older
+// revision. The known state is then stale, the watch waits for revisions
+// long in the member's future, and the term offset is gone: the watch is
+// created anew, and the next acquisition raises the floor first. b.mu is
+// held.
+func (h *hub) wentBackLocked(rev int64, sent time.Time) bool {
+	if !h.known || sent.IsZero() || rev >= h.st.asOf || !sent.After(h.noted) {
+		return false
+	}
+	h.b.log.Warn("etcd's revisions went back, as after a loss of its data; watching afresh",
+		"prefix", h.prefix, "revision", rev, "before", h.st.asOf)
+	h.lost = h.highest > 0
+	h.queue, h.queueAt = nil, 0
+	if h.rewatch != nil {
+		h.rewatch()
+	}
+	return true
+}
+
+// noteRevision records the revision of a response to a request sent at
+// sent that read nothing of resource, such as a lease grant: one below
+// the known state's tells that etcd lost its data, and the state with it.
+func (b *Backend) noteRevision(resource string, rev int64, sent time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if h := b.hubs[resource]; h != nil && h.wentBackLocked(rev, sent) {
+		h.known = false
+		h.wakeLocked()
+	}
+}
+
+// lossFloor returns the term floor an acquisition of resource must raise
+// first: the highest term seen, if etcd was seen to lose its data since
+// the floor was last raised; 0 otherwise.
+func (b *Backend) lossFloor(resource string) uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if h := b.hubs[resource]; h != nil && h.lost {
+		return h.highest
+	}
+	return 0
+}
+
+// floorRaised records that the term floor of resource was raised to floor.
+func (b *Backend) floorRaised(resource string, floor uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if h := b.hubs[resource]; h != nil {
+		h.lost = h.lost && h.highest > floor
 	}
 }
 
@@ -192,6 +265,14 @@ func (h *hub) run(ctx context.Context, done chan struct{}) {
 func (h *hub) follow(ctx context.Context) (again bool, err error) {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
+	h.b.mu.Lock()
+	h.rewatch = cancel
+	h.b.mu.Unlock()
+	defer func() {
+		h.b.mu.Lock()
+		h.rewatch = nil
+		h.b.mu.Unlock()
+	}()
 	wch := h.b.client.Watch(wctx, offsetKey(h.prefix),
 		clientv3.WithRange(clientv3.GetPrefixRangeEnd(h.prefix+"/")), clientv3.WithCreatedNotify())
 	tick := time.NewTicker(hubIdle / 4)
@@ -214,6 +295,8 @@ func (h *hub) follow(ctx context.Context) (again bool, err error) {
 		switch {
 		case !open && ctx.Err() != nil:
 			return false, nil
+		case !open && wctx.Err() != nil:
+			return true, nil // ended by wentBackLocked
 		case !open:
 			return false, fmt.Errorf("etcd: watch %s: the watch ended without a reason (client closed?)", h.prefix)
 		case errors.Is(wr.Err(), rpctypes.ErrCompacted):
@@ -243,6 +326,7 @@ func (h *hub) follow(ctx context.Context) (again bool, err error) {
 func (h *hub) load(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(ctx, h.b.timeout)
 	defer cancel()
+	sent := time.Now()
 	resp, err := h.b.client.Txn(rctx).
 		Then(clientv3.OpGet(h.prefix+"/", clientv3.WithPrefix()), clientv3.OpGet(offsetKey(h.prefix))).
 		Commit()
@@ -261,7 +345,9 @@ func (h *hub) load(ctx context.Context) error {
 	h.b.mu.Lock()
 	defer h.b.mu.Unlock()
 	h.queue, h.offset, h.queueAt = q, off, resp.Header.Revision
-	h.updateLocked(h.queueStateLocked())
+	st := h.queueStateLocked()
+	st.sent = sent
+	h.updateLocked(st)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
@@ -47,6 +48,9 @@ type state struct {
 	created int64
 	// asOf is an etcd revision at which rec was the current leadership.
 	asOf int64
+	// sent is when the request that read the state was sent; zero for a
+	// state built from watched events (see hub.updateLocked).
+	sent time.Time
 }
 
 // stateOf builds the state from the first key by create revision, or none,

@@ -43,9 +43,15 @@ func (b *Backend) NewSession(ctx context.Context, p election.SessionParams) (ele
 	if err := validateTTL(p.TTL); err != nil {
 		return nil, err
 	}
+	sent := time.Now()
 	resp, err := b.client.Grant(ctx, int64(p.TTL/time.Second))
 	if err != nil {
 		return nil, storeError("grant lease", err)
+	}
+	if resp.ResponseHeader != nil {
+		// A revision below the one known tells of a loss of etcd's data
+		// before this session acquires anything.
+		b.noteRevision(p.Resource, resp.ResponseHeader.Revision, sent)
 	}
 	granted := time.Duration(resp.TTL) * time.Second
 	if granted != p.TTL {
@@ -131,10 +137,23 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 			return election.Acquisition{Record: st.rec}, nil
 		}
 	}
+	if floor := s.b.lossFloor(s.resource); floor > 0 {
+		// etcd lost its data, and the term offset with it: raise the
+		// floor first, so that even this acquisition's term, which
+		// followers may see before the elector checks it, is above every
+		// term seen before.
+		s.b.log.Warn("etcd's revisions went back, as after a loss of its data; raising the term floor before acquiring",
+			"prefix", s.prefix, "floor", floor)
+		if err := s.b.RaiseTermFloor(ctx, s.resource, floor); err != nil {
+			return election.Acquisition{}, err
+		}
+		s.b.floorRaised(s.resource, floor)
+	}
 	s.mu.Lock()
 	s.queued = true
 	s.mu.Unlock()
 	off := clientv3.OpGet(offsetKey(s.prefix))
+	sent := time.Now()
 	resp, err := s.b.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(s.key), "=", 0)).
 		Then(clientv3.OpPut(s.key, s.value, clientv3.WithLease(s.lease)), firstKey(s.prefix), off).
@@ -147,6 +166,7 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 	if err != nil {
 		return election.Acquisition{}, err
 	}
+	st.sent = sent
 	st = s.b.remember(s.resource, s.prefix, st)
 	if st.rec.Session == s.id {
 		s.held(st)

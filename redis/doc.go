@@ -39,7 +39,8 @@
 //     not (expired, deleted, overwritten, lost in a restart or failover) the
 //     error wraps election.ErrSessionLost.
 //   - Release (Session.Close): DEL the key if it still holds the token, then
-//     PUBLISH, so that followers acquire within milliseconds.
+//     PUBLISH, so that followers acquire within milliseconds (a session that
+//     led and finds the key gone publishes too).
 //   - Read: GET the record and its PTTL, or the term counter when free.
 //
 // Backend.Watch with after == 0 is one read from the primary, which is
@@ -55,6 +56,27 @@
 // sends about one read per WaitTime (default 5 s) or per remaining TTL of
 // the leader key, whichever is shorter, plus a ping of the subscription every
 // 30 s of silence.
+//
+// # A leader key removed from outside
+//
+// A DEL of the leader key, a SET over it or a FLUSHALL from outside the
+// electors frees (or takes) the leadership in Redis at once. The elector
+// changes no server setting; how soon the leader learns of the removal, and
+// its term ends, depends on what the server publishes:
+//
+//   - With keyspace events for the key (notify-keyspace-events with K and
+//     g for DEL, $ for SET: "K$g", or "KA"): a DEL or SET reaches the
+//     leader's watch, and the followers', within milliseconds; a follower
+//     may then acquire before the old leader has stepped down, which the
+//     fencing token covers.
+//   - Without them, and for FLUSHALL and FLUSHDB, which publish no keyspace
+//     event: the leader learns it at its next renewal, within
+//     RenewInterval (default TTL/3) and a round trip. Stepping down, it
+//     announces on P:{R}:events that the key is gone, so the followers
+//     learn it then too.
+//
+// The keyspace channel is subscribed to whether or not the server publishes
+// on it (an ACL without the channel "__keyspace@*__:P:*" costs only that).
 //
 // # Fencing token
 //

@@ -53,15 +53,21 @@ return 0
 `)
 
 // releaseScript deletes the record if it is still ours and announces the
-// release. It returns 1 if it deleted it, else 0.
+// release. A session that led (ARGV[3] "1") and finds the record gone,
+// deleted or flushed from outside, announces that too: followers that no
+// keyspace event told then learn it now rather than by their timers. It
+// returns 1 if it deleted the record, else 0.
 //
-// ARGV: token "\n", channel.
+// ARGV: token "\n", channel, "1" if the session led.
 var releaseScript = goredis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur and string.sub(cur, 1, #ARGV[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   redis.pcall('PUBLISH', ARGV[2], 'released')
   return 1
+end
+if not cur and ARGV[3] == '1' then
+  redis.pcall('PUBLISH', ARGV[2], 'released')
 end
 return 0
 `)

@@ -61,6 +61,7 @@ type session struct {
 	mu        sync.Mutex
 	attempted bool // Acquire was called: the key may hold the token
 	leading   bool // the last Acquire returned the leadership
+	led       bool // an Acquire returned the leadership
 }
 
 func (s *session) Info() election.SessionInfo { return s.info }
@@ -90,7 +91,7 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 		return election.Acquisition{}, fmt.Errorf("redis: acquire %s: the script reported success with another record", s.keys.leader)
 	}
 	s.mu.Lock()
-	s.leading = true
+	s.leading, s.led = true, true
 	s.mu.Unlock()
 	s.b.own(s.token, true)
 	return election.Acquisition{Record: rec, Renewed: true}, nil
@@ -130,18 +131,23 @@ func (s *session) Renew(ctx context.Context) error {
 }
 
 // Close deletes the leader key if it still holds the token, and announces
-// the release so that followers acquire at once. A session that never tried
+// the release so that followers acquire at once; a session that led and
+// finds the key gone (removed from outside) announces that too. A session that never tried
 // to acquire sends nothing.
 func (s *session) Close(ctx context.Context) error {
 	s.mu.Lock()
-	attempted := s.attempted
+	attempted, led := s.attempted, s.led
 	s.leading = false
 	s.mu.Unlock()
 	s.b.own(s.token, false)
 	if !attempted {
 		return nil
 	}
-	if err := releaseScript.Run(ctx, s.b.client, []string{s.keys.leader}, s.token+"\n", s.keys.events).Err(); err != nil {
+	flag := "0"
+	if led {
+		flag = "1"
+	}
+	if err := releaseScript.Run(ctx, s.b.client, []string{s.keys.leader}, s.token+"\n", s.keys.events, flag).Err(); err != nil {
 		return wrap("release", s.keys.leader, err)
 	}
 	return nil

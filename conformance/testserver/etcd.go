@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -111,6 +112,21 @@ func (s *EtcdServer) Process() *Process {
 func (s *EtcdServer) Restart(t testing.TB) {
 	t.Helper()
 	s.Process().Stop()
+	s.start(t)
+}
+
+// RestartEmpty stops the member (SIGTERM), deletes its data directory and
+// starts it again on the same ports, as a new single-member cluster: every
+// key, lease and revision is lost, as when a cluster is rebuilt empty.
+func (s *EtcdServer) RestartEmpty(t testing.TB) {
+	t.Helper()
+	s.Process().Stop()
+	if err := os.RemoveAll(s.dir); err != nil {
+		t.Fatalf("testserver: delete etcd data: %v", err)
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		t.Fatalf("testserver: etcd data directory: %v", err)
+	}
 	s.start(t)
 }
 

@@ -1,0 +1,152 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/consul-leader/consul-leader/election"
+)
+
+// TermLog records every handler call of several electors, with the time
+// it was made, for tests of what handlers were told across a store's
+// faults. It is safe for concurrent use; the zero value is ready.
+type TermLog struct {
+	mu    sync.Mutex
+	calls []TermCall
+}
+
+// TermCall is one handler call recorded by a TermLog, or the end of a
+// leader call's context.
+type TermCall struct {
+	ID    string              // the elector's name, as given to Handler
+	L     election.Leadership // what the handler was given
+	At    time.Time           // when the call was made, or the context ended
+	Ended bool                // the end of a leader call's context, not a call
+}
+
+// Handler returns the handler of elector id.
+func (r *TermLog) Handler(id string) election.Handler {
+	return func(ctx context.Context, l election.Leadership) error {
+		r.add(TermCall{ID: id, L: l, At: time.Now()})
+		if l.IsLeader {
+			<-ctx.Done()
+			r.add(TermCall{ID: id, L: l, At: time.Now(), Ended: true})
+		}
+		return nil
+	}
+}
+
+func (r *TermLog) add(c TermCall) {
+	r.mu.Lock()
+	r.calls = append(r.calls, c)
+	r.mu.Unlock()
+}
+
+// WaitLeader returns the first leader call made at or after since, within
+// d of since.
+func (r *TermLog) WaitLeader(since time.Time, d time.Duration) (TermCall, bool) {
+	return r.WaitFor(since, d, func(c TermCall) bool { return c.L.IsLeader && !c.Ended })
+}
+
+// WaitFor returns the first call made at or after since that satisfies ok,
+// within d of since.
+func (r *TermLog) WaitFor(since time.Time, d time.Duration, ok func(TermCall) bool) (TermCall, bool) {
+	for deadline := since.Add(d); ; time.Sleep(time.Millisecond) {
+		r.mu.Lock()
+		for _, c := range r.calls {
+			if !c.At.Before(since) && ok(c) {
+				r.mu.Unlock()
+				return c, true
+			}
+		}
+		r.mu.Unlock()
+		if time.Now().After(deadline) {
+			return TermCall{}, false
+		}
+	}
+}
+
+// Highest returns the highest term any handler was given so far.
+func (r *TermLog) Highest() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var h uint64
+	for _, c := range r.calls {
+		h = max(h, c.L.Term)
+	}
+	return h
+}
+
+// LeaderCallsSince counts the leader calls made at or after since.
+func (r *TermLog) LeaderCallsSince(since time.Time) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, c := range r.calls {
+		if c.L.IsLeader && !c.Ended && !c.At.Before(since) {
+			n++
+		}
+	}
+	return n
+}
+
+// Since describes the calls made at or after since.
+func (r *TermLog) Since(since time.Time) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := ""
+	for _, c := range r.calls {
+		if !c.At.Before(since) {
+			s += fmt.Sprintf("  %s %s leader=%t ended=%t leaderID=%q term=%d err=%v\n",
+				c.At.Format("15:04:05.000"), c.ID, c.L.IsLeader, c.Ended, c.L.LeaderID, c.L.Term, c.L.Err)
+		}
+	}
+	return s
+}
+
+// CheckMonotonic fails t if a handler was given a term lower than one it
+// was given before.
+func (r *TermLog) CheckMonotonic(t testing.TB) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	last := map[string]TermCall{}
+	for _, c := range r.calls {
+		if c.L.Term == 0 {
+			continue // no leader, or an error
+		}
+		if p, ok := last[c.ID]; ok && c.L.Term < p.L.Term {
+			t.Errorf("%s was given term %d (leader %q) at %s after term %d (leader %q) at %s",
+				c.ID, c.L.Term, c.L.LeaderID, c.At.Format("15:04:05.000"), p.L.Term, p.L.LeaderID, p.At.Format("15:04:05.000"))
+		}
+		last[c.ID] = c
+	}
+}
+
+// WaitTold waits up to d until the last call of every elector in ids was
+// given term, and reports whether they were.
+func (r *TermLog) WaitTold(ids []string, term uint64, d time.Duration) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(time.Millisecond) {
+		r.mu.Lock()
+		last := map[string]uint64{}
+		for _, c := range r.calls {
+			if !c.Ended {
+				last[c.ID] = c.L.Term
+			}
+		}
+		r.mu.Unlock()
+		told := true
+		for _, id := range ids {
+			told = told && last[id] == term
+		}
+		if told {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}

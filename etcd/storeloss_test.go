@@ -1,0 +1,76 @@
+package etcd
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/consul-leader/consul-leader/conformance"
+)
+
+// TestLostDataSettles rebuilds the member empty (its data directory
+// deleted: every key, lease and revision lost) under three electors, three
+// times, the first after the revision reached about 1,500: the electors
+// must settle on one leader within one TTL of the member's return and keep
+// it for two more TTLs; every handler must be given terms that never
+// decrease, and the first leader after a loss a term above every term
+// announced before it.
+func TestLostDataSettles(t *testing.T) {
+	srv := startEtcd(t)
+	admin := newClient(t, srv.Endpoint())
+	ctx := testCtx(t, 5*time.Minute)
+	for i := range 1500 {
+		if _, err := admin.Put(ctx, fmt.Sprint("filler/", i%16), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const ttl = MinTTL
+	rec := &conformance.TermLog{}
+	ids := []string{"a", "b", "c"}
+	for _, id := range ids {
+		el, err := New(newClient(t, srv.Endpoint()), opts("lost", id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := el.Close(cctx); err != nil {
+				t.Errorf("Close %s: %v", id, err)
+			}
+		})
+		if err := el.Start(context.Background(), rec.Handler(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leader, ok := rec.WaitLeader(time.Now(), 10*time.Second)
+	if !ok {
+		t.Fatal("no leader within 10 s")
+	}
+	for i := 1; i <= 3; i++ {
+		if !rec.WaitTold(ids, leader.L.Term, ttl) {
+			t.Fatalf("loss %d: not every elector was told term %d within %v:\n%s", i, leader.L.Term, ttl, rec.Since(leader.At))
+		}
+		time.Sleep(ttl / 2) // some renewals first
+		before := rec.Highest()
+		lost := time.Now()
+		srv.RestartEmpty(t)
+		back := time.Now()
+		l, ok := rec.WaitLeader(lost, back.Sub(lost)+ttl)
+		if !ok {
+			t.Fatalf("loss %d: no new leader within one TTL (%v) of the member's return; calls:\n%s", i, ttl, rec.Since(lost))
+		}
+		leader = l
+		t.Logf("loss %d: member back after %v; %s leads %v later with term %d (highest before: %d)",
+			i, back.Sub(lost).Round(time.Millisecond), l.ID, max(l.At.Sub(back), 0).Round(time.Millisecond), l.L.Term, before)
+		if l.L.Term <= before {
+			t.Errorf("loss %d: the first leader after the loss got term %d, not above the %d announced before", i, l.L.Term, before)
+		}
+		time.Sleep(2 * ttl)
+		if n := rec.LeaderCallsSince(l.At); n != 1 {
+			t.Errorf("loss %d: %d leader calls in the 2 TTLs after the first election, want 1:\n%s", i, n, rec.Since(l.At))
+		}
+	}
+	rec.CheckMonotonic(t)
+}
