@@ -16,8 +16,8 @@ import (
 func BenchmarkHandoverMemory(b *testing.B) {
 	ctx := context.Background()
 	store := memory.NewStore()
-	leaders := make(chan election.Elector, 16)
-	var els []election.Elector
+	leaders := make(chan *election.Elector, 16)
+	var els []*election.Elector
 	for _, id := range []string{"a", "b", "c"} {
 		el, err := memory.New(store, election.Options{Resource: "bench", ID: id, RetryInterval: time.Millisecond})
 		if err != nil {

@@ -18,7 +18,7 @@ func Example() {
 	ctx := context.Background()
 	store := memory.NewStore()
 	led := make(chan election.Leadership, 2)
-	candidate := func(id string) election.Elector {
+	candidate := func(id string) *election.Elector {
 		el, err := memory.New(store, election.Options{Resource: "billing-cron", ID: id})
 		if err != nil {
 			panic(err) // an *election.OptionError
@@ -131,7 +131,7 @@ func ExampleHandler() {
 			return nil
 		}
 	}
-	start := func(id string) election.Elector {
+	start := func(id string) *election.Elector {
 		el, err := memory.New(store, election.Options{Resource: "billing", ID: id})
 		if err != nil {
 			panic(err)
