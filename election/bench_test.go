@@ -53,3 +53,55 @@ func BenchmarkHandoverMemory(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
+
+// BenchmarkIsLeader measures IsLeader on a leader, from parallel
+// goroutines: no store request, no lock, no allocation.
+func BenchmarkIsLeader(b *testing.B) {
+	ctx := context.Background()
+	el, err := memory.New(memory.NewStore(), election.Options{Resource: "bench", ID: "a"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	led := make(chan struct{})
+	_ = el.Start(ctx, election.LeaderOnly(func(ctx context.Context, _ uint64) error {
+		close(led)
+		<-ctx.Done()
+		return nil
+	}))
+	defer el.Close(ctx)
+	<-led
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if !el.IsLeader() {
+				b.Error("not leading")
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkState measures State on a leader.
+func BenchmarkState(b *testing.B) {
+	ctx := context.Background()
+	el, err := memory.New(memory.NewStore(), election.Options{Resource: "bench", ID: "a"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	led := make(chan struct{})
+	_ = el.Start(ctx, election.LeaderOnly(func(ctx context.Context, _ uint64) error {
+		close(led)
+		<-ctx.Done()
+		return nil
+	}))
+	defer el.Close(ctx)
+	<-led
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if !el.State().IsLeader {
+			b.Fatal("not leading")
+		}
+	}
+}
