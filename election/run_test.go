@@ -29,7 +29,6 @@ func newElector(t *testing.T, store *memory.Store, id string) *election.Elector 
 // ends the term, waits for the handler, releases and returns nil, with no
 // goroutine of the elector left.
 func TestRunReturnsNilOnCancel(t *testing.T) {
-	defer goleak.VerifyNone(t)
 	store := memory.NewStore()
 	el := newElector(t, store, "a")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -61,6 +60,7 @@ func TestRunReturnsNilOnCancel(t *testing.T) {
 	if id, _ := store.Leader("r"); id != "" {
 		t.Errorf("Run returned with the leadership held by %q", id)
 	}
+	goleak.VerifyNone(t)
 	if el.IsLeader() {
 		t.Error("IsLeader true after Run returned")
 	}
