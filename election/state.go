@@ -11,11 +11,20 @@ type status struct {
 }
 
 // leading reports whether s is a leader call whose term has not ended.
-// The term's context checks the step-down deadline on Err itself, so that
-// a term is over here the moment its deadline passes, even before the
-// timer that enforces it has run.
+// The term's context checks the step-down deadline on Done (as on Err)
+// itself, so that a term is over here the moment its deadline passes, even
+// before the timer that enforces it has run. Done, unlike Err before Go
+// 1.26, reads a done channel without a lock once it exists.
 func (s *status) leading() bool {
-	return s != nil && s.l.IsLeader && s.term != nil && s.term.Err() == nil
+	if s == nil || !s.l.IsLeader || s.term == nil {
+		return false
+	}
+	select {
+	case <-s.term.Done():
+		return false
+	default:
+		return true
+	}
 }
 
 // IsLeader reports whether this elector leads now: true from the moment its
