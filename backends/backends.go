@@ -51,7 +51,7 @@ type Opener struct {
 // There is deliberately no process-wide registry of memory stores: it would
 // keep every store alive for the life of the process and couple unrelated
 // code (and tests) of one binary that happen to use the same name.
-func Open(ctx context.Context, rawURL string, opts election.Options) (election.Elector, error) {
+func Open(ctx context.Context, rawURL string, opts election.Options) (*election.Elector, error) {
 	return (&Opener{noMemory: true}).Open(ctx, rawURL, opts)
 }
 
@@ -59,7 +59,7 @@ func Open(ctx context.Context, rawURL string, opts election.Options) (election.E
 // variable ELECTION_BACKEND (EnvVar). When the variable is unset or empty
 // it fails with an error wrapping ErrNoBackend that names the variable and
 // the accepted URL forms: there is no default store.
-func FromEnv(ctx context.Context, opts election.Options) (election.Elector, error) {
+func FromEnv(ctx context.Context, opts election.Options) (*election.Elector, error) {
 	return (&Opener{noMemory: true}).FromEnv(ctx, opts)
 }
 
@@ -67,7 +67,7 @@ func FromEnv(ctx context.Context, opts election.Options) (election.Elector, erro
 // ELECTION_BACKEND (EnvVar), as Open does. When the variable is unset or
 // empty it fails with an error wrapping ErrNoBackend that names the
 // variable and the accepted URL forms.
-func (o *Opener) FromEnv(ctx context.Context, opts election.Options) (election.Elector, error) {
+func (o *Opener) FromEnv(ctx context.Context, opts election.Options) (*election.Elector, error) {
 	u := os.Getenv(EnvVar)
 	if u == "" {
 		return nil, fmt.Errorf("%w: the environment variable %s is not set; set it to the URL of the store: %s", ErrNoBackend, EnvVar, URLForms)
@@ -77,7 +77,7 @@ func (o *Opener) FromEnv(ctx context.Context, opts election.Options) (election.E
 
 // Open opens an elector for rawURL. Parameters of the URL override opts. The
 // elector owns any client it creates, and closes it in Close.
-func (o *Opener) Open(ctx context.Context, rawURL string, opts election.Options) (election.Elector, error) {
+func (o *Opener) Open(ctx context.Context, rawURL string, opts election.Options) (*election.Elector, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadURL, err)

@@ -1,4 +1,4 @@
-// Package backends opens an election.Elector from a URL, so that an
+// Package backends opens an *election.Elector from a URL, so that an
 // application chooses its coordination store by configuration alone:
 //
 //	el, err := backends.FromEnv(ctx, election.Options{Resource: "billing-cron"}) // reads ELECTION_BACKEND

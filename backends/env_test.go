@@ -14,7 +14,7 @@ import (
 // to set, and to what.
 func TestFromEnvUnset(t *testing.T) {
 	t.Setenv(backends.EnvVar, "")
-	for _, open := range []func(context.Context, election.Options) (election.Elector, error){
+	for _, open := range []func(context.Context, election.Options) (*election.Elector, error){
 		backends.FromEnv, new(backends.Opener).FromEnv,
 	} {
 		el, err := open(context.Background(), election.Options{Resource: "r"})
@@ -68,12 +68,12 @@ func TestOpenerFromEnvSharesMemory(t *testing.T) {
 func TestPackageOpenRefusesMemory(t *testing.T) {
 	ctx := context.Background()
 	t.Setenv(backends.EnvVar, "memory://same")
-	for name, open := range map[string]func() (election.Elector, error){
-		"Open": func() (election.Elector, error) {
+	for name, open := range map[string]func() (*election.Elector, error){
+		"Open": func() (*election.Elector, error) {
 			return backends.Open(ctx, "memory://same", election.Options{Resource: "r"})
 		},
-		"FromEnv": func() (election.Elector, error) { return backends.FromEnv(ctx, election.Options{Resource: "r"}) },
-		"migrate": func() (election.Elector, error) {
+		"FromEnv": func() (*election.Elector, error) { return backends.FromEnv(ctx, election.Options{Resource: "r"}) },
+		"migrate": func() (*election.Elector, error) {
 			return backends.Open(ctx, "migrate://?from=memory://a&to=memory://b", election.Options{Resource: "r"})
 		},
 	} {

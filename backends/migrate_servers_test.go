@@ -28,7 +28,7 @@ func TestMigrationProcedureEtcdToConsul(t *testing.T) {
 	ttl := 2 * time.Second
 	runProcedure(t, procedureEnv{
 		ttl: ttl,
-		spawn: func(t *testing.T, mode, id string) election.Elector {
+		spawn: func(t *testing.T, mode, id string) *election.Elector {
 			p := [2]*testserver.Proxy{testserver.NewProxy(t, etcdSrv.Endpoint()), testserver.NewProxy(t, consulSrv.Addr)}
 			proxies[id] = p
 			from := "etcd://" + p[0].Addr()

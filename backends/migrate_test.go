@@ -38,7 +38,7 @@ func (l pairLink) Heal() {
 	}
 }
 
-func (p pairStore) NewCandidate(t testing.TB, opts election.Options) (election.Elector, conformance.Link, error) {
+func (p pairStore) NewCandidate(t testing.TB, opts election.Options) (*election.Elector, conformance.Link, error) {
 	b, err := backends.Migration(p.from.Connect(opts.ID), p.to.Connect(opts.ID))
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +117,7 @@ func (f *fence) leading() (string, bool) {
 // of a mode ("old", "both", "new") and how to cut one off its stores for good.
 type procedureEnv struct {
 	ttl   time.Duration
-	spawn func(t *testing.T, mode, id string) election.Elector
+	spawn func(t *testing.T, mode, id string) *election.Elector
 	cut   func(id string)
 	heal  func(id string)
 }
@@ -131,7 +131,7 @@ func TestMigrationProcedure(t *testing.T) {
 		oldStore, newStore := memory.NewStore(), memory.NewStore()
 		runProcedure(t, procedureEnv{
 			ttl: 10 * time.Second,
-			spawn: func(t *testing.T, mode, id string) election.Elector {
+			spawn: func(t *testing.T, mode, id string) *election.Elector {
 				var b election.Backend
 				switch mode {
 				case "old":
@@ -162,7 +162,7 @@ func runProcedure(t *testing.T, env procedureEnv) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	type proc struct {
 		id string
-		el election.Elector
+		el *election.Elector
 	}
 	var procs, crashed []proc
 	gen := 0

@@ -31,7 +31,7 @@ type Store interface {
 	// It returns the constructor's error for invalid options. The suite
 	// closes the elector; the store closes what it opened for the candidate
 	// when t ends.
-	NewCandidate(t testing.TB, opts election.Options) (election.Elector, Link, error)
+	NewCandidate(t testing.TB, opts election.Options) (*election.Elector, Link, error)
 
 	// Remove takes the current leadership of resource away from outside the
 	// electors: with RemoveSession it ends the leader's session (destroys

@@ -72,7 +72,7 @@ func testNames(s *suite) {
 
 func (s *suite) checkName(name string, i int) {
 	ctx := context.Background()
-	open := func(id string) election.Elector {
+	open := func(id string) *election.Elector {
 		el, _, err := s.store.NewCandidate(s.t, s.options(name, id))
 		if err != nil {
 			s.t.Errorf("resource %q: NewCandidate %s: %v", name, id, err)
@@ -80,7 +80,7 @@ func (s *suite) checkName(name string, i int) {
 		}
 		return el
 	}
-	closeAll := func(els ...election.Elector) {
+	closeAll := func(els ...*election.Elector) {
 		for _, el := range els {
 			cctx, cancel := context.WithTimeout(ctx, s.closeBound(s.options(name, "x")))
 			if err := el.Close(cctx); err != nil {

@@ -70,7 +70,7 @@ type suite struct {
 
 type candidate struct {
 	id   string
-	el   election.Elector
+	el   *election.Elector
 	link Link
 	stop context.CancelFunc
 }

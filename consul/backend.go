@@ -36,7 +36,7 @@ var _ election.Backend = (*Backend)(nil)
 // New returns an elector for o: a Backend for o, and the election engine on
 // it. It fails with an *election.OptionError if o is invalid. When o.Client
 // is nil the elector owns the client it creates, and closes it in Close.
-func New(o Options) (election.Elector, error) {
+func New(o Options) (*election.Elector, error) {
 	o = o.withDefaults()
 	if err := o.Validate(); err != nil {
 		return nil, err

@@ -81,7 +81,7 @@ func benchHandover(b *testing.B, srv *testserver.ConsulServer) {
 func electorHandover(b *testing.B, srv *testserver.ConsulServer, handoff bool) handover {
 	resource := fmt.Sprintf("bench-handover-%d-%t", b.N, handoff)
 	leaders := make(chan led, 16)
-	els := make([]election.Elector, 3)
+	els := make([]*election.Elector, 3)
 	for i := range els {
 		o := candidate(b, srv, resource, fmt.Sprint("c", i))
 		o.RetryInterval = handoverPause / 3
@@ -182,7 +182,7 @@ func benchCrash(b *testing.B, srv *testserver.ConsulServer, query string, ttl ti
 	resource := fmt.Sprintf("bench-crash-%s-%d", strings.NewReplacer("=", "-", "&", "-").Replace(query), b.N)
 	leaders := make(chan led, 16)
 	type cand struct {
-		el    election.Elector
+		el    *election.Elector
 		proxy *testserver.Proxy
 	}
 	var cands []cand

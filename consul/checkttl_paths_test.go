@@ -21,13 +21,13 @@ func TestCheckTTLDefaultsTTLOnEveryPath(t *testing.T) {
 	u := &url.URL{Scheme: consul.Scheme, Host: srv.Addr, RawQuery: "checkTTL=2s"}
 	paths := []struct {
 		name string
-		open func(o election.Options) (election.Elector, error)
+		open func(o election.Options) (*election.Elector, error)
 	}{
-		{"consul.New", func(o election.Options) (election.Elector, error) {
+		{"consul.New", func(o election.Options) (*election.Elector, error) {
 			return consul.New(consul.Options{Options: o, Client: newClient(t, srv.Addr, ""), CheckTTL: 2 * time.Second})
 		}},
-		{"consul.OpenURL", func(o election.Options) (election.Elector, error) { return consul.OpenURL(ctx, u, o) }},
-		{"backends.Open", func(o election.Options) (election.Elector, error) { return backends.Open(ctx, u.String(), o) }},
+		{"consul.OpenURL", func(o election.Options) (*election.Elector, error) { return consul.OpenURL(ctx, u, o) }},
+		{"backends.Open", func(o election.Options) (*election.Elector, error) { return backends.Open(ctx, u.String(), o) }},
 	}
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {

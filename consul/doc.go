@@ -4,7 +4,7 @@
 //		Options: election.Options{Resource: "billing-cron", TTL: 15 * time.Second},
 //	})
 //
-// New returns an election.Elector: the engine of package election on the
+// New returns an *election.Elector: the engine of package election on the
 // Backend of this package, which only maps the engine's primitives onto
 // Consul. NewBackend returns that Backend, for election.New; OpenURL and
 // OpenBackend open an elector or a backend from a consul:// URL, for

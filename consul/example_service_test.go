@@ -24,21 +24,12 @@ func Example_service() {
 	if err != nil {
 		log.Fatal(err) // an *election.OptionError names the field at fault
 	}
-	err = el.Start(ctx, func(ctx context.Context, l election.Leadership) error {
-		if !l.IsLeader {
-			return nil // l.LeaderID leads, or nobody; l.Err says why this one cannot campaign
-		}
-		return runBillingUntil(ctx, l.Term) // the leader's work, until ctx ends; l.Term fences its writes
-	})
+	// Campaigns until SIGINT or SIGTERM; then ends the term, waits for the leader's work, releases.
+	err = el.Run(ctx, election.LeaderOnly(func(ctx context.Context, term uint64) error {
+		return runBillingUntil(ctx, term) // the leader's work, until ctx ends; term fences its writes
+	}))
 	if err != nil {
-		log.Fatal(err)
-	}
-
-	<-ctx.Done() // SIGINT or SIGTERM
-	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := el.Close(closeCtx); err != nil { // ends the term, waits for the handler, releases
-		log.Print(err)
+		log.Fatal(err) // nil on SIGINT or SIGTERM
 	}
 }
 

@@ -196,7 +196,7 @@ func TestRaiseTermFloor(t *testing.T) {
 		if fb.Term != la.Term {
 			t.Errorf("follower sees term %d, the leader has %d", fb.Term, la.Term)
 		}
-		for name, el := range map[string]election.Elector{"leader": ela, "follower": elb} {
+		for name, el := range map[string]*election.Elector{"leader": ela, "follower": elb} {
 			l, err := el.Leader(ctx)
 			if err != nil || l.Term != la.Term || l.LeaderID != "a" {
 				t.Errorf("%s's Leader() = %+v, %v; want a at term %d", name, l, err, la.Term)

@@ -40,7 +40,7 @@ func newStore(t testing.TB, srv *testserver.ConsulServer, query string) *testSto
 	return &testStore{srv: srv, admin: newClient(t, srv.Addr, srv.ManagementToken), query: query}
 }
 
-func (s *testStore) NewCandidate(t testing.TB, opts election.Options) (election.Elector, conformance.Link, error) {
+func (s *testStore) NewCandidate(t testing.TB, opts election.Options) (*election.Elector, conformance.Link, error) {
 	p := testserver.NewProxy(t, s.srv.Addr)
 	u := &url.URL{Scheme: consul.Scheme, Host: p.Addr(), RawQuery: s.query}
 	el, err := consul.OpenURL(context.Background(), u, opts)
@@ -129,7 +129,7 @@ func sees(leader string) func(event) bool {
 }
 
 // start creates and starts an elector that is closed when t ends.
-func start(t testing.TB, o consul.Options) (election.Elector, *events) {
+func start(t testing.TB, o consul.Options) (*election.Elector, *events) {
 	t.Helper()
 	el, err := consul.New(o)
 	if err != nil {

@@ -40,7 +40,7 @@ func (l migrationLink) Heal() {
 	l.proxy.Heal()
 }
 
-func (m migrationStore) NewCandidate(t testing.TB, opts election.Options) (election.Elector, conformance.Link, error) {
+func (m migrationStore) NewCandidate(t testing.TB, opts election.Options) (*election.Elector, conformance.Link, error) {
 	p := testserver.NewProxy(t, m.consul.srv.Addr)
 	u := &url.URL{Scheme: consul.Scheme, Host: p.Addr(), RawQuery: m.consul.query}
 	cb, err := consul.OpenBackend(t.Context(), u, opts)
@@ -138,7 +138,7 @@ func TestMigrationToConsul(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	pair := func(id string) (election.Elector, *events) {
+	pair := func(id string) (*election.Elector, *events) {
 		b, err := backends.Migration(mem.Connect(id), newBackend(t, srv))
 		if err != nil {
 			t.Fatal(err)

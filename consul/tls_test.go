@@ -17,7 +17,7 @@ import (
 func TestTLS(t *testing.T) {
 	t.Parallel()
 	srv := testserver.StartConsul(t, testserver.ConsulOptions{TLS: true})
-	open := func(query string) (election.Elector, *events) {
+	open := func(query string) (*election.Elector, *events) {
 		u := &url.URL{Scheme: consul.SchemeTLS, Host: srv.HTTPSAddr, RawQuery: query}
 		el, err := consul.OpenURL(context.Background(), u, election.Options{Resource: "tls", TTL: 10 * time.Second})
 		if err != nil {

@@ -38,7 +38,7 @@ const (
 // an error that names it. With checkTTL, opts.TTL defaults to it (see
 // URLDefaults), as in New and in backends.Open. The elector owns the client
 // it creates and closes it in Close.
-func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (election.Elector, error) {
+func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (*election.Elector, error) {
 	opts = URLDefaults(u, opts)
 	b, err := OpenBackend(ctx, u, opts)
 	if err != nil {

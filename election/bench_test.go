@@ -16,8 +16,8 @@ import (
 func BenchmarkHandoverMemory(b *testing.B) {
 	ctx := context.Background()
 	store := memory.NewStore()
-	leaders := make(chan election.Elector, 16)
-	var els []election.Elector
+	leaders := make(chan *election.Elector, 16)
+	var els []*election.Elector
 	for _, id := range []string{"a", "b", "c"} {
 		el, err := memory.New(store, election.Options{Resource: "bench", ID: id, RetryInterval: time.Millisecond})
 		if err != nil {
@@ -52,4 +52,56 @@ func BenchmarkHandoverMemory(b *testing.B) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkIsLeader measures IsLeader on a leader, from parallel
+// goroutines: no store request, no lock, no allocation.
+func BenchmarkIsLeader(b *testing.B) {
+	ctx := context.Background()
+	el, err := memory.New(memory.NewStore(), election.Options{Resource: "bench", ID: "a"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	led := make(chan struct{})
+	_ = el.Start(ctx, election.LeaderOnly(func(ctx context.Context, _ uint64) error {
+		close(led)
+		<-ctx.Done()
+		return nil
+	}))
+	defer el.Close(ctx)
+	<-led
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if !el.IsLeader() {
+				b.Error("not leading")
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkState measures State on a leader.
+func BenchmarkState(b *testing.B) {
+	ctx := context.Background()
+	el, err := memory.New(memory.NewStore(), election.Options{Resource: "bench", ID: "a"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	led := make(chan struct{})
+	_ = el.Start(ctx, election.LeaderOnly(func(ctx context.Context, _ uint64) error {
+		close(led)
+		<-ctx.Done()
+		return nil
+	}))
+	defer el.Close(ctx)
+	<-led
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if !el.State().IsLeader {
+			b.Fatal("not leading")
+		}
+	}
 }

@@ -53,7 +53,7 @@ func stubbornLeader(leading chan<- struct{}, unblock <-chan struct{}) election.H
 	}
 }
 
-func newStubborn(t *testing.T) (election.Elector, *closingBackend, chan struct{}) {
+func newStubborn(t *testing.T) (*election.Elector, *closingBackend, chan struct{}) {
 	t.Helper()
 	b := &closingBackend{Conn: memory.NewStore().Connect("a")}
 	el, err := election.New(b, election.Options{Resource: "r", ID: "a"})
@@ -162,17 +162,17 @@ func TestCloseFromHandlerFails(t *testing.T) {
 	cases := []struct {
 		name   string
 		leader bool
-		call   func(hctx context.Context, el election.Elector) error
+		call   func(hctx context.Context, el *election.Elector) error
 	}{
-		{"leader/background", true, func(_ context.Context, el election.Elector) error { return el.Close(context.Background()) }},
-		{"leader/handler-ctx", true, func(ctx context.Context, el election.Elector) error { return el.Close(ctx) }},
-		{"leader/awaited-goroutine", true, func(ctx context.Context, el election.Elector) error {
+		{"leader/background", true, func(_ context.Context, el *election.Elector) error { return el.Close(context.Background()) }},
+		{"leader/handler-ctx", true, func(ctx context.Context, el *election.Elector) error { return el.Close(ctx) }},
+		{"leader/awaited-goroutine", true, func(ctx context.Context, el *election.Elector) error {
 			ch := make(chan error)
 			go func() { ch <- el.Close(ctx) }()
 			return <-ch
 		}},
-		{"follower/background", false, func(_ context.Context, el election.Elector) error { return el.Close(context.Background()) }},
-		{"follower/handler-ctx", false, func(ctx context.Context, el election.Elector) error { return el.Close(ctx) }},
+		{"follower/background", false, func(_ context.Context, el *election.Elector) error { return el.Close(context.Background()) }},
+		{"follower/handler-ctx", false, func(ctx context.Context, el *election.Elector) error { return el.Close(ctx) }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

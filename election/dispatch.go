@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 )
 
 // event is one call of the handler.
@@ -39,6 +40,7 @@ func (ev event) replaceable() bool {
 type dispatcher struct {
 	handler Handler
 	log     *slog.Logger
+	state   *atomic.Pointer[status] // where each call is recorded as it begins; may be nil
 
 	mu     sync.Mutex
 	queue  []event
@@ -171,5 +173,12 @@ func (d *dispatcher) call(ev event) (err error) {
 			err = pe
 		}
 	}()
+	if d.state != nil {
+		st := &status{l: ev.l}
+		if ev.l.IsLeader {
+			st.term = ev.ctx
+		}
+		d.state.Store(st)
+	}
 	return d.handler(ev.ctx, ev.l)
 }

@@ -7,6 +7,14 @@
 // on the one engine of this package; a backend supplies only its store's
 // primitives (see Backend).
 //
+// Run is the whole life of a candidate in one blocking call: it campaigns
+// until its context ends, then ends the term, waits for the handler,
+// releases, and returns nil, so that it fits an errgroup. Start is the
+// background form, ended by Close. LeaderOnly adapts a function that only
+// does the leader's work. IsLeader and State answer whether this elector
+// leads, and what its handler was last told, without a store request or a
+// lock; Leader reads the store.
+//
 // # What a handler sees
 //
 // Start runs a campaign in the background and calls the Handler, one call at

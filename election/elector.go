@@ -6,46 +6,19 @@ import (
 )
 
 // Elector campaigns for the leadership of one resource on behalf of one
-// candidate. Every backend's constructor returns one; they all share the
-// engine of this package, and so its semantics.
-type Elector interface {
-	// Start campaigns in the background and returns at once. It fails only
-	// for a second call (ErrAlreadyStarted) or after Close (ErrClosed).
-	// handler is called for every change of leadership this elector
-	// observes (see Handler). Cancelling ctx stops the campaign as Close
-	// does, without waiting for it.
-	Start(ctx context.Context, handler Handler) error
-
-	// Release gives leadership up now, so that a waiting candidate takes
-	// over without waiting for the TTL. The elector stays a candidate but
-	// campaigns again only after RetryInterval, leaving others the chance.
-	// If the leader's handler is still running, Release ends its context
-	// and returns; the store is released as soon as the handler returns.
-	// Otherwise Release returns once the store has released, or with ctx's
-	// error. It does nothing when this elector does not lead.
-	Release(ctx context.Context) error
-
-	// Leader reads who leads now from the store. It works on any elector,
-	// started or not; IsLeader is true only for this elector's own term.
-	Leader(ctx context.Context) (Leadership, error)
-
-	// Close stops the campaign: it ends the current term, waits for the
-	// handler to return, releases leadership (with a fresh, bounded context,
-	// so a cancelled ctx does not skip the release), closes the backend and
-	// returns once no goroutine of the elector is left, or with ctx's error.
-	// When ctx ends first (a handler ignoring its context), the elector still
-	// finishes on its own: the backend is closed as soon as the handler
-	// returns, without another Close. Every call, also a later or a
-	// concurrent one, waits the same way and returns nil (or the backend's
-	// Close error) once the elector is gone. Close must not be called from
-	// the handler, which it would wait for: it then fails at once with
-	// ErrCloseFromHandler and does nothing; use Release there.
-	Close(ctx context.Context) error
+// candidate. Every backend's constructor returns one, built by New; they all
+// share the engine of this package, and so its semantics. Its methods are
+// safe for concurrent use.
+//
+// An Elector is made by New or a backend's constructor only: the zero
+// Elector does nothing, and its methods fail with ErrInvalidOptions.
+type Elector struct {
+	e *engine
 }
 
 // New returns an elector for opts on backend b. It fails with an
 // *OptionError if opts are invalid.
-func New(b Backend, opts Options) (Elector, error) {
+func New(b Backend, opts Options) (*Elector, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: backend is nil", ErrInvalidOptions)
 	}
@@ -58,5 +31,73 @@ func New(b Backend, opts Options) (Elector, error) {
 			return nil, err
 		}
 	}
-	return newEngine(b, opts), nil
+	return &Elector{e: newEngine(b, opts)}, nil
+}
+
+// engine returns el's engine, or an error for an Elector not made by New.
+func (el *Elector) engine() (*engine, error) {
+	if el == nil || el.e == nil {
+		return nil, fmt.Errorf("%w: the Elector was not made by New or a backend's constructor", ErrInvalidOptions)
+	}
+	return el.e, nil
+}
+
+// Start campaigns in the background and returns at once. It fails only for
+// a second call, also after Run (ErrAlreadyStarted), after Close (ErrClosed)
+// or for a nil handler (ErrInvalidOptions). handler is called for every
+// change of leadership this elector observes (see Handler). Cancelling ctx
+// stops the campaign as Close does, without waiting for it. Run is Start
+// and Close in one blocking call.
+func (el *Elector) Start(ctx context.Context, handler Handler) error {
+	e, err := el.engine()
+	if err != nil {
+		return err
+	}
+	return e.Start(ctx, handler)
+}
+
+// Release gives leadership up now, so that a waiting candidate takes over
+// without waiting for the TTL. The elector stays a candidate but campaigns
+// again only after RetryInterval, leaving others the chance. If the leader's
+// handler is still running, Release ends its context and returns; the store
+// is released as soon as the handler returns. Otherwise Release returns once
+// the store has released, or with ctx's error. It does nothing when this
+// elector does not lead.
+func (el *Elector) Release(ctx context.Context) error {
+	e, err := el.engine()
+	if err != nil {
+		return err
+	}
+	return e.Release(ctx)
+}
+
+// Leader reads who leads now from the store. It works on any elector,
+// started or not; IsLeader is true only for this elector's own term. It
+// costs a store request: to know whether this elector leads, without one,
+// use IsLeader; for what the handler was last told, State.
+func (el *Elector) Leader(ctx context.Context) (Leadership, error) {
+	e, err := el.engine()
+	if err != nil {
+		return Leadership{}, err
+	}
+	return e.Leader(ctx)
+}
+
+// Close stops the campaign: it ends the current term, waits for the handler
+// to return, releases leadership (with a fresh, bounded context, so a
+// cancelled ctx does not skip the release), closes the backend and returns
+// once no goroutine of the elector is left, or with ctx's error. When ctx
+// ends first (a handler ignoring its context), the elector still finishes
+// on its own: the backend is closed as soon as the handler returns, without
+// another Close. Every call, also a later or a concurrent one, waits the
+// same way and returns nil (or the backend's Close error) once the elector
+// is gone. Close must not be called from the handler, which it would wait
+// for: it then fails at once with ErrCloseFromHandler and does nothing; use
+// Release there.
+func (el *Elector) Close(ctx context.Context) error {
+	e, err := el.engine()
+	if err != nil {
+		return err
+	}
+	return e.Close(ctx)
 }

@@ -7,10 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// engine implements Elector on any Backend. Its run goroutine owns the
+// engine is an Elector's machinery, on any Backend; Elector's methods call
+// its methods of the same name. Its run goroutine owns the
 // campaign and makes the leader calls of the handler; a keepalive goroutine
 // renews the current session and enforces the step-down deadline; a
 // dispatcher goroutine makes the follower calls.
@@ -28,6 +30,11 @@ type engine struct {
 	closeErr error         // the backend's Close error; written before finished is closed
 	term     *term         // the current term; nil when not leading
 	session  SessionInfo   // the current session; zero when none
+	closing  chan struct{} // closed by the first Close
+
+	// What the handler was last given, for IsLeader and State; stored by
+	// the dispatcher as each call begins.
+	state atomic.Pointer[status]
 
 	// The goroutines that make handler calls, for Close to recognise.
 	runGoroutine, dispatchGoroutine uint64
@@ -79,6 +86,7 @@ func newEngine(b Backend, opts Options) *engine {
 		b:            b,
 		opts:         opts,
 		log:          opts.Logger.With("resource", opts.Resource, "id", opts.ID, "backend", b.Name()),
+		closing:      make(chan struct{}),
 		jitter:       j,
 		storeRetry:   backoff{opts: opts, rng: j},
 		handlerRetry: backoff{opts: opts, rng: j},
@@ -103,6 +111,7 @@ func (e *engine) Start(ctx context.Context, handler Handler) error {
 	runCtx, stop := context.WithCancel(context.WithValue(ctx, handlerCtxKey{}, e))
 	e.stop = stop
 	d := newDispatcher(handler, e.log)
+	d.state = &e.state
 	go func() {
 		e.setGoroutine(&e.dispatchGoroutine)
 		d.loop()
@@ -190,6 +199,7 @@ func (e *engine) Close(ctx context.Context) error {
 	finishHere := false
 	if !e.closed {
 		e.closed = true
+		close(e.closing)
 		e.finished = make(chan struct{})
 		if e.started {
 			e.stop()

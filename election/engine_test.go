@@ -37,7 +37,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startElector(t *testing.T, store *memory.Store, opts election.Options, h election.Handler) election.Elector {
+func startElector(t *testing.T, store *memory.Store, opts election.Options, h election.Handler) *election.Elector {
 	t.Helper()
 	el, err := memory.New(store, opts)
 	if err != nil {
@@ -145,7 +145,7 @@ func TestHungRenewalsHaveDeadlines(t *testing.T) {
 func TestReleaseFromHandler(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := memory.NewStore()
-		var el election.Elector
+		var el *election.Elector
 		released := make(chan error, 1)
 		ready := make(chan struct{})
 		calls := 0 // only the handler's goroutine touches it

@@ -18,7 +18,7 @@ func Example() {
 	ctx := context.Background()
 	store := memory.NewStore()
 	led := make(chan election.Leadership, 2)
-	candidate := func(id string) election.Elector {
+	candidate := func(id string) *election.Elector {
 		el, err := memory.New(store, election.Options{Resource: "billing-cron", ID: id})
 		if err != nil {
 			panic(err) // an *election.OptionError
@@ -131,7 +131,7 @@ func ExampleHandler() {
 			return nil
 		}
 	}
-	start := func(id string) election.Elector {
+	start := func(id string) *election.Elector {
 		el, err := memory.New(store, election.Options{Resource: "billing", ID: id})
 		if err != nil {
 			panic(err)
@@ -199,4 +199,110 @@ func ExampleElector_Leader() {
 	fmt.Printf("%s leads at %s; the observer leads: %v\n", l.LeaderID, l.Value, l.IsLeader)
 	// Output:
 	// node-a leads at 10.0.0.5:8080; the observer leads: false
+}
+
+// Run campaigns until its context ends, and then closes the elector: it
+// ends the term, waits for the handler and releases. It returns nil for a
+// shutdown signalled by its context, so it fits an errgroup.Group. A
+// service passes signal.NotifyContext's context; here the leader stops the
+// service itself, to end the example.
+func ExampleElector_Run() {
+	el, err := memory.New(memory.NewStore(), election.Options{Resource: "billing-cron", ID: "node-a"})
+	if err != nil {
+		panic(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	err = el.Run(ctx, election.LeaderOnly(func(ctx context.Context, term uint64) error {
+		fmt.Println("leading in term", term)
+		stop() // a shutdown signal, say
+		<-ctx.Done()
+		fmt.Println("term over:", ctx.Err())
+		return nil
+	}))
+	fmt.Println("Run returned", err)
+	// Output:
+	// leading in term 2
+	// term over: context canceled
+	// Run returned <nil>
+}
+
+// LeaderOnly adapts a function that does the leader's work: it is called
+// when this elector leads, with the term's context and fencing token, and
+// not for the notifications a follower gets (who leads, no leader, the
+// store unreachable).
+func ExampleLeaderOnly() {
+	ctx := context.Background()
+	store := memory.NewStore()
+	leading := make(chan string, 10)
+	candidate := func(id string) *election.Elector {
+		el, err := memory.New(store, election.Options{Resource: "billing-cron", ID: id})
+		if err != nil {
+			panic(err)
+		}
+		err = el.Start(ctx, election.LeaderOnly(func(ctx context.Context, term uint64) error {
+			leading <- fmt.Sprintf("%s leads in term %d", id, term)
+			<-ctx.Done() // the leader's work, until the term ends
+			return nil
+		}))
+		if err != nil {
+			panic(err)
+		}
+		return el
+	}
+
+	a := candidate("node-a")
+	defer a.Close(ctx)
+	fmt.Println(<-leading)
+	b := candidate("node-b") // follows node-a: its function is not called
+	defer b.Close(ctx)
+	if err := a.Release(ctx); err != nil {
+		panic(err)
+	}
+	fmt.Println(<-leading)
+	// Output:
+	// node-a leads in term 2
+	// node-b leads in term 4
+}
+
+// IsLeader answers without a store request or a lock, so code outside the
+// handler can ask it as often as it runs: here a periodic job that only
+// the leader runs. It turns false the moment the term ends.
+func ExampleElector_IsLeader() {
+	ctx := context.Background()
+	el, err := memory.New(memory.NewStore(), election.Options{Resource: "billing-cron", ID: "node-a"})
+	if err != nil {
+		panic(err)
+	}
+	defer el.Close(ctx)
+	fmt.Println("before Start:", el.IsLeader())
+
+	led := make(chan struct{}, 1)
+	err = el.Start(ctx, election.LeaderOnly(func(context.Context, uint64) error {
+		select {
+		case led <- struct{}{}:
+		default:
+		}
+		return nil // a notification: the term lasts until its context ends
+	}))
+	if err != nil {
+		panic(err)
+	}
+	<-led
+
+	runJob := func() {
+		if !el.IsLeader() {
+			fmt.Println("not the leader: skipping the job")
+			return
+		}
+		fmt.Println("running the job in term", el.State().Term)
+	}
+	runJob()
+	if err := el.Release(ctx); err != nil {
+		panic(err)
+	}
+	runJob()
+	// Output:
+	// before Start: false
+	// running the job in term 2
+	// not the leader: skipping the job
 }

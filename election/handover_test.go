@@ -48,7 +48,7 @@ func TestTakeoverNotAnnouncedAsLeaderless(t *testing.T) {
 
 // startLeader starts an elector of resource "r" that leads, and returns
 // once it does.
-func startLeader(t *testing.T, store *memory.Store, id string) election.Elector {
+func startLeader(t *testing.T, store *memory.Store, id string) *election.Elector {
 	t.Helper()
 	ch := make(chan election.Leadership, 10)
 	el := startElector(t, store, election.Options{Resource: "r", ID: id}, blockingLeader(ch, nil))

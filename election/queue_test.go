@@ -68,7 +68,7 @@ func TestSlowHandlerSeesLatestState(t *testing.T) {
 		}
 		a := startElector(t, store, election.Options{Resource: "r", ID: "a"}, blockingLeader(make(chan election.Leadership, 1000), nil))
 		b := startElector(t, store, election.Options{Resource: "r", ID: "b"}, blockingLeader(make(chan election.Leadership, 1000), nil))
-		els := map[string]election.Elector{"a": a, "b": b}
+		els := map[string]*election.Elector{"a": a, "b": b}
 		const flaps = 300
 		for range flaps {
 			synctest.Wait()

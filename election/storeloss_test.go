@@ -119,7 +119,7 @@ func TestNoLowerTermAfterStoreLoss(t *testing.T) {
 				store := memory.NewStore()
 				rec := &recorder{}
 				logs := &syncBuffer{}
-				start := func(id string) election.Elector {
+				start := func(id string) *election.Elector {
 					var b election.Backend = store.Connect(id)
 					if !raiser {
 						b = noFloor{b}
@@ -139,7 +139,7 @@ func TestNoLowerTermAfterStoreLoss(t *testing.T) {
 				b := start("b")
 				synctest.Wait()
 				// A few handovers, so that the terms climb.
-				els := map[string]election.Elector{"a": a, "b": b}
+				els := map[string]*election.Elector{"a": a, "b": b}
 				for range 6 {
 					id, _ := store.Leader("r")
 					_ = els[id].Release(context.Background())

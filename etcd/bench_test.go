@@ -74,7 +74,7 @@ func BenchmarkHandover(b *testing.B) {
 
 type benchCandidate struct {
 	id     string
-	el     election.Elector
+	el     *election.Elector
 	client *clientv3.Client
 }
 
@@ -305,7 +305,7 @@ func BenchmarkCrashFailover(b *testing.B) {
 	const resource = "bench-failover"
 	type cand struct {
 		id    string
-		el    election.Elector
+		el    *election.Elector
 		link  *testserver.Proxy
 		clock *keepaliveClock
 	}

@@ -1,6 +1,6 @@
 // Package etcd elects leaders with etcd v3, through the engine of package
 // election: New takes an etcd client (go.etcd.io/etcd/client/v3), OpenURL an
-// etcd:// URL, and both return an election.Elector.
+// etcd:// URL, and both return an *election.Elector.
 //
 //	el, err := etcd.New(client, etcd.Options{Options: election.Options{Resource: "billing-cron"}})
 //

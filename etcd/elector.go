@@ -9,7 +9,7 @@ import (
 // New returns an elector for opts.Resource on client. The client stays the
 // caller's: closing the elector does not close it. New fails with an
 // *election.OptionError if opts are invalid.
-func New(client *clientv3.Client, opts Options) (election.Elector, error) {
+func New(client *clientv3.Client, opts Options) (*election.Elector, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}

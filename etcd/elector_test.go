@@ -110,7 +110,7 @@ func TestRestartUnderLeader(t *testing.T) {
 			srv := startEtcd(t)
 			tr := newTracker(t)
 			ids := []string{"a", "b", "c"}
-			els := map[string]election.Elector{}
+			els := map[string]*election.Elector{}
 			for _, id := range ids {
 				els[id] = startElector(t, newClient(t, srv.Endpoint()), opts("restart", id), tr)
 			}

@@ -67,7 +67,7 @@ func newStore(t testing.TB, srv *testserver.EtcdServer) *store {
 	return &store{srv: srv, admin: admin}
 }
 
-func (s *store) NewCandidate(t testing.TB, opts election.Options) (election.Elector, conformance.Link, error) {
+func (s *store) NewCandidate(t testing.TB, opts election.Options) (*election.Elector, conformance.Link, error) {
 	p := testserver.NewProxy(t, s.srv.Endpoint())
 	el, err := New(newClient(t, p.Addr()), Options{Options: opts})
 	if err != nil {

@@ -28,7 +28,7 @@ func TestInteropWithConcurrencyElection(t *testing.T) {
 		t.Cleanup(func() { _ = s.Close() })
 		return concurrency.NewElection(s, prefix)
 	}
-	agree := func(el election.Elector, e *concurrency.Election, leaderID string) {
+	agree := func(el *election.Elector, e *concurrency.Election, leaderID string) {
 		t.Helper()
 		ours, err := el.Leader(ctx)
 		if err != nil {

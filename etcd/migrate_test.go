@@ -45,7 +45,7 @@ func TestMigrationBetweenEtcds(t *testing.T) {
 		terms   []uint64
 		leading = make(chan string, 8)
 	)
-	start := func(name string, b election.Backend) election.Elector {
+	start := func(name string, b election.Backend) *election.Elector {
 		el, err := election.New(b, election.Options{Resource: "moved", ID: name, TTL: etcd.MinTTL})
 		if err != nil {
 			t.Fatal(err)

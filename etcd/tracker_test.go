@@ -121,7 +121,7 @@ func (tr *tracker) snapshot() map[string]election.Leadership {
 
 // startElector starts an elector of opts on client with tr's handler, and
 // closes it when t ends.
-func startElector(t *testing.T, client *clientv3.Client, opts Options, tr *tracker) election.Elector {
+func startElector(t *testing.T, client *clientv3.Client, opts Options, tr *tracker) *election.Elector {
 	t.Helper()
 	el, err := New(client, opts)
 	if err != nil {

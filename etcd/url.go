@@ -76,7 +76,7 @@ var urlParams = []string{"ca", "cert", "dialTimeout", "key", "prefix"}
 // The common election parameters are parsed by the caller into opts; any
 // other parameter is an error that names it. ctx bounds connecting and
 // authenticating.
-func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (election.Elector, error) {
+func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (*election.Elector, error) {
 	b, err := OpenBackend(ctx, u, opts)
 	if err != nil {
 		return nil, err

@@ -15,7 +15,7 @@ func Example() {
 	ctx := context.Background()
 	store := memory.NewStore()
 	leading := make(chan string, 4)
-	candidate := func(id string) election.Elector {
+	candidate := func(id string) *election.Elector {
 		el, err := memory.New(store, election.Options{Resource: "billing-cron", ID: id})
 		if err != nil {
 			panic(err)

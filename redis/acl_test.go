@@ -120,7 +120,7 @@ func TestACLWithoutChannels(t *testing.T) {
 	aclUser(t, admin, "deaf", "~election:*", "resetchannels", "+@all")
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	var els []election.Elector
+	var els []*election.Elector
 	var evs []*events
 	for _, id := range []string{"a", "b"} {
 		o := opts("res", id)

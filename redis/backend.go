@@ -41,7 +41,7 @@ var _ election.Backend = (*Backend)(nil)
 // Set ContextTimeoutEnabled in the client's options: without it go-redis
 // applies its own read and write timeouts instead of the deadlines the
 // elector gives each request (New logs a warning when it can tell).
-func New(client goredis.UniversalClient, opts Options) (election.Elector, error) {
+func New(client goredis.UniversalClient, opts Options) (*election.Elector, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}

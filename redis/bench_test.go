@@ -80,7 +80,7 @@ func BenchmarkHandover(b *testing.B) {
 	srv := testserver.StartRedis(b, testserver.RedisOptions{})
 	b.Run("elector", func(b *testing.B) {
 		leaders := make(chan leaderEvent, 8)
-		var els []election.Elector
+		var els []*election.Elector
 		for i := range 3 {
 			o := redis.Options{Options: election.Options{Resource: "bench-handover", TTL: 10 * time.Second, RetryInterval: benchRetry}}
 			el, _ := benchElector(b, srv.Addr(), o, i, leaders)
@@ -114,7 +114,7 @@ func BenchmarkHandover(b *testing.B) {
 
 // benchElector starts an elector through its own client that reports its
 // leader calls on leaders.
-func benchElector(b *testing.B, addr string, o redis.Options, id int, leaders chan<- leaderEvent) (election.Elector, *counter) {
+func benchElector(b *testing.B, addr string, o redis.Options, id int, leaders chan<- leaderEvent) (*election.Elector, *counter) {
 	cnt := newCounter()
 	c := client(b, addr)
 	c.AddHook(cnt)

@@ -22,7 +22,7 @@ type conformanceStore struct {
 	admin *goredis.Client
 }
 
-func (s conformanceStore) NewCandidate(t testing.TB, opts election.Options) (election.Elector, conformance.Link, error) {
+func (s conformanceStore) NewCandidate(t testing.TB, opts election.Options) (*election.Elector, conformance.Link, error) {
 	p := testserver.NewProxy(t, s.srv.Addr())
 	u := &url.URL{Scheme: "redis", Host: p.Addr()}
 	el, err := redis.OpenURL(context.Background(), u, opts)

@@ -91,7 +91,7 @@ func (e *events) len() int {
 func leading(l election.Leadership) bool { return l.IsLeader }
 
 // start builds and starts an elector with New on c; it is closed when t ends.
-func start(t testing.TB, c goredis.UniversalClient, opts redis.Options) (election.Elector, *events) {
+func start(t testing.TB, c goredis.UniversalClient, opts redis.Options) (*election.Elector, *events) {
 	t.Helper()
 	el, err := redis.New(c, opts)
 	if err != nil {

@@ -46,7 +46,7 @@ func TestTLSOpenURL(t *testing.T) {
 
 func TestCluster(t *testing.T) {
 	srv := startRedis(t, testserver.RedisOptions{Cluster: true})
-	var els []election.Elector
+	var els []*election.Elector
 	var evs []*events
 	for _, id := range []string{"a", "b"} {
 		u := &url.URL{Scheme: "redis", Host: srv.Addr(), RawQuery: "mode=cluster&keyPrefix=app"}

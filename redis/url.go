@@ -63,7 +63,7 @@ const (
 // ends by the deadline the elector gives it. Unknown parameters, and a bad
 // value of a known one, fail with an error wrapping
 // election.ErrInvalidOptions.
-func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (election.Elector, error) {
+func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (*election.Elector, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}

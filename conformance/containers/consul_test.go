@@ -141,7 +141,7 @@ func newConsulStore(t testing.TB, addr, query string) *consulConformance {
 	return &consulConformance{addr: addr, admin: newConsulClient(t, addr), query: query}
 }
 
-func (s *consulConformance) NewCandidate(t testing.TB, opts election.Options) (election.Elector, conformance.Link, error) {
+func (s *consulConformance) NewCandidate(t testing.TB, opts election.Options) (*election.Elector, conformance.Link, error) {
 	p := testserver.NewProxy(t, s.addr)
 	u := &url.URL{Scheme: consul.Scheme, Host: p.Addr(), RawQuery: s.query}
 	el, err := consul.OpenURL(context.Background(), u, opts)

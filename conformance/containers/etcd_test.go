@@ -128,7 +128,7 @@ func newEtcdStore(t testing.TB, endpoints []string) *etcdConformance {
 	return &etcdConformance{endpoints: endpoints, admin: admin}
 }
 
-func (s *etcdConformance) NewCandidate(t testing.TB, opts election.Options) (election.Elector, conformance.Link, error) {
+func (s *etcdConformance) NewCandidate(t testing.TB, opts election.Options) (*election.Elector, conformance.Link, error) {
 	link := make(proxies, len(s.endpoints))
 	hosts := make([]string, len(s.endpoints))
 	for i, ep := range s.endpoints {

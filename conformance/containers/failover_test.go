@@ -11,13 +11,13 @@ import (
 )
 
 // opener opens an elector from a URL, as the backends' OpenURL do.
-type opener func(ctx context.Context, u *url.URL, opts election.Options) (election.Elector, error)
+type opener func(ctx context.Context, u *url.URL, opts election.Options) (*election.Elector, error)
 
 // campaign starts one candidate per URL for resource, each with its own
 // client of the store, and closes them when t ends.
-func campaign(t *testing.T, l *leaders, open opener, resource string, ttl time.Duration, urls []*url.URL) []election.Elector {
+func campaign(t *testing.T, l *leaders, open opener, resource string, ttl time.Duration, urls []*url.URL) []*election.Elector {
 	t.Helper()
-	els := make([]election.Elector, len(urls))
+	els := make([]*election.Elector, len(urls))
 	for i, u := range urls {
 		id := fmt.Sprintf("candidate-%d", i+1)
 		el, err := open(context.Background(), u, election.Options{Resource: resource, ID: id, TTL: ttl})
@@ -55,7 +55,7 @@ type failover struct {
 // candidates keep a leader: the same one, renewing through the members
 // left, or another one within the store's expiry bound, and that all of
 // them agree on it in the end. l checks throughout that no two lead at once.
-func (f failover) run(t *testing.T, l *leaders, els []election.Elector, stop func()) {
+func (f failover) run(t *testing.T, l *leaders, els []*election.Elector, stop func()) {
 	t.Helper()
 	first, term, err := l.await(f.ttl + f.slack)
 	if err != nil {

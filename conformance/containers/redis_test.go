@@ -76,7 +76,7 @@ type redisConformance struct {
 
 var _ conformance.Store = (*redisConformance)(nil)
 
-func (s *redisConformance) NewCandidate(t testing.TB, opts election.Options) (election.Elector, conformance.Link, error) {
+func (s *redisConformance) NewCandidate(t testing.TB, opts election.Options) (*election.Elector, conformance.Link, error) {
 	p := testserver.NewProxy(t, s.addr)
 	u := &url.URL{Scheme: "redis", Host: p.Addr()}
 	el, err := redis.OpenURL(context.Background(), u, opts)

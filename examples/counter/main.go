@@ -73,7 +73,7 @@ type demo struct {
 // candidate is one process of the service: an elector and its counter.
 type candidate struct {
 	id    string
-	el    election.Elector
+	el    *election.Elector
 	count int
 }
 

@@ -60,7 +60,7 @@ type mover struct {
 
 type process struct {
 	id string
-	el election.Elector
+	el *election.Elector
 }
 
 func (m *mover) run(ctx context.Context, from, to string, n int) error {

@@ -33,7 +33,7 @@ var (
 func New() *Store { return &Store{Store: memory.NewStore()} }
 
 // NewCandidate returns an elector on its own connection, named after its ID.
-func (s *Store) NewCandidate(t testing.TB, opts election.Options) (election.Elector, conformance.Link, error) {
+func (s *Store) NewCandidate(t testing.TB, opts election.Options) (*election.Elector, conformance.Link, error) {
 	if opts.ID == "" {
 		opts.ID = opts.WithDefaults().ID
 	}

@@ -119,7 +119,7 @@ func BenchmarkHandover(b *testing.B) {
 
 	b.Run("elector", func(b *testing.B) {
 		leaders := make(chan leaderEvent, 8)
-		var els []election.Elector
+		var els []*election.Elector
 		var counters []*counter
 		for i := range 3 {
 			c, cnt := newClient(b, srv.Addr())
