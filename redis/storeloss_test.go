@@ -68,7 +68,7 @@ func TestLostDataSettles(t *testing.T) {
 
 // startWith builds and starts an elector with handler h on c; it is closed
 // when t ends.
-func startWith(t testing.TB, c goredis.UniversalClient, o redis.Options, h election.Handler) election.Elector {
+func startWith(t testing.TB, c goredis.UniversalClient, o redis.Options, h election.Handler) *election.Elector {
 	t.Helper()
 	el, err := redis.New(c, o)
 	if err != nil {
