@@ -18,7 +18,7 @@ import (
 )
 
 // consulHow tells how to get a Consul binary when none is found.
-const consulHow = "build it with bash .ci/servers"
+const consulHow = "bash .ci/servers builds it"
 
 // consulStartTimeout bounds how long a Consul agent may take to elect itself
 // and register its node.

@@ -56,7 +56,7 @@ func StartEtcd(t testing.TB, opts EtcdOptions) *EtcdServer {
 		opts.StartTimeout = 30 * time.Second
 	}
 	s := &EtcdServer{
-		bin:  Binary(t, "ETCD_BINARY", "etcd", "build it with bash .ci/servers"),
+		bin:  Binary(t, "ETCD_BINARY", "etcd", "bash .ci/servers builds it"),
 		dir:  t.TempDir(),
 		opts: opts,
 	}

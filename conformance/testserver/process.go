@@ -19,9 +19,24 @@ import (
 // server binary from a skipped test into a failed one.
 const RequireEnv = "CONSUL_LEADER_REQUIRE_SERVERS"
 
+// ProvisionCommand is the command, run from the repository's root, that
+// builds or installs every server the tests use and runs every test against
+// them.
+const ProvisionCommand = ".ci/test"
+
+// skipNotice makes a test binary say once, on the first test it skips for a
+// missing server, how to get the servers; the tests it skips after that say
+// only which binary is missing. It is the package's only state, kept per
+// process because the notice is about the process's environment.
+var skipNotice sync.Once
+
 // Binary returns the path of a server binary: the value of envVar if set,
 // else name looked up on PATH. If neither is there it skips t, or fails it
 // when RequireEnv is set; how explains how to get the binary.
+//
+// The first test of a test binary that skips logs the one line
+// "real-server tests skipped: …" naming ProvisionCommand; later skips are
+// one short line each.
 func Binary(t testing.TB, envVar, name, how string) string {
 	t.Helper()
 	if p := os.Getenv(envVar); p != "" {
@@ -33,10 +48,14 @@ func Binary(t testing.TB, envVar, name, how string) string {
 	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
-	msg := fmt.Sprintf("testserver: no %s binary: set %s or put %s on PATH (%s)", name, envVar, name, how)
+	missing := fmt.Sprintf("no %s binary (set %s or put %s on PATH; %s)", name, envVar, name, how)
 	if os.Getenv(RequireEnv) == "1" {
-		t.Fatal(msg + "; " + RequireEnv + "=1 forbids skipping")
+		t.Fatalf("testserver: %s; %s=1 forbids skipping", missing, RequireEnv)
 	}
+	msg := "real-server test skipped: " + missing
+	skipNotice.Do(func() {
+		msg = fmt.Sprintf("real-server tests skipped: %s; run `%s` to provision Consul, etcd and Redis and run every test", missing, ProvisionCommand)
+	})
 	t.Skip(msg)
 	return ""
 }

@@ -59,7 +59,7 @@ func StartRedis(t testing.TB, opts RedisOptions) *RedisServer {
 	t.Helper()
 	s := &RedisServer{
 		t:    t,
-		bin:  Binary(t, "REDIS_BINARY", "redis-server", "apt-get install redis-server, or bash .ci/servers"),
+		bin:  Binary(t, "REDIS_BINARY", "redis-server", "Debian's redis-server package has it"),
 		port: FreePort(t),
 		opts: opts,
 	}

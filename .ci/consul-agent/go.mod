@@ -1,3 +1,0 @@
-module consul-leader.test/consul-agent
-
-go 1.22

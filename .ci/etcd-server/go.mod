@@ -1,3 +1,0 @@
-module consul-leader.test/etcd-server
-
-go 1.22
