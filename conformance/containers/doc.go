@@ -35,7 +35,7 @@
 // image, pulled from its registry when it is not present locally:
 //
 //	CONSUL_IMAGE  default hashicorp/consul:1.16
-//	ETCD_IMAGE    default gcr.io/etcd-development/etcd:v3.6.5
+//	ETCD_IMAGE    default gcr.io/etcd-development/etcd:v3.6.17
 //	REDIS_IMAGE   default redis:7
 //
 // An image present locally, default or not, is used without pulling. A

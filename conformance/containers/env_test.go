@@ -17,7 +17,7 @@ type store struct {
 
 var (
 	consulStore = store{name: "Consul", imageVar: "CONSUL_IMAGE", defaultImage: "hashicorp/consul:1.16", addrVar: "CONSUL_ADDR"}
-	etcdStore   = store{name: "etcd", imageVar: "ETCD_IMAGE", defaultImage: "gcr.io/etcd-development/etcd:v3.6.5", addrVar: "ETCD_ADDR"}
+	etcdStore   = store{name: "etcd", imageVar: "ETCD_IMAGE", defaultImage: "gcr.io/etcd-development/etcd:v3.6.17", addrVar: "ETCD_ADDR"}
 	redisStore  = store{name: "Redis", imageVar: "REDIS_IMAGE", defaultImage: "redis:7", addrVar: "REDIS_ADDR"}
 )
 
