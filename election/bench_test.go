@@ -57,19 +57,7 @@ func BenchmarkHandoverMemory(b *testing.B) {
 // BenchmarkIsLeader measures IsLeader on a leader, from parallel
 // goroutines: no store request, no lock, no allocation.
 func BenchmarkIsLeader(b *testing.B) {
-	ctx := context.Background()
-	el, err := memory.New(memory.NewStore(), election.Options{Resource: "bench", ID: "a"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	led := make(chan struct{})
-	_ = el.Start(ctx, election.LeaderOnly(func(ctx context.Context, _ uint64) error {
-		close(led)
-		<-ctx.Done()
-		return nil
-	}))
-	defer el.Close(ctx)
-	<-led
+	el := benchLeader(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -84,19 +72,7 @@ func BenchmarkIsLeader(b *testing.B) {
 
 // BenchmarkState measures State on a leader.
 func BenchmarkState(b *testing.B) {
-	ctx := context.Background()
-	el, err := memory.New(memory.NewStore(), election.Options{Resource: "bench", ID: "a"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	led := make(chan struct{})
-	_ = el.Start(ctx, election.LeaderOnly(func(ctx context.Context, _ uint64) error {
-		close(led)
-		<-ctx.Done()
-		return nil
-	}))
-	defer el.Close(ctx)
-	<-led
+	el := benchLeader(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
@@ -104,4 +80,25 @@ func BenchmarkState(b *testing.B) {
 			b.Fatal("not leading")
 		}
 	}
+}
+
+// benchLeader returns an elector that leads on a memory store, closed when
+// the benchmark ends.
+func benchLeader(b *testing.B) *election.Elector {
+	ctx := context.Background()
+	el, err := memory.New(memory.NewStore(), election.Options{Resource: "bench", ID: "a"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	led := make(chan struct{})
+	if err := el.Start(ctx, election.LeaderOnly(func(ctx context.Context, _ uint64) error {
+		close(led)
+		<-ctx.Done()
+		return nil
+	})); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = el.Close(context.Background()) })
+	<-led
+	return el
 }
