@@ -30,8 +30,9 @@ const (
 //
 // consuls speaks HTTPS, with the system's roots unless caFile is given;
 // certFile and keyFile give a client certificate, tlsServerName the name to
-// verify. lockDelay and checkTTL are durations such as 500ms or 10s;
-// lockDelay=none (or 0) means no lock-delay. Without a host, the address
+// verify. lockDelay and checkTTL are durations in the syntax of the common
+// parameters: a Go duration such as 1500ms or 15s, or a plain number of
+// seconds such as 15 or 0.5; lockDelay=none (or 0) means no lock-delay. Without a host, the address
 // comes from the environment (CONSUL_HTTP_ADDR), as do the token and TLS
 // files when not given. The common election parameters (resource, ttl, ...)
 // are parsed by package backends and given in opts; any other parameter is
@@ -200,12 +201,12 @@ func parseLockDelay(dst *time.Duration, v string) error {
 }
 
 func parseDuration(name string, dst *time.Duration, v string) error {
-	d, err := urlparam.Duration(name, v)
+	d, err := urlparam.DurationOrSeconds(name, v)
 	if err != nil {
 		return err
 	}
 	if d < 0 {
-		return &election.OptionError{Field: "URL parameter " + name, Rule: "must be a non-negative duration such as 500ms or 10s", Value: v}
+		return &election.OptionError{Field: "URL parameter " + name, Rule: "must be a non-negative duration such as 15s, 1500ms or 15 (seconds)", Value: v}
 	}
 	*dst = d
 	return nil

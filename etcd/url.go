@@ -69,7 +69,9 @@ var urlParams = []string{"ca", "cert", "dialTimeout", "key", "prefix"}
 // fails with an error wrapping election.ErrPermissionDenied. Parameters:
 //
 //	prefix       the election's key prefix (Options.Prefix)
-//	dialTimeout  bound on connecting and authenticating, a Go duration (default 5s)
+//	dialTimeout  bound on connecting and authenticating (default 5s): a Go
+//	             duration such as 1500ms or 5s, or a number of seconds such as 5,
+//	             as the common parameters
 //	ca           PEM file of the CA that signs the members' certificates (etcds only)
 //	cert, key    PEM files of a client certificate and its key (etcds only)
 //
@@ -184,12 +186,12 @@ func parseURL(u *url.URL, opts election.Options) (clientv3.Config, Options, erro
 		}
 	}
 	if q.Has("dialTimeout") {
-		d, err := urlparam.Duration("dialTimeout", q.Get("dialTimeout"))
+		d, err := urlparam.DurationOrSeconds("dialTimeout", q.Get("dialTimeout"))
 		if err != nil {
 			return cfg, eopts, err
 		}
 		if d <= 0 {
-			return cfg, eopts, urlError("dialTimeout", "must be a positive duration such as 5s", strconv.Quote(q.Get("dialTimeout")))
+			return cfg, eopts, urlError("dialTimeout", "must be a positive duration such as 5s, 1500ms or 5 (seconds)", strconv.Quote(q.Get("dialTimeout")))
 		}
 		cfg.DialTimeout = d
 	}

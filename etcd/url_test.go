@@ -25,6 +25,8 @@ func TestParseURL(t *testing.T) {
 		{url: "etcd://127.0.0.1:2379", endpoints: []string{"http://127.0.0.1:2379"}, dial: DefaultDialTimeout},
 		{url: "etcd://a,b:2380,[::1]:1,[::2]/", endpoints: []string{"http://a:2379", "http://b:2380", "http://[::1]:1", "http://[::2]:2379"}, dial: DefaultDialTimeout},
 		{url: "etcd://u:p@h?prefix=%2Fsvc%2Fleader&dialTimeout=2s", endpoints: []string{"http://h:2379"}, prefix: "/svc/leader", user: "u", dial: 2 * time.Second},
+		{url: "etcd://h?dialTimeout=1.5", endpoints: []string{"http://h:2379"}, dial: 1500 * time.Millisecond},
+		{url: "etcd://h?dialTimeout=3", endpoints: []string{"http://h:2379"}, dial: 3 * time.Second},
 		{url: "etcds://h", endpoints: []string{"https://h:2379"}, dial: DefaultDialTimeout, tls: true},
 	}
 	for _, tc := range good {
@@ -56,6 +58,8 @@ func TestParseURL(t *testing.T) {
 		{"etcd://h?prefix=", "prefix"},
 		{"etcd://h?dialTimeout=soon", "dialTimeout"},
 		{"etcd://h?dialTimeout=-1s", "dialTimeout"},
+		{"etcd://h?dialTimeout=0", "dialTimeout"},
+		{"etcd://h?dialTimeout=1e300", "dialTimeout"},
 		{"etcd://h?ca=x.pem", "etcds"},
 		{"etcds://h?cert=c.pem", "key"},
 		{"etcds://h?ca=/nonexistent/ca.pem", "ca"},
