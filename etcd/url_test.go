@@ -63,6 +63,15 @@ func TestParseURL(t *testing.T) {
 		{"etcd://h?ca=x.pem", "etcds"},
 		{"etcds://h?cert=c.pem", "key"},
 		{"etcds://h?ca=/nonexistent/ca.pem", "ca"},
+		{"etcd://h?caFile=x.pem", "caFile"},
+		{"etcd://h?tlsServerName=n", "etcds"},
+		{"etcds://h?certFile=c.pem", "keyFile"},
+		{"etcds://h?caFile=/nonexistent/ca.pem", "caFile"},
+		{"etcds://h?ca=a.pem&caFile=b.pem", "ca: is a deprecated alias of caFile"},
+		{"etcds://h?cert=a.pem&certFile=b.pem", "cert: is a deprecated alias of certFile"},
+		{"etcds://h?key=a.pem&keyFile=b.pem", "key: is a deprecated alias of keyFile"},
+		{"etcds://h?caFile=a.pem&caFile=b.pem", "once"},
+		{"etcd://h?bogus=1", "caFile, certFile, dialTimeout, keyFile, prefix, tlsServerName"},
 		{"etcd://:pw@h", "user"},
 	}
 	for _, tc := range bad {
@@ -138,10 +147,41 @@ func TestOpenURL(t *testing.T) {
 }
 
 func TestOpenURLTLS(t *testing.T) {
+	t.Run("names", func(t *testing.T) { testOpenURLTLS(t, "caFile", "certFile", "keyFile") })
+	t.Run("aliases", func(t *testing.T) { testOpenURLTLS(t, "ca", "cert", "key") })
+}
+
+// TestOpenURLTLSServerName checks that tlsServerName is the name verified
+// in the member's certificate: one the certificate does not hold fails.
+func TestOpenURLTLSServerName(t *testing.T) {
 	srv := testserver.StartEtcd(t, testserver.EtcdOptions{TLS: true, ClientCertAuth: true})
 	ca, cert, key := srv.TLSFiles()
 	ctx := testCtx(t, 30*time.Second)
-	q := url.Values{"ca": {ca}, "cert": {cert}, "key": {key}}
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{{"localhost", true}, {"wrong.example", false}} {
+		q := url.Values{"caFile": {ca}, "certFile": {cert}, "keyFile": {key}, "tlsServerName": {tc.name}}
+		u := &url.URL{Scheme: "etcds", Host: srv.Endpoint(), RawQuery: q.Encode()}
+		el, err := OpenURL(ctx, u, election.Options{Resource: "tls", TTL: MinTTL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		short, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err = el.Leader(short)
+		cancel()
+		_ = el.Close(ctx)
+		if (err == nil) != tc.ok {
+			t.Errorf("Leader() with tlsServerName=%s: %v; want success %v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+func testOpenURLTLS(t *testing.T, caName, certName, keyName string) {
+	srv := testserver.StartEtcd(t, testserver.EtcdOptions{TLS: true, ClientCertAuth: true})
+	ca, cert, key := srv.TLSFiles()
+	ctx := testCtx(t, 30*time.Second)
+	q := url.Values{caName: {ca}, certName: {cert}, keyName: {key}}
 	u := &url.URL{Scheme: "etcds", Host: srv.Endpoint(), RawQuery: q.Encode()}
 	el, err := OpenURL(ctx, u, election.Options{Resource: "tls", ID: "tls", TTL: MinTTL})
 	if err != nil {
@@ -153,8 +193,8 @@ func TestOpenURLTLS(t *testing.T) {
 	}
 
 	// Without the client certificate, the member refuses the connection.
-	delete(q, "cert")
-	delete(q, "key")
+	delete(q, certName)
+	delete(q, keyName)
 	u.RawQuery = q.Encode()
 	el2, err := OpenURL(ctx, u, election.Options{Resource: "tls", TTL: MinTTL})
 	if err != nil {
