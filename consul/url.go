@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/tlsparam"
 	"github.com/consul-leader/consul-leader/internal/urlparam"
 )
 
@@ -125,9 +126,13 @@ func parseURL(u *url.URL) (Options, *api.Config, error) {
 	if err != nil {
 		return o, nil, &election.OptionError{Field: "URL", Rule: "query must be valid: " + err.Error(), Value: u.RawQuery}
 	}
+	tp, err := tlsparam.Take(q, nil)
+	if err != nil {
+		return o, nil, err
+	}
 	var unknown []string
 	for name, values := range q {
-		known, err := setParam(&o, &cfg.TLSConfig, name, values[0])
+		known, err := setParam(&o, name, values[0])
 		switch {
 		case !known:
 			unknown = append(unknown, name)
@@ -142,10 +147,19 @@ func parseURL(u *url.URL) (Options, *api.Config, error) {
 		return o, nil, &election.OptionError{Field: "URL", Rule: "has unknown parameters for consul: " + strings.Join(unknown, ", ")}
 	}
 	if cfg.Scheme == "http" {
-		for _, name := range []string{"caFile", "certFile", "keyFile", "tlsServerName"} {
-			if q.Has(name) {
-				return o, nil, &election.OptionError{Field: "URL parameter " + name, Rule: "needs the " + SchemeTLS + " scheme"}
-			}
+		if name := tp.Any(); name != "" {
+			return o, nil, &election.OptionError{Field: "URL parameter " + name, Rule: "needs the " + SchemeTLS + " scheme"}
+		}
+		return o, cfg, nil
+	}
+	// The files are read here so that an error names the parameter; the
+	// client reads them again, with the TLS settings of the environment.
+	if _, err := tp.Config(); err != nil {
+		return o, nil, err
+	}
+	for dst, v := range map[*string]string{&cfg.TLSConfig.CAFile: tp.CAFile, &cfg.TLSConfig.CertFile: tp.CertFile, &cfg.TLSConfig.KeyFile: tp.KeyFile, &cfg.TLSConfig.Address: tp.ServerName} {
+		if v != "" {
+			*dst = v
 		}
 	}
 	return o, cfg, nil
@@ -153,7 +167,7 @@ func parseURL(u *url.URL) (Options, *api.Config, error) {
 
 // setParam sets the option of URL parameter name to v; it reports false for
 // a parameter it does not know.
-func setParam(o *Options, tls *api.TLSConfig, name, v string) (known bool, err error) {
+func setParam(o *Options, name, v string) (known bool, err error) {
 	switch name {
 	case "token":
 		o.Token = v
@@ -172,14 +186,6 @@ func setParam(o *Options, tls *api.TLSConfig, name, v string) (known bool, err e
 		if err != nil {
 			err = &election.OptionError{Field: "URL parameter handoff", Rule: "must be true or false", Value: v}
 		}
-	case "caFile":
-		tls.CAFile = v
-	case "certFile":
-		tls.CertFile = v
-	case "keyFile":
-		tls.KeyFile = v
-	case "tlsServerName":
-		tls.Address = v
 	default:
 		return false, nil
 	}

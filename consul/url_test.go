@@ -38,6 +38,11 @@ func TestOpenURLErrors(t *testing.T) {
 		{"consul://user:secret@127.0.0.1:8500", []string{"user information", "token parameter"}},
 		{"consul://127.0.0.1:8500/service/x", []string{"path", "key parameter"}},
 		{"consul://127.0.0.1:8500?caFile=ca.pem", []string{"caFile", "consuls"}},
+		{"consul://127.0.0.1:8500?tlsServerName=n", []string{"tlsServerName", "consuls"}},
+		{"consuls://127.0.0.1:8501?caFile=a.pem&caFile=b.pem", []string{"caFile", "once"}},
+		{"consuls://127.0.0.1:8501?certFile=c.pem", []string{"certFile", "keyFile", "together"}},
+		{"consuls://127.0.0.1:8501?caFile=/nonexistent/ca.pem", []string{"URL parameter caFile", "/nonexistent/ca.pem"}},
+		{"consuls://127.0.0.1:8501?ca=ca.pem", []string{"unknown parameters", "ca"}},
 		{"consul://127.0.0.1:8500?a=%zz", []string{"query"}},
 		{"consul://127.0.0.1:8500?handoff=yes", []string{"handoff", "true or false"}},
 	}
