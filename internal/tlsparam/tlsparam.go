@@ -120,25 +120,20 @@ func (p Params) Config() (*tls.Config, error) {
 	return cfg, nil
 }
 
-// Apply sets on cfg, a configuration another parser built, what the
-// parameters name: the authorities, client certificate and server name
-// that are given. Errors are those of Config.
-func (p Params) Apply(cfg *tls.Config) error {
-	c, err := p.Config()
-	if err != nil {
-		return err
+// Apply sets on dst, a configuration another parser built, what src (a
+// configuration Config returned) sets: the authorities, the client
+// certificate and the server name, and its minimum version when higher.
+func Apply(dst, src *tls.Config) {
+	if src.RootCAs != nil {
+		dst.RootCAs = src.RootCAs
 	}
-	if c.RootCAs != nil {
-		cfg.RootCAs = c.RootCAs
+	if src.Certificates != nil {
+		dst.Certificates = src.Certificates
 	}
-	if c.Certificates != nil {
-		cfg.Certificates = c.Certificates
+	if src.ServerName != "" {
+		dst.ServerName = src.ServerName
 	}
-	if c.ServerName != "" {
-		cfg.ServerName = c.ServerName
-	}
-	cfg.MinVersion = max(cfg.MinVersion, c.MinVersion)
-	return nil
+	dst.MinVersion = max(dst.MinVersion, src.MinVersion)
 }
 
 // spelling is the parameter name as the URL gave it.
