@@ -31,10 +31,12 @@ const (
 //
 // consuls speaks HTTPS, with the system's roots unless caFile is given;
 // certFile and keyFile give a client certificate, tlsServerName the name to
-// verify. lockDelay and checkTTL are durations in the syntax of the common
-// parameters: a Go duration such as 1500ms or 15s, or a plain number of
-// seconds such as 15 or 0.5; lockDelay=none (or 0) means no lock-delay. Without a host, the address
-// comes from the environment (CONSUL_HTTP_ADDR), as do the token and TLS
+// verify. These TLS parameters are those of etcds and rediss URLs too; a
+// file that cannot be read is an error naming its parameter. lockDelay and
+// checkTTL are durations in the syntax of the common parameters: a Go
+// duration such as 1500ms or 15s, or a plain number of seconds such as 15
+// or 0.5; lockDelay=none (or 0) means no lock-delay. Without a host, the
+// address comes from the environment (CONSUL_HTTP_ADDR), as do the token and TLS
 // files when not given. The common election parameters (resource, ttl, ...)
 // are parsed by package backends and given in opts; any other parameter is
 // an error that names it. With checkTTL, opts.TTL defaults to it (see
