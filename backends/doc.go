@@ -38,5 +38,17 @@
 // With consul://...?checkTTL=D and no ttl, the TTL is D, as in consul.New
 // and consul.OpenURL.
 //
+// The backends share a vocabulary beyond these parameters. Their own
+// durations (consul's checkTTL and lockDelay, etcd's dialTimeout) take the
+// same forms as ttl. Their TLS schemes (consuls://, etcds://, rediss://)
+// take the same TLS parameters: caFile (PEM file of the authorities that
+// sign the servers' certificates; default the system's roots), certFile and
+// keyFile (PEM files of a client certificate and its key, given together)
+// and tlsServerName (the name to verify in the servers' certificates;
+// default the host dialled). A TLS parameter on a plain scheme is refused.
+// On etcds URLs, ca, cert and key are deprecated aliases of caFile,
+// certFile and keyFile; giving an alias with its name is an error naming
+// both.
+//
 // Each backend package documents its own URL form and parameters.
 package backends

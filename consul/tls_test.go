@@ -33,6 +33,12 @@ func TestTLS(t *testing.T) {
 	_, trusted := open(url.Values{"caFile": {srv.CAFile}, "tlsServerName": {"server.dc1.consul"}}.Encode())
 	trusted.wait(t, 10*time.Second, "leader call over TLS", leads)
 
+	// A server name the agent's certificate does not hold is refused.
+	_, wrongName := open(url.Values{"caFile": {srv.CAFile}, "tlsServerName": {"wrong.example"}}.Encode())
+	if got := wrongName.wait(t, 10*time.Second, "TLS error", func(ev event) bool { return ev.Err != nil }); !strings.Contains(got.Err.Error(), "certificate") {
+		t.Errorf("Err with tlsServerName=wrong.example = %v; want a certificate error", got.Err)
+	}
+
 	_, untrusted := open("")
 	got := untrusted.wait(t, 10*time.Second, "TLS error", func(ev event) bool { return ev.Err != nil })
 	if !strings.Contains(got.Err.Error(), "certificate") {

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/tlsparam"
 	"github.com/consul-leader/consul-leader/internal/urlparam"
 )
 
@@ -30,9 +31,12 @@ const (
 //
 // consuls speaks HTTPS, with the system's roots unless caFile is given;
 // certFile and keyFile give a client certificate, tlsServerName the name to
-// verify. lockDelay and checkTTL are durations such as 500ms or 10s;
-// lockDelay=none (or 0) means no lock-delay. Without a host, the address
-// comes from the environment (CONSUL_HTTP_ADDR), as do the token and TLS
+// verify. These TLS parameters are those of etcds and rediss URLs too; a
+// file that cannot be read is an error naming its parameter. lockDelay and
+// checkTTL are durations in the syntax of the common parameters: a Go
+// duration such as 1500ms or 15s, or a plain number of seconds such as 15
+// or 0.5; lockDelay=none (or 0) means no lock-delay. Without a host, the
+// address comes from the environment (CONSUL_HTTP_ADDR), as do the token and TLS
 // files when not given. The common election parameters (resource, ttl, ...)
 // are parsed by package backends and given in opts; any other parameter is
 // an error that names it. With checkTTL, opts.TTL defaults to it (see
@@ -124,9 +128,13 @@ func parseURL(u *url.URL) (Options, *api.Config, error) {
 	if err != nil {
 		return o, nil, &election.OptionError{Field: "URL", Rule: "query must be valid: " + err.Error(), Value: u.RawQuery}
 	}
+	tp, err := tlsparam.Take(q, nil)
+	if err != nil {
+		return o, nil, err
+	}
 	var unknown []string
 	for name, values := range q {
-		known, err := setParam(&o, &cfg.TLSConfig, name, values[0])
+		known, err := setParam(&o, name, values[0])
 		switch {
 		case !known:
 			unknown = append(unknown, name)
@@ -141,10 +149,19 @@ func parseURL(u *url.URL) (Options, *api.Config, error) {
 		return o, nil, &election.OptionError{Field: "URL", Rule: "has unknown parameters for consul: " + strings.Join(unknown, ", ")}
 	}
 	if cfg.Scheme == "http" {
-		for _, name := range []string{"caFile", "certFile", "keyFile", "tlsServerName"} {
-			if q.Has(name) {
-				return o, nil, &election.OptionError{Field: "URL parameter " + name, Rule: "needs the " + SchemeTLS + " scheme"}
-			}
+		if name := tp.Any(); name != "" {
+			return o, nil, &election.OptionError{Field: "URL parameter " + name, Rule: "needs the " + SchemeTLS + " scheme"}
+		}
+		return o, cfg, nil
+	}
+	// The files are read here so that an error names the parameter; the
+	// client reads them again, with the TLS settings of the environment.
+	if _, err := tp.Config(); err != nil {
+		return o, nil, err
+	}
+	for dst, v := range map[*string]string{&cfg.TLSConfig.CAFile: tp.CAFile, &cfg.TLSConfig.CertFile: tp.CertFile, &cfg.TLSConfig.KeyFile: tp.KeyFile, &cfg.TLSConfig.Address: tp.ServerName} {
+		if v != "" {
+			*dst = v
 		}
 	}
 	return o, cfg, nil
@@ -152,7 +169,7 @@ func parseURL(u *url.URL) (Options, *api.Config, error) {
 
 // setParam sets the option of URL parameter name to v; it reports false for
 // a parameter it does not know.
-func setParam(o *Options, tls *api.TLSConfig, name, v string) (known bool, err error) {
+func setParam(o *Options, name, v string) (known bool, err error) {
 	switch name {
 	case "token":
 		o.Token = v
@@ -171,14 +188,6 @@ func setParam(o *Options, tls *api.TLSConfig, name, v string) (known bool, err e
 		if err != nil {
 			err = &election.OptionError{Field: "URL parameter handoff", Rule: "must be true or false", Value: v}
 		}
-	case "caFile":
-		tls.CAFile = v
-	case "certFile":
-		tls.CertFile = v
-	case "keyFile":
-		tls.KeyFile = v
-	case "tlsServerName":
-		tls.Address = v
 	default:
 		return false, nil
 	}
@@ -200,12 +209,12 @@ func parseLockDelay(dst *time.Duration, v string) error {
 }
 
 func parseDuration(name string, dst *time.Duration, v string) error {
-	d, err := urlparam.Duration(name, v)
+	d, err := urlparam.DurationOrSeconds(name, v)
 	if err != nil {
 		return err
 	}
 	if d < 0 {
-		return &election.OptionError{Field: "URL parameter " + name, Rule: "must be a non-negative duration such as 500ms or 10s", Value: v}
+		return &election.OptionError{Field: "URL parameter " + name, Rule: "must be a non-negative duration such as 15s, 1500ms or 15 (seconds)", Value: v}
 	}
 	*dst = d
 	return nil

@@ -13,8 +13,8 @@ import (
 	"github.com/consul-leader/consul-leader/election"
 )
 
-// Name is the backend's name in election.SessionInfo.Backend and in logs.
-const Name = "etcd"
+// BackendName is the backend's name in election.SessionInfo.Backend and in logs.
+const BackendName = "etcd"
 
 // Backend is the etcd implementation of election.Backend. It is safe for
 // concurrent use and may serve any number of resources; as it implements
@@ -67,7 +67,7 @@ func NewBackend(client *clientv3.Client, opts Options) (*Backend, error) {
 		client:   client,
 		resource: opts.Resource,
 		prefix:   opts.Prefix,
-		log:      d.Logger.With("backend", Name),
+		log:      d.Logger.With("backend", BackendName),
 		timeout:  d.RequestTimeout,
 		retry:    max(d.RetryInterval, 10*time.Millisecond),
 		hubs:     map[string]*hub{},
@@ -75,7 +75,7 @@ func NewBackend(client *clientv3.Client, opts Options) (*Backend, error) {
 }
 
 // Name returns "etcd".
-func (b *Backend) Name() string { return Name }
+func (b *Backend) Name() string { return BackendName }
 
 // ValidateOptions checks what etcd bounds further than election.Options: a
 // TTL of whole seconds, at least MinTTL. election.New calls it.

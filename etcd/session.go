@@ -69,7 +69,7 @@ func (b *Backend) NewSession(ctx context.Context, p election.SessionParams) (ele
 		key:      key,
 		value:    encodeValue(p.ID, p.Value),
 		info: election.SessionInfo{
-			Backend: Name,
+			Backend: BackendName,
 			ID:      id,
 			TTL:     granted,
 			Fields: map[string]string{

@@ -2,13 +2,10 @@ package etcd
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +16,7 @@ import (
 	"google.golang.org/grpc/backoff"
 
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/tlsparam"
 	"github.com/consul-leader/consul-leader/internal/urlparam"
 )
 
@@ -54,8 +52,11 @@ func reconnectFast(dial time.Duration) grpc.DialOption {
 	})
 }
 
-// urlParams are the query parameters OpenURL knows.
-var urlParams = []string{"ca", "cert", "dialTimeout", "key", "prefix"}
+// urlParams are the query parameters OpenURL knows, besides the TLS ones.
+var urlParams = []string{"dialTimeout", "prefix"}
+
+// tlsAliases are the deprecated spellings of the TLS parameters.
+var tlsAliases = map[string]string{"ca": tlsparam.CAFile, "cert": tlsparam.CertFile, "key": tlsparam.KeyFile}
 
 // OpenURL returns an elector for an etcd URL, with a client of its own that
 // Close closes:
@@ -64,14 +65,22 @@ var urlParams = []string{"ca", "cert", "dialTimeout", "key", "prefix"}
 //	etcds://...
 //
 // etcds connects with TLS, verifying the members' certificates against the
-// system's roots or ca. Endpoints without a port use DefaultPort. The user
+// system's roots or caFile. Endpoints without a port use DefaultPort. The user
 // and password, when given, authenticate with etcd's auth; a wrong password
 // fails with an error wrapping election.ErrPermissionDenied. Parameters:
 //
 //	prefix       the election's key prefix (Options.Prefix)
-//	dialTimeout  bound on connecting and authenticating, a Go duration (default 5s)
-//	ca           PEM file of the CA that signs the members' certificates (etcds only)
-//	cert, key    PEM files of a client certificate and its key (etcds only)
+//	dialTimeout  bound on connecting and authenticating (default 5s): a Go
+//	             duration such as 1500ms or 5s, or a number of seconds such as 5,
+//	             as the common parameters
+//	caFile             PEM file of the CA that signs the members' certificates (etcds only)
+//	certFile, keyFile  PEM files of a client certificate and its key (etcds only)
+//	tlsServerName      name to verify in the members' certificates, by default
+//	                   the endpoint's host (etcds only)
+//
+// The TLS parameters are those of the consuls and rediss URLs. The names
+// ca, cert and key are deprecated aliases of caFile, certFile and keyFile;
+// a URL that gives both an alias and its name is refused.
 //
 // The common election parameters are parsed by the caller into opts; any
 // other parameter is an error that names it. ctx bounds connecting and
@@ -165,6 +174,10 @@ func parseURL(u *url.URL, opts election.Options) (clientv3.Config, Options, erro
 	}
 
 	q := u.Query()
+	tp, err := tlsparam.Take(q, tlsAliases)
+	if err != nil {
+		return cfg, eopts, err
+	}
 	var unknown []string
 	for name, values := range q {
 		if !slices.Contains(urlParams, name) {
@@ -176,7 +189,7 @@ func parseURL(u *url.URL, opts election.Options) (clientv3.Config, Options, erro
 	if len(unknown) > 0 {
 		slices.Sort(unknown)
 		return cfg, eopts, urlError("query", "has unknown parameters "+strings.Join(unknown, ", ")+
-			"; the etcd backend knows "+strings.Join(urlParams, ", "), "")
+			"; the etcd backend knows "+strings.Join(slices.Sorted(slices.Values(slices.Concat(urlParams, tlsparam.Names))), ", "), "")
 	}
 	if q.Has("prefix") {
 		if eopts.Prefix = q.Get("prefix"); eopts.Prefix == "" {
@@ -184,16 +197,26 @@ func parseURL(u *url.URL, opts election.Options) (clientv3.Config, Options, erro
 		}
 	}
 	if q.Has("dialTimeout") {
-		d, err := urlparam.Duration("dialTimeout", q.Get("dialTimeout"))
+		d, err := urlparam.DurationOrSeconds("dialTimeout", q.Get("dialTimeout"))
 		if err != nil {
 			return cfg, eopts, err
 		}
 		if d <= 0 {
-			return cfg, eopts, urlError("dialTimeout", "must be a positive duration such as 5s", strconv.Quote(q.Get("dialTimeout")))
+			return cfg, eopts, urlError("dialTimeout", "must be a positive duration such as 5s, 1500ms or 5 (seconds)", strconv.Quote(q.Get("dialTimeout")))
 		}
 		cfg.DialTimeout = d
 	}
-	cfg.TLS, err = tlsConfig(scheme == "https", q.Get("ca"), q.Get("cert"), q.Get("key"))
+	if scheme != "https" {
+		if name := tp.Any(); name != "" {
+			return cfg, eopts, urlError(name, "needs the etcds scheme", "")
+		}
+		return cfg, eopts, nil
+	}
+	cfg.TLS, err = tp.Config()
+	if tp.ServerName != "" {
+		// gRPC verifies the authority, not the configuration's ServerName.
+		cfg.DialOptions = append(cfg.DialOptions, grpc.WithAuthority(tp.ServerName))
+	}
 	return cfg, eopts, err
 }
 
@@ -218,40 +241,6 @@ func endpoints(hosts, scheme string) ([]string, error) {
 		eps = append(eps, scheme+"://"+net.JoinHostPort(host, port))
 	}
 	return eps, nil
-}
-
-// tlsConfig returns the TLS configuration of an etcds URL, or nil.
-func tlsConfig(secure bool, ca, cert, key string) (*tls.Config, error) {
-	if !secure {
-		for _, p := range [][2]string{{"ca", ca}, {"cert", cert}, {"key", key}} {
-			if p[1] != "" {
-				return nil, urlError(p[0], "needs the etcds scheme", strconv.Quote(p[1]))
-			}
-		}
-		return nil, nil
-	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", urlError("ca", "must be a readable PEM file", strconv.Quote(ca)), err)
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, urlError("ca", "must hold at least one PEM certificate", strconv.Quote(ca))
-		}
-	}
-	if (cert == "") != (key == "") {
-		return nil, urlError("cert", "and key must be given together", fmt.Sprintf("cert=%q key=%q", cert, key))
-	}
-	if cert != "" {
-		pair, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", urlError("cert", "and key must be a matching PEM certificate and key", fmt.Sprintf("cert=%q key=%q", cert, key)), err)
-		}
-		cfg.Certificates = []tls.Certificate{pair}
-	}
-	return cfg, nil
 }
 
 // urlError is an *election.OptionError about part of an etcd URL.

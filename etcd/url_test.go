@@ -25,6 +25,8 @@ func TestParseURL(t *testing.T) {
 		{url: "etcd://127.0.0.1:2379", endpoints: []string{"http://127.0.0.1:2379"}, dial: DefaultDialTimeout},
 		{url: "etcd://a,b:2380,[::1]:1,[::2]/", endpoints: []string{"http://a:2379", "http://b:2380", "http://[::1]:1", "http://[::2]:2379"}, dial: DefaultDialTimeout},
 		{url: "etcd://u:p@h?prefix=%2Fsvc%2Fleader&dialTimeout=2s", endpoints: []string{"http://h:2379"}, prefix: "/svc/leader", user: "u", dial: 2 * time.Second},
+		{url: "etcd://h?dialTimeout=1.5", endpoints: []string{"http://h:2379"}, dial: 1500 * time.Millisecond},
+		{url: "etcd://h?dialTimeout=3", endpoints: []string{"http://h:2379"}, dial: 3 * time.Second},
 		{url: "etcds://h", endpoints: []string{"https://h:2379"}, dial: DefaultDialTimeout, tls: true},
 	}
 	for _, tc := range good {
@@ -56,9 +58,20 @@ func TestParseURL(t *testing.T) {
 		{"etcd://h?prefix=", "prefix"},
 		{"etcd://h?dialTimeout=soon", "dialTimeout"},
 		{"etcd://h?dialTimeout=-1s", "dialTimeout"},
+		{"etcd://h?dialTimeout=0", "dialTimeout"},
+		{"etcd://h?dialTimeout=1e300", "dialTimeout"},
 		{"etcd://h?ca=x.pem", "etcds"},
 		{"etcds://h?cert=c.pem", "key"},
 		{"etcds://h?ca=/nonexistent/ca.pem", "ca"},
+		{"etcd://h?caFile=x.pem", "caFile"},
+		{"etcd://h?tlsServerName=n", "etcds"},
+		{"etcds://h?certFile=c.pem", "keyFile"},
+		{"etcds://h?caFile=/nonexistent/ca.pem", "caFile"},
+		{"etcds://h?ca=a.pem&caFile=b.pem", "ca: is a deprecated alias of caFile"},
+		{"etcds://h?cert=a.pem&certFile=b.pem", "cert: is a deprecated alias of certFile"},
+		{"etcds://h?key=a.pem&keyFile=b.pem", "key: is a deprecated alias of keyFile"},
+		{"etcds://h?caFile=a.pem&caFile=b.pem", "once"},
+		{"etcd://h?bogus=1", "caFile, certFile, dialTimeout, keyFile, prefix, tlsServerName"},
 		{"etcd://:pw@h", "user"},
 	}
 	for _, tc := range bad {
@@ -134,10 +147,41 @@ func TestOpenURL(t *testing.T) {
 }
 
 func TestOpenURLTLS(t *testing.T) {
+	t.Run("names", func(t *testing.T) { testOpenURLTLS(t, "caFile", "certFile", "keyFile") })
+	t.Run("aliases", func(t *testing.T) { testOpenURLTLS(t, "ca", "cert", "key") })
+}
+
+// TestOpenURLTLSServerName checks that tlsServerName is the name verified
+// in the member's certificate: one the certificate does not hold fails.
+func TestOpenURLTLSServerName(t *testing.T) {
 	srv := testserver.StartEtcd(t, testserver.EtcdOptions{TLS: true, ClientCertAuth: true})
 	ca, cert, key := srv.TLSFiles()
 	ctx := testCtx(t, 30*time.Second)
-	q := url.Values{"ca": {ca}, "cert": {cert}, "key": {key}}
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{{"localhost", true}, {"wrong.example", false}} {
+		q := url.Values{"caFile": {ca}, "certFile": {cert}, "keyFile": {key}, "tlsServerName": {tc.name}}
+		u := &url.URL{Scheme: "etcds", Host: srv.Endpoint(), RawQuery: q.Encode()}
+		el, err := OpenURL(ctx, u, election.Options{Resource: "tls", TTL: MinTTL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		short, cancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err = el.Leader(short)
+		cancel()
+		_ = el.Close(ctx)
+		if (err == nil) != tc.ok {
+			t.Errorf("Leader() with tlsServerName=%s: %v; want success %v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+func testOpenURLTLS(t *testing.T, caName, certName, keyName string) {
+	srv := testserver.StartEtcd(t, testserver.EtcdOptions{TLS: true, ClientCertAuth: true})
+	ca, cert, key := srv.TLSFiles()
+	ctx := testCtx(t, 30*time.Second)
+	q := url.Values{caName: {ca}, certName: {cert}, keyName: {key}}
 	u := &url.URL{Scheme: "etcds", Host: srv.Endpoint(), RawQuery: q.Encode()}
 	el, err := OpenURL(ctx, u, election.Options{Resource: "tls", ID: "tls", TTL: MinTTL})
 	if err != nil {
@@ -149,8 +193,8 @@ func TestOpenURLTLS(t *testing.T) {
 	}
 
 	// Without the client certificate, the member refuses the connection.
-	delete(q, "cert")
-	delete(q, "key")
+	delete(q, certName)
+	delete(q, keyName)
 	u.RawQuery = q.Encode()
 	el2, err := OpenURL(ctx, u, election.Options{Resource: "tls", TTL: MinTTL})
 	if err != nil {

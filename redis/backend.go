@@ -10,8 +10,8 @@ import (
 	"github.com/consul-leader/consul-leader/election"
 )
 
-// Name is the backend's name, in election.SessionInfo.Backend and in logs.
-const Name = "redis"
+// BackendName is the backend's name, in election.SessionInfo.Backend and in logs.
+const BackendName = "redis"
 
 // Backend is the Redis implementation of election.Backend. It is safe for
 // concurrent use and may serve several resources. Its Close ends its
@@ -74,7 +74,7 @@ func NewBackend(client goredis.UniversalClient, opts BackendOptions) (*Backend, 
 	b := &Backend{
 		client: client,
 		opts:   opts,
-		log:    opts.Logger.With("backend", Name),
+		log:    opts.Logger.With("backend", BackendName),
 		db:     clientDB(client),
 		floors: map[string]uint64{},
 		owned:  map[string]struct{}{},
@@ -87,7 +87,7 @@ func NewBackend(client goredis.UniversalClient, opts BackendOptions) (*Backend, 
 }
 
 // Name returns "redis".
-func (b *Backend) Name() string { return Name }
+func (b *Backend) Name() string { return BackendName }
 
 // Close ends the backend's release-notice subscription and waits for its
 // goroutine; a backend from OpenBackend or OpenURL also closes its client.

@@ -38,7 +38,7 @@ func (b *Backend) NewSession(ctx context.Context, p election.SessionParams) (ele
 		ttlMS:    strconv.FormatInt(int64((p.TTL+time.Millisecond-1)/time.Millisecond), 10),
 		payload:  payload(p.ID, p.Value),
 		info: election.SessionInfo{
-			Backend: Name,
+			Backend: BackendName,
 			ID:      token,
 			TTL:     p.TTL,
 			Fields:  map[string]string{"key": k.leader},

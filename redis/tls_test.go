@@ -44,6 +44,53 @@ func TestTLSOpenURL(t *testing.T) {
 	ev.wait(t, 0, 3*time.Second, "leader", leading)
 }
 
+// TestTLSOpenURLFiles opens rediss URLs with the TLS parameters shared with
+// consuls and etcds: trusting the server's authority from caFile, with a
+// client certificate, and verifying tlsServerName.
+func TestTLSOpenURLFiles(t *testing.T) {
+	srv := startRedis(t, testserver.RedisOptions{TLS: true})
+	ca, cert, key := srv.TLSFiles()
+	for _, tc := range []struct {
+		name  string
+		query url.Values
+		ok    bool
+	}{
+		{"caFile", url.Values{"caFile": {ca}}, true},
+		{"client certificate", url.Values{"caFile": {ca}, "certFile": {cert}, "keyFile": {key}}, true},
+		{"tlsServerName", url.Values{"caFile": {ca}, "tlsServerName": {"localhost"}}, true},
+		{"wrong tlsServerName", url.Values{"caFile": {ca}, "tlsServerName": {"wrong.example"}}, false},
+		{"no caFile", url.Values{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := &url.URL{Scheme: "rediss", Host: srv.Addr(), RawQuery: tc.query.Encode()}
+			el, err := redis.OpenURL(context.Background(), u, opts("res", "a").Options)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer el.Close(context.Background())
+			ev := newEvents()
+			if err := el.Start(context.Background(), ev.handler); err != nil {
+				t.Fatal(err)
+			}
+			if tc.ok {
+				ev.wait(t, 0, 3*time.Second, "leader", leading)
+				return
+			}
+			// The handshake fails within the request's deadline, which the
+			// backend reports rather than the certificate error.
+			bad, _ := ev.wait(t, 0, 3*time.Second, "error", func(l election.Leadership) bool { return l.Err != nil })
+			t.Logf("refused: %v", bad.Err)
+			ev.mu.Lock()
+			defer ev.mu.Unlock()
+			for _, l := range ev.calls {
+				if l.IsLeader {
+					t.Errorf("led over an unverified connection: %+v", l)
+				}
+			}
+		})
+	}
+}
+
 func TestCluster(t *testing.T) {
 	srv := startRedis(t, testserver.RedisOptions{Cluster: true})
 	var els []*election.Elector

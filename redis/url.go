@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/tlsparam"
 	"github.com/consul-leader/consul-leader/internal/urlparam"
 )
 
@@ -43,10 +45,17 @@ const (
 //
 // The URL is parsed by go-redis: user and password, host and port, the
 // database number as path, rediss for TLS, and go-redis's query parameters
-// (dial_timeout, read_timeout, pool_size, skip_verify, ...). Two parameters
-// are this backend's own and are removed before go-redis sees the URL:
+// (dial_timeout, read_timeout, pool_size, skip_verify, ...). go-redis's
+// durations take a Go duration such as 1500ms or a whole number of
+// seconds. These parameters are this backend's own and are removed before
+// go-redis sees the URL:
 //
 //   - keyPrefix: BackendOptions.KeyPrefix (default "election").
+//   - caFile, certFile, keyFile, tlsServerName (rediss only), as on consuls
+//     and etcds URLs: the PEM file of the authorities that sign the
+//     servers' certificates (default: the system's roots), the PEM files of
+//     a client certificate and its key, and the name to verify in the
+//     servers' certificates (default: the URL's host).
 //   - mode: "single" (default) for one server, parsed with
 //     goredis.ParseURL; "cluster" for Redis Cluster, parsed with
 //     goredis.ParseClusterURL (more seed nodes as addr=host:port);
@@ -112,12 +121,24 @@ func OpenBackend(ctx context.Context, u *url.URL, logger *slog.Logger) (*Backend
 	if err := checkDurations(q); err != nil {
 		return nil, err
 	}
+	tp, err := tlsparam.Take(q, nil)
+	if err != nil {
+		return nil, err
+	}
+	var tc *tls.Config
+	if u.Scheme == "rediss" {
+		if tc, err = tp.Config(); err != nil {
+			return nil, err
+		}
+	} else if name := tp.Any(); name != "" {
+		return nil, &election.OptionError{Field: "URL parameter " + name, Rule: "needs the rediss scheme"}
+	}
 	rest := *u
 	rest.RawQuery = q.Encode()
-	client, err := newURLClient(mode, rest.String())
+	client, err := newURLClient(mode, rest.String(), tc)
 	if err != nil {
-		return nil, fmt.Errorf("%w: redis: URL %s: %w (this backend's own parameters are %s and %s)",
-			election.ErrInvalidOptions, u.Redacted(), redact(err, u), ParamKeyPrefix, ParamMode)
+		return nil, fmt.Errorf("%w: redis: URL %s: %w (this backend's own parameters are %s, %s, %s)",
+			election.ErrInvalidOptions, u.Redacted(), redact(err, u), ParamKeyPrefix, ParamMode, strings.Join(tlsparam.Names, ", "))
 	}
 	b, err := NewBackend(client, bo)
 	if err != nil {
@@ -152,14 +173,16 @@ func checkDurations(q url.Values) error {
 }
 
 // newURLClient parses raw with go-redis's parser for mode and creates the
-// client, with context deadlines honoured.
-func newURLClient(mode, raw string) (goredis.UniversalClient, error) {
+// client, with context deadlines honoured and, for a rediss URL, what the
+// TLS parameters set in tc.
+func newURLClient(mode, raw string, tc *tls.Config) (goredis.UniversalClient, error) {
 	switch mode {
 	case ModeSingle:
 		o, err := goredis.ParseURL(raw)
 		if err != nil {
 			return nil, err
 		}
+		applyTLS(o.TLSConfig, tc)
 		o.ContextTimeoutEnabled = true
 		return goredis.NewClient(o), nil
 	case ModeCluster:
@@ -167,6 +190,7 @@ func newURLClient(mode, raw string) (goredis.UniversalClient, error) {
 		if err != nil {
 			return nil, err
 		}
+		applyTLS(o.TLSConfig, tc)
 		o.ContextTimeoutEnabled = true
 		return goredis.NewClusterClient(o), nil
 	case ModeSentinel:
@@ -177,10 +201,20 @@ func newURLClient(mode, raw string) (goredis.UniversalClient, error) {
 		if o.MasterName == "" {
 			return nil, errors.New("mode=sentinel needs the parameter master_name")
 		}
+		applyTLS(o.TLSConfig, tc)
 		o.ContextTimeoutEnabled = true
 		return goredis.NewFailoverClient(o), nil
 	}
 	return nil, fmt.Errorf("parameter %s=%q: must be %s, %s or %s", ParamMode, mode, ModeSingle, ModeCluster, ModeSentinel)
+}
+
+// applyTLS sets on dst, the TLS configuration go-redis parsed from a
+// rediss URL, what the TLS parameters set in tc; it does nothing without
+// either.
+func applyTLS(dst, tc *tls.Config) {
+	if dst != nil && tc != nil {
+		tlsparam.Apply(dst, tc)
+	}
 }
 
 // redact keeps the URL's password out of a parse error, which may quote the

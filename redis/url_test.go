@@ -28,6 +28,12 @@ func TestOpenURLRejects(t *testing.T) {
 		{"scheme", "http://127.0.0.1:1", "scheme"},
 		{"sentinel without master", "redis://127.0.0.1:1?mode=sentinel", "master_name"},
 		{"cluster with unknown", "redis://127.0.0.1:1?mode=cluster&db=1", "db"},
+		{"TLS parameter without rediss", "redis://127.0.0.1:1?caFile=ca.pem", "caFile: needs the rediss scheme"},
+		{"server name without rediss", "redis://127.0.0.1:1?tlsServerName=n", "tlsServerName: needs the rediss scheme"},
+		{"TLS parameter twice", "rediss://127.0.0.1:1?caFile=a.pem&caFile=b.pem", "caFile: must be given once"},
+		{"certificate without key", "rediss://127.0.0.1:1?certFile=c.pem", "certFile: and keyFile must be given together"},
+		{"missing CA file", "rediss://127.0.0.1:1?caFile=/nonexistent/ca.pem", "caFile: must be a readable PEM file"},
+		{"missing certificate", "rediss://127.0.0.1:1?certFile=/nonexistent/c.pem&keyFile=/nonexistent/k.pem", "certFile: and keyFile must be a matching"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

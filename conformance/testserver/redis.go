@@ -40,12 +40,13 @@ type RedisOptions struct {
 // RedisServer is a redis-server process started by StartRedis, listening on
 // 127.0.0.1 with persistence disabled.
 type RedisServer struct {
-	t    testing.TB
-	bin  string
-	port int
-	opts RedisOptions
-	args []string
-	tls  *tls.Config
+	t        testing.TB
+	bin      string
+	port     int
+	opts     RedisOptions
+	args     []string
+	tls      *tls.Config
+	tlsFiles tlsFiles
 
 	mu       sync.Mutex
 	proc     *Process
@@ -67,7 +68,7 @@ func StartRedis(t testing.TB, opts RedisOptions) *RedisServer {
 	s.args = []string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}
 	if opts.TLS {
 		files, clientConf := newTLSFiles(t, dir)
-		s.tls = clientConf
+		s.tls, s.tlsFiles = clientConf, files
 		s.args = append(s.args, "--port", "0", "--tls-port", strconv.Itoa(s.port),
 			"--tls-cert-file", files.cert, "--tls-key-file", files.key,
 			"--tls-ca-cert-file", files.ca, "--tls-auth-clients", "no")
@@ -102,6 +103,12 @@ func (s *RedisServer) ClientTLS() *tls.Config {
 		return nil
 	}
 	return s.tls.Clone()
+}
+
+// TLSFiles returns the PEM files of the server's certificate authority, and
+// of a certificate and key it signed; empty without TLS.
+func (s *RedisServer) TLSFiles() (ca, cert, key string) {
+	return s.tlsFiles.ca, s.tlsFiles.cert, s.tlsFiles.key
 }
 
 // Process returns the current server process.
