@@ -150,3 +150,31 @@ func (r *TermLog) WaitTold(ids []string, term uint64, d time.Duration) bool {
 		}
 	}
 }
+
+// CheckSettles runs lose, which makes the store lose its data (a restart
+// without persistence, a flush), and checks what the electors of r do
+// after it: a leader within one ttl of the store's return (lose returns
+// then), with a term above every term told before the loss, and no other
+// leader call in the two TTLs after it. It returns that leader's call; what
+// names the loss in messages.
+func (r *TermLog) CheckSettles(t testing.TB, what string, ttl time.Duration, lose func()) TermCall {
+	t.Helper()
+	before := r.Highest()
+	lost := time.Now()
+	lose()
+	back := time.Now()
+	l, ok := r.WaitLeader(lost, back.Sub(lost)+ttl)
+	if !ok {
+		t.Fatalf("%s: no new leader within one TTL (%v) of the store's return; calls:\n%s", what, ttl, r.Since(lost))
+	}
+	t.Logf("%s: store back after %v; %s leads %v later with term %d (highest before: %d)",
+		what, back.Sub(lost).Round(time.Millisecond), l.ID, max(l.At.Sub(back), 0).Round(time.Millisecond), l.L.Term, before)
+	if l.L.Term <= before {
+		t.Errorf("%s: the first leader after the loss got term %d, not above the %d announced before", what, l.L.Term, before)
+	}
+	time.Sleep(2 * ttl)
+	if n := r.LeaderCallsSince(l.At); n != 1 {
+		t.Errorf("%s: %d leader calls in the 2 TTLs after the first election, want 1 (no handover):\n%s", what, n, r.Since(l.At))
+	}
+	return l
+}

@@ -53,24 +53,7 @@ func TestLostDataSettles(t *testing.T) {
 			t.Fatalf("loss %d: not every elector was told term %d within %v:\n%s", i, leader.L.Term, ttl, rec.Since(leader.At))
 		}
 		time.Sleep(ttl / 2) // some renewals first
-		before := rec.Highest()
-		lost := time.Now()
-		srv.RestartEmpty(t)
-		back := time.Now()
-		l, ok := rec.WaitLeader(lost, back.Sub(lost)+ttl)
-		if !ok {
-			t.Fatalf("loss %d: no new leader within one TTL (%v) of the member's return; calls:\n%s", i, ttl, rec.Since(lost))
-		}
-		leader = l
-		t.Logf("loss %d: member back after %v; %s leads %v later with term %d (highest before: %d)",
-			i, back.Sub(lost).Round(time.Millisecond), l.ID, max(l.At.Sub(back), 0).Round(time.Millisecond), l.L.Term, before)
-		if l.L.Term <= before {
-			t.Errorf("loss %d: the first leader after the loss got term %d, not above the %d announced before", i, l.L.Term, before)
-		}
-		time.Sleep(2 * ttl)
-		if n := rec.LeaderCallsSince(l.At); n != 1 {
-			t.Errorf("loss %d: %d leader calls in the 2 TTLs after the first election, want 1:\n%s", i, n, rec.Since(l.At))
-		}
+		leader = rec.CheckSettles(t, fmt.Sprintf("loss %d", i), ttl, func() { srv.RestartEmpty(t) })
 	}
 	rec.CheckMonotonic(t)
 }

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -38,30 +39,15 @@ func TestLostDataSettles(t *testing.T) {
 			t.Fatalf("loss %d: not every elector was told term %d within %v:\n%s", i+1, leader.L.Term, ttl, rec.Since(leader.At))
 		}
 		time.Sleep(ttl / 2) // some renewals first
-		before := rec.Highest()
-		lost := time.Now()
-		if how == "FLUSHALL" {
-			if err := admin.FlushAll(context.Background()).Err(); err != nil {
-				t.Fatal(err)
+		leader = rec.CheckSettles(t, fmt.Sprintf("loss %d (%s)", i+1, how), ttl, func() {
+			if how == "FLUSHALL" {
+				if err := admin.FlushAll(context.Background()).Err(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				srv.Restart()
 			}
-		} else {
-			srv.Restart()
-		}
-		back := time.Now()
-		l, ok := rec.WaitLeader(lost, back.Sub(lost)+ttl)
-		if !ok {
-			t.Fatalf("loss %d (%s): no new leader within one TTL (%v); calls:\n%s", i+1, how, ttl, rec.Since(lost))
-		}
-		leader = l
-		t.Logf("loss %d (%s): server back after %v; %s leads %v later with term %d (highest before: %d)",
-			i+1, how, back.Sub(lost).Round(time.Millisecond), l.ID, max(l.At.Sub(back), 0).Round(time.Millisecond), l.L.Term, before)
-		if l.L.Term <= before {
-			t.Errorf("loss %d (%s): the first leader after the loss got term %d, not above the %d announced before", i+1, how, l.L.Term, before)
-		}
-		time.Sleep(2 * ttl)
-		if n := rec.LeaderCallsSince(l.At); n != 1 {
-			t.Errorf("loss %d (%s): %d leader calls in the 2 TTLs after the first election, want 1:\n%s", i+1, how, n, rec.Since(l.At))
-		}
+		})
 	}
 	rec.CheckMonotonic(t)
 }
