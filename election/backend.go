@@ -72,27 +72,36 @@ type SessionParams struct {
 // term: after the term, or once the session is lost, it closes the session
 // and creates a new one.
 type Session interface {
-	// Info describes the session, for Leadership.Session. It must not block.
-	Info() SessionInfo
+	Claim
 
 	// Renew extends the session by its TTL, measured from no earlier than
 	// the moment Renew was called. It returns an error wrapping
 	// ErrSessionLost when the store no longer has the session, or when the
 	// session held leadership and no longer does.
 	Renew(ctx context.Context) error
+}
 
-	// Acquire tries to make this session the leader of its resource. It
-	// reports the record after the attempt: held by this session when it
+// Claim is the handle through which one candidate acquires the leadership
+// of one resource. A Session is the claim of its own resource; a Lease
+// makes a Claim for each resource campaigned for on it.
+type Claim interface {
+	// Info describes the session, for Leadership.Session. It must not block.
+	// Its ID is the one Record.Session shows for a record this claim holds.
+	Info() SessionInfo
+
+	// Acquire tries to make this claim's session the leader of its resource.
+	// It reports the record after the attempt: held by this session when it
 	// succeeded, otherwise the current leader's or a free record. Acquire
 	// must be idempotent: calling it while already leading returns the
 	// record held, with the same Term.
 	Acquire(ctx context.Context) (Acquisition, error)
 
-	// Close gives up the leadership this session holds, if any, and then
-	// ends the session, in that order, so that a waiting candidate can
-	// acquire at once (Consul, for one, applies its lock-delay when a session
-	// ends while still holding). It is called once, also after the session
-	// was lost.
+	// Close gives up the leadership this claim holds, if any, and its place
+	// in a store's queue of candidates. A Session then ends the session, in
+	// that order, so that a waiting candidate can acquire at once (Consul,
+	// for one, applies its lock-delay when a session ends while still
+	// holding); a Lease's claim leaves the lease as it is. It is called
+	// once, also after the session was lost.
 	Close(ctx context.Context) error
 }
 

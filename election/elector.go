@@ -31,6 +31,11 @@ func New(b Backend, opts Options) (*Elector, error) {
 			return nil, err
 		}
 	}
+	if opts.Session != nil {
+		if err := opts.Session.register(b, opts.Resource); err != nil {
+			return nil, err
+		}
+	}
 	return &Elector{e: newEngine(b, opts)}, nil
 }
 

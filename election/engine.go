@@ -17,9 +17,10 @@ import (
 // renews the current session and enforces the step-down deadline; a
 // dispatcher goroutine makes the follower calls.
 type engine struct {
-	b    Backend
-	opts Options
-	log  *slog.Logger
+	b      Backend
+	opts   Options
+	log    *slog.Logger
+	shared *SharedSession // the session of every term; nil for a private session per campaign
 
 	mu       sync.Mutex
 	started  bool
@@ -58,6 +59,7 @@ type term struct {
 	ctx         context.Context
 	cancel      context.CancelCauseFunc
 	ka          *keepalive    // the session's renewals
+	ownsKA      bool          // ka renews this term's own session, not a shared one
 	handlerDone chan struct{} // closed when the handler's leader call returned
 	ended       chan struct{} // closed once the store has been released
 }
@@ -67,7 +69,9 @@ type term struct {
 // with its session's context stops the renewals by that.)
 func (t *term) end(cause error) {
 	t.cancel(cause)
-	t.ka.stopRenewing()
+	if t.ownsKA {
+		t.ka.stopRenewing()
+	}
 }
 
 // notice is what makes two notifications the same, for de-duplication.
@@ -85,6 +89,7 @@ func newEngine(b Backend, opts Options) *engine {
 	return &engine{
 		b:            b,
 		opts:         opts,
+		shared:       opts.Session,
 		log:          opts.Logger.With("resource", opts.Resource, "id", opts.ID, "backend", b.Name()),
 		closing:      make(chan struct{}),
 		jitter:       j,
@@ -104,6 +109,9 @@ func (e *engine) Start(ctx context.Context, handler Handler) error {
 		return ErrClosed
 	case e.started:
 		return ErrAlreadyStarted
+	}
+	if e.shared != nil && e.shared.isClosed() {
+		return fmt.Errorf("election: start %q: %w", e.opts.Resource, ErrSessionClosed)
 	}
 	e.started = true
 	// Every context a handler call gets derives from runCtx, and so names
@@ -227,6 +235,12 @@ func (e *engine) Close(ctx context.Context) error {
 // finish closes the backend once the campaign has ended, and then
 // e.finished. It runs once, after the first Close.
 func (e *engine) finish() {
+	if e.shared != nil {
+		// The backend is the session's, and its owner closes it.
+		e.shared.unregister(e.opts.Resource)
+		close(e.finished)
+		return
+	}
 	if c, ok := e.b.(io.Closer); ok {
 		if err := c.Close(); err != nil {
 			e.closeErr = fmt.Errorf("election: close %s backend: %w", e.b.Name(), err)
@@ -235,8 +249,13 @@ func (e *engine) finish() {
 	close(e.finished)
 }
 
-// run campaigns until ctx ends, one session after another.
+// run campaigns until ctx ends, one session after another: a private
+// session per campaign, or a claim on the shared session's current lease.
 func (e *engine) run(ctx context.Context, d *dispatcher) {
+	if e.shared != nil {
+		e.runShared(ctx, d)
+		return
+	}
 	var holdOff time.Time
 	for ctx.Err() == nil {
 		created := time.Now()
@@ -248,23 +267,68 @@ func (e *engine) run(ctx context.Context, d *dispatcher) {
 			}
 			continue
 		}
-		holdOff = e.campaign(ctx, d, &sessionHandle{Session: sess}, created, holdOff)
+		ka := startKeepalive(ctx, e.opts, e.log, sess, created)
+		holdOff = e.campaign(ctx, d, &sessionHandle{Claim: sess}, ka, true, holdOff)
 	}
 }
 
-// campaign runs one session: it follows the leader, acquires when the
-// resource is free, and leads at most one term. It returns the time before
-// which the next session must not acquire.
-func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandle, created, holdOff time.Time) time.Time {
+// runShared campaigns until ctx ends, or the shared session is closed, with
+// one claim after another on the session's current lease. The session
+// renews the lease; a lost lease ends the campaign of every elector on it,
+// and each campaigns again on the next one.
+func (e *engine) runShared(ctx context.Context, d *dispatcher) {
+	var holdOff time.Time
+	for ctx.Err() == nil {
+		u, err := e.shared.use(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			e.fail(ctx, d, "create session", err)
+			if errors.Is(err, ErrSessionClosed) {
+				<-ctx.Done()
+				return
+			}
+			continue // the session backs off between its attempts
+		}
+		claim, err := u.lease.Claim(SessionParams{Resource: e.opts.Resource, ID: e.opts.ID, Value: e.opts.Value, TTL: e.opts.TTL})
+		if err != nil {
+			e.shared.done(u)
+			e.fail(ctx, d, "claim", err)
+			sleep(ctx, e.storeRetry.failed())
+			continue
+		}
+		holdOff = e.campaign(ctx, d, &sessionHandle{Claim: claim}, u.ka, false, holdOff)
+		e.shared.done(u)
+	}
+}
+
+// campaign runs one session, renewed by ka (which it stops when it owns
+// it): it follows the leader, acquires when the resource is free, and leads
+// at most one term. It returns the time before which the next session must
+// not acquire.
+func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandle, ka *keepalive, ownsKA bool, holdOff time.Time) time.Time {
 	info := sess.Info()
 	e.setSession(info)
-	ka := startKeepalive(ctx, e, sess, created)
 	defer func() {
-		ka.stop()
+		if ownsKA {
+			ka.stop()
+		}
 		e.closeSession(ctx, sess)
 		e.setSession(SessionInfo{})
 	}()
 	sctx := ka.ctx
+	if !ownsKA {
+		// The shared session's renewals outlive this campaign, which ends
+		// with ctx too.
+		c, cancel := context.WithCancelCause(ka.ctx)
+		stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
+		defer func() {
+			stop()
+			cancel(nil)
+		}()
+		sctx = c
+	}
 	var rec Record // Revision 0: not read yet
 	tried := false // Acquire was called in this session: a queueing store (etcd) has it queued
 	for {
@@ -331,7 +395,7 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 		e.storeRetry.reset()
 		rec = acq.Record
 		if rec.Session == info.ID {
-			if acq.Renewed {
+			if acq.Renewed && ownsKA {
 				ka.renewed(sent)
 			}
 			if e.termWentBack(ctx, sctx, d, rec) {
@@ -339,7 +403,7 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 			}
 			e.sawHeld(rec)
 			began := time.Now()
-			cause := e.lead(ctx, sctx, d, sess, ka, rec)
+			cause := e.lead(ctx, sctx, d, sess, ka, ownsKA, rec)
 			return e.afterTerm(cause, began)
 		}
 		e.saw(info, rec)
@@ -356,11 +420,11 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 
 // lead runs one term, from its acquisition until the store is released, and
 // returns the cause of its end.
-func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHandle, ka *keepalive, rec Record) error {
+func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHandle, ka *keepalive, ownsKA bool, rec Record) error {
 	info := sess.Info()
-	tctx, cancel := ka.termContext() // ends with sctx, and reports the deadline itself
+	tctx, cancel := ka.termContext(sctx) // ends with sctx, and reports the deadline itself
 	defer cancel(nil)
-	t := &term{number: rec.Term, ctx: tctx, cancel: cancel, ka: ka, handlerDone: make(chan struct{}), ended: make(chan struct{})}
+	t := &term{number: rec.Term, ctx: tctx, cancel: cancel, ka: ka, ownsKA: ownsKA, handlerDone: make(chan struct{}), ended: make(chan struct{})}
 	e.setTerm(t)
 	l := Leadership{Resource: e.opts.Resource, LeaderID: e.opts.ID, Value: e.opts.Value, IsLeader: true, Term: rec.Term, Session: info}
 	e.last = noticeOf(l, rec.Session)
@@ -387,7 +451,9 @@ func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHan
 	stopWarning()
 	<-tctx.Done() // a handler may return before its term ends
 	cause := context.Cause(tctx)
-	ka.halt()
+	if ownsKA {
+		ka.halt()
+	}
 	e.log.Info("term ended", "term", t.number, "cause", cause)
 	e.closeSession(ctx, sess)
 	stopWatch()
@@ -582,7 +648,7 @@ func (e *engine) newSession(ctx context.Context) (Session, error) {
 	return e.b.NewSession(rctx, SessionParams{Resource: e.opts.Resource, ID: e.opts.ID, Value: e.opts.Value, TTL: e.opts.TTL})
 }
 
-func (e *engine) acquire(ctx context.Context, s Session) (Acquisition, error) {
+func (e *engine) acquire(ctx context.Context, s Claim) (Acquisition, error) {
 	rctx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
 	defer cancel()
 	return s.Acquire(rctx)
@@ -600,7 +666,7 @@ func (e *engine) closeSession(ctx context.Context, s *sessionHandle) {
 	s.once.Do(func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.RequestTimeout)
 		defer cancel()
-		if err := s.Session.Close(cctx); err != nil {
+		if err := s.Claim.Close(cctx); err != nil {
 			e.log.Warn("could not close session", "session", s.Info().ID, "err", err)
 		}
 	})
@@ -708,8 +774,9 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// sessionHandle is a session the engine closes once.
+// sessionHandle is a session, or a claim on a lease, that the engine closes
+// once.
 type sessionHandle struct {
-	Session
+	Claim
 	once sync.Once
 }

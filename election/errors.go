@@ -29,6 +29,11 @@ var (
 	// ErrHandlerFailed ends a term whose handler returned an error; the
 	// handler's error is wrapped with it.
 	ErrHandlerFailed = errors.New("election: handler failed")
+	// ErrSessionClosed is returned by the methods of a closed
+	// SharedSession, and by Start of an elector on one; it ends the terms
+	// of the session's electors when it is closed, and their handlers are
+	// told it (Leadership.Err) as they stop campaigning.
+	ErrSessionClosed = errors.New("election: shared session closed")
 	// ErrCloseFromHandler is returned by Elector.Close when it is called
 	// from within the elector's own handler, which Close would wait for
 	// forever. Close does nothing then; use Release in a handler.

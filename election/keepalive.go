@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -15,8 +16,9 @@ import (
 // term's context also reads the deadline itself (see termContext), so that
 // it reports the end of the term before the timer has run.
 type keepalive struct {
-	e    *engine
-	sess Session
+	o    Options // TTL, RenewInterval, RetryInterval, RequestTimeout
+	log  *slog.Logger
+	sess renewer
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -35,11 +37,20 @@ type keepalive struct {
 	done chan struct{} // closed when the renewal loop returned
 }
 
-func startKeepalive(parent context.Context, e *engine, sess Session, validFrom time.Time) *keepalive {
+// renewer is what a keepalive renews: a Session, or a Lease.
+type renewer interface {
+	Info() SessionInfo
+	Renew(ctx context.Context) error
+}
+
+// startKeepalive renews sess with o's intervals, logging to log. validFrom
+// is when the request that created sess was sent.
+func startKeepalive(parent context.Context, o Options, log *slog.Logger, sess renewer, validFrom time.Time) *keepalive {
 	ctx, cancel := context.WithCancelCause(parent)
-	deadline := validFrom.Add(e.opts.TTL - StepDownMargin(e.opts.TTL))
+	deadline := validFrom.Add(o.TTL - StepDownMargin(o.TTL))
 	k := &keepalive{
-		e:        e,
+		o:        o,
+		log:      log,
 		sess:     sess,
 		ctx:      ctx,
 		cancel:   cancel,
@@ -57,7 +68,7 @@ func startKeepalive(parent context.Context, e *engine, sess Session, validFrom t
 
 // renewed moves the deadline for a renewal that started at sent.
 func (k *keepalive) renewed(sent time.Time) {
-	d := sent.Add(k.e.opts.TTL - StepDownMargin(k.e.opts.TTL))
+	d := sent.Add(k.o.TTL - StepDownMargin(k.o.TTL))
 	k.mu.Lock()
 	if d.After(k.deadline) {
 		k.deadline = d
@@ -67,16 +78,16 @@ func (k *keepalive) renewed(sent time.Time) {
 }
 
 // termContext returns the context of a term of this session: it ends with
-// the session's context, and, at the latest, as soon as it is asked after
-// the step-down deadline.
-func (k *keepalive) termContext() (*termContext, context.CancelCauseFunc) {
-	return newTermContext(k.ctx, k.stepDown, k.expired)
+// parent, which ends with the session's context, and, at the latest, as
+// soon as it is asked after the step-down deadline.
+func (k *keepalive) termContext(parent context.Context) (*termContext, context.CancelCauseFunc) {
+	return newTermContext(parent, k.stepDown, k.expired)
 }
 
 // expired is the cause of the end of a session at its step-down deadline.
 func (k *keepalive) expired() error {
 	return fmt.Errorf("%w: no renewal succeeded within %v of TTL %v", ErrLeaseExpired,
-		k.e.opts.TTL-StepDownMargin(k.e.opts.TTL), k.e.opts.TTL)
+		k.o.TTL-StepDownMargin(k.o.TTL), k.o.TTL)
 }
 
 // expire runs at the deadline; it re-arms itself if a renewal moved it.
@@ -92,7 +103,7 @@ func (k *keepalive) expire() {
 
 func (k *keepalive) loop() {
 	defer close(k.done)
-	o := k.e.opts
+	o := k.o
 	t := time.NewTimer(o.RenewInterval)
 	defer t.Stop()
 	for {
@@ -123,7 +134,7 @@ func (k *keepalive) loop() {
 		case k.renewCtx.Err() != nil:
 			return
 		default:
-			k.e.log.Warn("session renewal failed", "session", k.sess.Info().ID, "err", err)
+			k.log.Warn("session renewal failed", "session", k.sess.Info().ID, "err", err)
 			t.Reset(min(o.RetryInterval, o.RenewInterval))
 		}
 	}

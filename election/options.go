@@ -122,6 +122,15 @@ type Options struct {
 	// below TTL - StepDownMargin(TTL) together with RenewInterval.
 	RequestTimeout time.Duration
 
+	// Session, when set, is the shared session the elector campaigns on,
+	// with the electors of other resources: one store session, renewed
+	// once for all of them (see SharedSession). The elector must be made
+	// on the session's backend, for a resource no other open elector on
+	// the session campaigns for. TTL and RenewInterval are the session's:
+	// leave them zero, or set them to the session's. Default: nil, a
+	// private session for each campaign of this elector.
+	Session *SharedSession
+
 	// Logger receives the elector's logs. Default: DefaultLogger(), which
 	// passes warnings and errors (slog.LevelWarn and above) to the handler
 	// of slog.Default() and drops the rest. To discard every log, set
@@ -134,6 +143,15 @@ type Options struct {
 func (o Options) WithDefaults() Options {
 	if o.ID == "" {
 		o.ID = defaultID()
+	}
+	if o.Session != nil {
+		so := o.Session.Options()
+		if o.TTL == 0 {
+			o.TTL = so.TTL
+		}
+		if o.RenewInterval == 0 {
+			o.RenewInterval = so.RenewInterval
+		}
 	}
 	if o.TTL == 0 {
 		o.TTL = DefaultTTL
@@ -174,6 +192,15 @@ func (o Options) Validate() error {
 	}
 	if err := o.validateDurations(); err != nil {
 		return err
+	}
+	if o.Session != nil {
+		so := o.Session.Options()
+		if o.TTL != so.TTL {
+			return &OptionError{Field: "TTL", Rule: fmt.Sprintf("must be zero or the session's TTL, %v", so.TTL), Value: o.TTL.String()}
+		}
+		if o.RenewInterval != so.RenewInterval {
+			return &OptionError{Field: "RenewInterval", Rule: fmt.Sprintf("must be zero or the session's RenewInterval, %v", so.RenewInterval), Value: o.RenewInterval.String()}
+		}
 	}
 	return o.validateRenewal(explicit)
 }
