@@ -120,10 +120,7 @@ func (e *engine) Start(ctx context.Context, handler Handler) error {
 	e.stop = stop
 	d := newDispatcher(handler, e.log)
 	d.state = &e.state
-	go func() {
-		e.setGoroutine(&e.dispatchGoroutine)
-		d.loop()
-	}()
+	d.started = func() { e.setGoroutine(&e.dispatchGoroutine) }
 	go func() {
 		e.setGoroutine(&e.runGoroutine)
 		e.run(runCtx, d)
