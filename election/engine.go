@@ -281,7 +281,11 @@ func (e *engine) runShared(ctx context.Context, d *dispatcher) {
 			if ctx.Err() != nil {
 				return
 			}
-			e.fail(ctx, d, "create session", err)
+			// The session logs its own failures, once for all its
+			// electors; each handler is told.
+			e.log.Debug("no shared session", "err", err)
+			err = fmt.Errorf("election: shared session for %q: %w", e.opts.Resource, err)
+			e.notify(ctx, d, Leadership{Resource: e.opts.Resource, Err: err}, errClass(err))
 			if errors.Is(err, ErrSessionClosed) {
 				<-ctx.Done()
 				return
@@ -330,8 +334,12 @@ func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandl
 	tried := false // Acquire was called in this session: a queueing store (etcd) has it queued
 	for {
 		if sctx.Err() != nil {
-			if ctx.Err() == nil {
+			switch {
+			case ctx.Err() != nil:
+			case ownsKA:
 				e.log.Warn("session ended", "session", info.ID, "cause", context.Cause(sctx))
+			default: // the shared session logs it, once
+				e.log.Debug("shared session ended", "session", info.ID, "cause", context.Cause(sctx))
 			}
 			return holdOff
 		}
@@ -695,14 +703,24 @@ func (e *engine) observeUnlessTaking(ctx context.Context, d *dispatcher, own Ses
 // failure, that this elector cannot campaign.
 func (e *engine) fail(ctx context.Context, d *dispatcher, step string, err error) {
 	err = fmt.Errorf("election: %s for %q: %w", step, e.opts.Resource, err)
-	class := "unavailable"
-	if errors.Is(err, ErrPermissionDenied) {
-		class = "permission"
+	class := errClass(err)
+	if class == "permission" {
 		e.log.Error("store refused the elector", "step", step, "err", err)
 	} else {
 		e.log.Warn("store request failed", "step", step, "err", err)
 	}
 	e.notify(ctx, d, Leadership{Resource: e.opts.Resource, Session: e.currentSession(), Err: err}, class)
+}
+
+// errClass is the kind of a failure, for de-duplicating notifications.
+func errClass(err error) string {
+	switch {
+	case errors.Is(err, ErrPermissionDenied):
+		return "permission"
+	case errors.Is(err, ErrSessionClosed):
+		return "closed"
+	}
+	return "unavailable"
 }
 
 func (e *engine) notify(ctx context.Context, d *dispatcher, l Leadership, holderOrClass string) {
