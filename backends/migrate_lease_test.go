@@ -55,40 +55,68 @@ func TestMigrationSharedSession(t *testing.T) {
 			})
 			els = append(els, el)
 		}
-		first := map[string]election.Leadership{}
-		fromTerms := map[string]uint64{}
-		for r, ch := range events {
-			e := <-ch
-			l := e.l
-			first[r] = l
-			id := s.Info().ID
-			if l.Session.ID != id || !strings.Contains(id, "+") {
-				t.Errorf("%s leads on session %q; want the pair session %q", r, l.Session.ID, id)
-			}
-			fid, fterm := from.Leader(r)
-			tid, tterm := to.Leader(r)
-			if fid != "p" || tid != "p" || tterm != l.Term {
-				t.Errorf("%s: from led by %q, to by %q at term %d; want p on both, term %d on to", r, fid, tid, tterm, l.Term)
-			}
-			fromTerms[r] = fterm
-		}
-		// The lease on to alone is lost.
-		if !to.Expire("r1") {
-			t.Fatal("to has no session leading r1")
-		}
-		for r, ch := range events {
-			if e := <-ch; !e.ended {
-				t.Fatalf("%s: a new term before the lost one ended", r)
-			}
-			e := <-ch
-			if e.ended || e.l.Term <= first[r].Term || e.l.Session.ID == first[r].Session.ID {
-				t.Errorf("%s: after the loss of to's session, term %d on %q; want a new term above %d on a new session",
-					r, e.l.Term, e.l.Session.ID, first[r].Term)
-			}
-			if _, fterm := from.Leader(r); fterm <= fromTerms[r] {
-				t.Errorf("%s: from's term %d did not grow from %d: the lease on from outlived the pair", r, fterm, fromTerms[r])
+		// next waits for r's next event; a test that fails must still close
+		// the electors, or the bubble never ends.
+		next := func(r string) (event, bool) {
+			select {
+			case e := <-events[r]:
+				return e, true
+			case <-time.After(time.Minute):
+				t.Errorf("%s: no event within a minute", r)
+				return event{}, false
 			}
 		}
+		func() {
+			first := map[string]election.Leadership{}
+			fromTerms := map[string]uint64{}
+			for r := range events {
+				e, ok := next(r)
+				if !ok {
+					return
+				}
+				l := e.l
+				first[r] = l
+				id := s.Info().ID
+				if l.Session.ID != id || !strings.Contains(id, "+") {
+					t.Errorf("%s leads on session %q; want the pair session %q", r, l.Session.ID, id)
+				}
+				fid, fterm := from.Leader(r)
+				tid, tterm := to.Leader(r)
+				if fid != "p" || tid != "p" || tterm != l.Term {
+					t.Errorf("%s: from led by %q, to by %q at term %d; want p on both, term %d on to", r, fid, tid, tterm, l.Term)
+				}
+				fromTerms[r] = fterm
+			}
+			// The lease on one store alone is lost: to's, then from's.
+			for _, lost := range []struct {
+				name  string
+				store *memory.Store
+			}{{"to", to}, {"from", from}} {
+				if !lost.store.Expire("r1") {
+					t.Errorf("%s has no session leading r1", lost.name)
+					return
+				}
+				for r := range events {
+					if e, ok := next(r); !ok || !e.ended {
+						t.Errorf("%s: no end of the term lost with %s's session", r, lost.name)
+						return
+					}
+					e, ok := next(r)
+					if !ok {
+						return
+					}
+					if e.ended || e.l.Term <= first[r].Term || e.l.Session.ID == first[r].Session.ID {
+						t.Errorf("%s: after the loss of %s's session, term %d on %q; want a new term above %d on a new session",
+							r, lost.name, e.l.Term, e.l.Session.ID, first[r].Term)
+					}
+					fid, fterm := from.Leader(r)
+					if fid != "p" || fterm <= fromTerms[r] {
+						t.Errorf("%s: from led by %q at term %d, want p at a term above %d: the lease on from outlived the pair", r, fid, fterm, fromTerms[r])
+					}
+					first[r], fromTerms[r] = e.l, fterm
+				}
+			}
+		}()
 		for _, el := range els {
 			if err := el.Close(ctx); err != nil {
 				t.Fatal(err)

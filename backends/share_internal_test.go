@@ -226,3 +226,33 @@ func TestSharedBackendFailureNotCached(t *testing.T) {
 	_ = el.Close(context.Background())
 	_ = o.Close(context.Background())
 }
+
+// Opens that come while the store's backend is being created (an etcd
+// client dialling) wait for it rather than create their own.
+func TestConcurrentOpensCreateOneBackend(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx := context.Background()
+	store := memory.NewStore()
+	var opens atomic.Int32
+	o := &Opener{schemes: map[string]openFunc{"slow": func(context.Context, *Opener, *url.URL, election.Options) (election.Backend, error) {
+		opens.Add(1)
+		time.Sleep(50 * time.Millisecond)
+		return store.Connect("x"), nil
+	}}}
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Go(func() {
+			el, err := o.Open(ctx, fmt.Sprintf("slow://s?id=n%d", i), election.Options{Resource: fmt.Sprint("r", i)})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_ = el.Close(ctx)
+		})
+	}
+	wg.Wait()
+	if n := opens.Load(); n != 1 || created(o) != 1 {
+		t.Errorf("100 concurrent Opens created %d backends (counted %d), want 1", n, created(o))
+	}
+	_ = o.Close(ctx)
+}
