@@ -156,3 +156,25 @@ func TestOpenerMigrationSharedSession(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// With session=shared and no session yet, the first elector creates it
+// with its own durations.
+func TestOpenerSessionFromFirstElector(t *testing.T) {
+	ctx := context.Background()
+	var o backends.Opener
+	el, err := o.Open(ctx, "memory://s?session=shared&id=a&ttl=3s&renewInterval=500ms", election.Options{Resource: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := o.Session(ctx, "memory://s", election.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if so := s.Options(); so.TTL != 3*time.Second || so.RenewInterval != 500*time.Millisecond {
+		t.Errorf("session TTL %v, renewal %v; want the first elector's 3s and 500ms", so.TTL, so.RenewInterval)
+	}
+	_ = el.Close(ctx)
+	if err := o.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

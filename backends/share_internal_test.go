@@ -113,6 +113,16 @@ func TestOpenerSharesOneBackendPerStore(t *testing.T) {
 	if n := created(&o); n != 6 {
 		t.Errorf("key= for two resources: %d backends in all, want 6", n)
 	}
+	for _, u := range []string{"consul://localhost:1", "consul://LocalHost:1/"} {
+		el, err := o.Open(ctx, u, election.Options{Resource: "r"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		els = append(els, el)
+	}
+	if n := created(&o); n != 7 {
+		t.Errorf("a host in two cases: %d backends in all, want 7", n)
+	}
 	for _, el := range els {
 		if err := el.Close(ctx); err != nil {
 			t.Fatal(err)
@@ -123,15 +133,29 @@ func TestOpenerSharesOneBackendPerStore(t *testing.T) {
 	}
 }
 
-// The package-level Open keeps its behaviour: each elector owns a backend.
+// The package-level Open keeps its behaviour: each elector owns a backend
+// of its own, and closes it in Close.
 func TestPackageOpenOwnsItsBackend(t *testing.T) {
-	o := &Opener{private: true}
-	for range 3 {
-		el, err := o.Open(context.Background(), "consul://127.0.0.1:1", election.Options{Resource: "r"})
+	ctx := context.Background()
+	o, _, closed := closingOpener()
+	o.private = true
+	var opened atomic.Int32
+	open := o.schemes["fake"]
+	o.schemes["fake"] = func(ctx context.Context, o *Opener, u *url.URL, opts election.Options) (election.Backend, error) {
+		opened.Add(1)
+		return open(ctx, o, u, opts)
+	}
+	for i := range 3 {
+		el, err := o.Open(ctx, fmt.Sprint("fake://s?id=n", i), election.Options{Resource: "r"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = el.Close(context.Background())
+		if err := el.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if opened.Load() != 3 || closed.Load() != 3 {
+		t.Errorf("3 Opens of the package-level kind opened %d backends and their electors closed %d; want 3 and 3", opened.Load(), closed.Load())
 	}
 	if len(o.backends) != 0 || len(o.owned) != 0 {
 		t.Errorf("a private Opener kept %d backends", len(o.owned))
