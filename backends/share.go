@@ -42,24 +42,33 @@ func storeKey(u *url.URL) string {
 
 // sharedBackend returns the backend of key, calling open to create it when
 // the Opener has none yet. A backend that closes is recorded for Close, and
-// returned behind a wrapper that hides its Close from the electors.
+// returned behind a wrapper that hides its Close from the electors. Those
+// that wait for a creation that failed share its error, unless the error is
+// the creator's context's: they then try themselves.
 func (o *Opener) sharedBackend(ctx context.Context, key string, open func() (election.Backend, error)) (election.Backend, error) {
 	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
-		return nil, ErrClosed
-	}
-	if o.backends == nil {
-		o.backends = map[string]*shared{}
-	}
-	if e := o.backends[key]; e != nil {
+	for {
+		if o.closed {
+			o.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if o.backends == nil {
+			o.backends = map[string]*shared{}
+		}
+		e := o.backends[key]
+		if e == nil {
+			break
+		}
 		o.mu.Unlock()
 		select {
 		case <-e.ready:
-			return e.b, e.err
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+		if e.err == nil || !(errors.Is(e.err, context.Canceled) || errors.Is(e.err, context.DeadlineExceeded)) {
+			return e.b, e.err
+		}
+		o.mu.Lock()
 	}
 	e := &shared{ready: make(chan struct{})}
 	o.backends[key] = e

@@ -280,3 +280,43 @@ func TestConcurrentOpensCreateOneBackend(t *testing.T) {
 	}
 	_ = o.Close(ctx)
 }
+
+// An Open waiting for a creation whose context was cancelled tries again
+// rather than fail with another caller's context.
+func TestSharedBackendCancelledCreatorNotShared(t *testing.T) {
+	store := memory.NewStore()
+	started := make(chan struct{})
+	o := &Opener{schemes: map[string]openFunc{"dial": func(ctx context.Context, _ *Opener, _ *url.URL, _ election.Options) (election.Backend, error) {
+		select {
+		case started <- struct{}{}:
+			<-ctx.Done() // the first caller's dial, until it gives up
+			return nil, fmt.Errorf("dial: %w", ctx.Err())
+		default:
+			return store.Connect("x"), nil
+		}
+	}}}
+	cctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, err := o.Open(cctx, "dial://s?id=a", election.Options{Resource: "r"})
+		first <- err
+	}()
+	<-started
+	second := make(chan error, 1)
+	go func() {
+		el, err := o.Open(context.Background(), "dial://s?id=b", election.Options{Resource: "r"})
+		if err == nil {
+			_ = el.Close(context.Background())
+		}
+		second <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // the second waits for the first's creation
+	cancel()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Errorf("first Open: %v, want its context's error", err)
+	}
+	if err := <-second; err != nil {
+		t.Errorf("second Open failed with the first's cancelled creation: %v", err)
+	}
+	_ = o.Close(context.Background())
+}
