@@ -67,6 +67,28 @@ func TestSharedEtcdClientOutlivesElectors(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("%s never took over after %s closed: the shared client was closed with it", other, leader)
 	}
+	// A new elector of the cluster campaigns through the same client too.
+	el, err := o.Open(ctx, u+"&id=n3", election.Options{Resource: "shared-client-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := el.Start(ctx, func(ctx context.Context, l election.Leadership) error {
+		if l.IsLeader {
+			leads <- l.LeaderID
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	els = append(els, el)
+	select {
+	case id := <-leads:
+		if id != "n3" {
+			t.Fatalf("%s became leader, want n3", id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("an elector opened after %s closed never led: the shared client was closed with it", leader)
+	}
 	for i, el := range els {
 		if i != idx[leader] {
 			if err := el.Close(ctx); err != nil {
