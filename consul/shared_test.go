@@ -230,3 +230,42 @@ func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) {
 		}
 	}
 }
+
+// TestSharedSessionKeyTakenFromOutside checks that a key deleted from
+// outside ends the term of its resource only: the shared session, and the
+// terms of the other resources on it, go on.
+func TestSharedSessionKeyTakenFromOutside(t *testing.T) {
+	t.Parallel()
+	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
+	admin := newClient(t, srv.Addr, "")
+	log := &conformance.TermLog{}
+	p := newProcess(t, srv, "p", log, consul.Options{LockDelay: 15 * time.Second}, sharedOpts)
+	const n = 4
+	els := make([]*election.Elector, n)
+	for i := range els {
+		els[i] = p.elect(t, fmt.Sprintf("taken-%d", i))
+	}
+	waitAll(t, 30*time.Second, "electors leading", els, isLeader)
+	id := p.ss.Info().ID
+	terms := make([]uint64, n)
+	for i, el := range els {
+		terms[i] = el.State().Term
+	}
+	deleted := time.Now()
+	if _, err := admin.KV().Delete(consul.DefaultKey("taken-0"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := log.WaitFor(deleted, 10*time.Second, func(c conformance.TermCall) bool { return c.Ended && c.L.Resource == "taken-0" }); !ok {
+		t.Fatalf("the term of the deleted key did not end:\n%s", log.Since(deleted))
+	}
+	time.Sleep(3 * sharedOpts.RenewInterval) // renewals after the loss
+	if got := p.ss.Info().ID; got != id {
+		t.Errorf("session = %q after a key was deleted, want %q unchanged", got, id)
+	}
+	for i := 1; i < n; i++ {
+		if s := els[i].State(); !s.IsLeader || s.Term != terms[i] || s.Session.ID != id {
+			t.Errorf("%q after another key was deleted: leader %v, term %d (was %d), session %q", s.Resource, s.IsLeader, s.Term, terms[i], s.Session.ID)
+		}
+	}
+	waitAll(t, 10*time.Second, "the deleted key's elector leading again", els[:1], isLeader)
+}
