@@ -151,6 +151,20 @@ func TestLeaseContract(t *testing.T) {
 	if err := l2.Close(ctx); err != nil {
 		t.Errorf("Close of a lost lease: %v", err)
 	}
+
+	// Without LeaseParams.Name, Options.SessionName names the session.
+	named, err := consul.NewBackend(consul.Options{Client: newClient(t, srv.Addr, ""), SessionName: "ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l3, err := named.NewLease(ctx, election.LeaseParams{TTL: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l3.Close(ctx)
+	if e, _, err := admin.Session().Info(l3.Info().ID, nil); err != nil || e == nil || e.Name != "ops" {
+		t.Errorf("session of a lease without a name = %+v, %v; want named Options.SessionName", e, err)
+	}
 }
 
 // TestLeaseCheckTTL checks that with Options.CheckTTL a lease is bound to
