@@ -95,7 +95,7 @@ func (b *Backend) NewLease(ctx context.Context, p election.LeaseParams) (electio
 // for what a shared session cannot do.
 func (b *Backend) sharedSupported() error {
 	if b.opts.Handoff {
-		return &election.OptionError{Field: "Handoff", Rule: "is not supported with a shared session (election.Options.Session): a key handed over to a session must be released by its session's end, which a shared session's claim does not bring"}
+		return &election.OptionError{Field: "Handoff", Rule: "is not supported with a shared session (NewSharedSession, election.Options.Session): a key handed over to the session after its elector stopped would stay held until the whole session ends"}
 	}
 	return nil
 }
