@@ -36,7 +36,14 @@ var _ election.Backend = (*Backend)(nil)
 // New returns an elector for o: a Backend for o, and the election engine on
 // it. It fails with an *election.OptionError if o is invalid. When o.Client
 // is nil the elector owns the client it creates, and closes it in Close.
+//
+// With o.Options.Session set, the elector is built on the session's
+// backend instead, which must be a *Backend (see NewSharedSession): its
+// Consul options apply, and o.Client must be nil or that backend's client.
 func New(o Options) (*election.Elector, error) {
+	if o.Session != nil {
+		return newOnSession(o)
+	}
 	o = o.withDefaults()
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -263,6 +270,14 @@ func (b *Backend) sessionName(resource string) string {
 }
 
 // ValidateOptions checks the election options against Consul's bounds (the
-// TTL of 10 s to 24 h, and the check TTL when set), so that election.New
-// reports a mistake at once.
-func (b *Backend) ValidateOptions(o election.Options) error { return b.opts.validateTTL(o.TTL) }
+// TTL of 10 s to 24 h, and the check TTL when set), and an elector on a
+// shared session against the backend's options (Options.Handoff is not
+// supported there), so that election.New reports a mistake at once.
+func (b *Backend) ValidateOptions(o election.Options) error {
+	if o.Session != nil {
+		if err := b.sharedSupported(); err != nil {
+			return err
+		}
+	}
+	return b.opts.validateTTL(o.TTL)
+}

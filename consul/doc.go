@@ -146,6 +146,30 @@
 // Handoff may contend for one key: a leader without Handoff releases, a
 // follower without it never registers.
 //
+// # Many resources on one session
+//
+// A process that leads many resources can hold them all through one Consul
+// session: NewSharedSession makes an election.SharedSession on a Backend,
+// and every elector made by New with that session in
+// election.Options.Session locks its own resource's key with it. Consul
+// then lists one session for the process, whatever the number of
+// resources, and the session is renewed once per RenewInterval for all of
+// them. The session has the Backend's options: its lock-delay, checks, and
+// with CheckTTL one TTL check of its own, passed by each renewal. Its name
+// is SessionOptions.Name, else Options.SessionName, else
+// "consul-leader: shared".
+//
+// Releasing one elector, or closing it, releases its key only (no
+// lock-delay applies) and leaves the session to the others. A key deleted
+// or taken from outside ends that resource's term only. When the session
+// ends (destroyed from outside, expired, or its check failed), every term
+// on it ends, Consul applies the lock-delay to every key it held, and the
+// electors campaign again on a new session. Each elector still keeps a
+// blocking read of its key open, so an agent serving a process with more
+// than about 200 resources needs a higher limits.http_max_conns_per_client.
+// Handoff is not supported with a shared session: NewSharedSession, and New
+// with a session whose backend has it, fail with an error naming Handoff.
+//
 // # Interplay with api.Lock
 //
 // The key has the flags of api.Lock, so an api.Lock (or `consul lock`) on the
