@@ -6,7 +6,12 @@
 // the store's replies to them (on links that can: SlowLink), crashes and
 // revokes them, and checks continuously, with a recorder of every handler
 // call, that there is never more than one leader, that terms only grow, and
-// that leadership moves within the bounds the store promises:
+// that leadership moves within the bounds the store promises. On a store
+// that implements SessionStore it runs the same checks on shared sessions:
+// fifty resources led through one store session, every term of a session
+// cut off or removed ending before another candidate leads any of them,
+// resources released and failed independently, bad input refused, and
+// SharedSession.Close releasing everything at once:
 //
 //	func TestConformance(t *testing.T) {
 //		conformance.Run(t, conformance.Config{
