@@ -62,7 +62,9 @@ func redisServer(t *testing.T) string {
 }
 
 // removeToken deletes key and every other leader key held by the token
-// that holds key: a record starts with its session's token and a newline.
+// that holds key (a record starts with its session's token and a newline),
+// and the lease key of a shared session, "<prefix>:lease:<token>", if the
+// token is one's.
 func removeToken(ctx context.Context, c goredis.UniversalClient, key string) (int64, error) {
 	rec, err := c.Get(ctx, key).Result()
 	if err != nil {
@@ -71,6 +73,9 @@ func removeToken(ctx context.Context, c goredis.UniversalClient, key string) (in
 	token, _, ok := strings.Cut(rec, "\n")
 	if !ok {
 		return 0, fmt.Errorf("record of %s has no token: %q", key, rec)
+	}
+	if err := c.Del(ctx, redis.DefaultKeyPrefix+":lease:"+token).Err(); err != nil {
+		return 0, err
 	}
 	var n int64
 	iter := c.Scan(ctx, 0, redis.DefaultKeyPrefix+":{*}:leader", 100).Iterator()
