@@ -16,6 +16,19 @@ import (
 // BackendName is the name of the backend, in Leadership.Session and logs.
 const BackendName = "consul"
 
+// OwnedMaxConns bounds the connections to Consul of a client a backend
+// creates itself (NewBackend without Options.Client), unless
+// Options.Handoff is set: a request beyond it waits for a connection
+// instead of opening one more, well below the 200 connections per client
+// address a Consul agent accepts by default (http_max_conns_per_client),
+// beyond which it refuses requests with HTTP 429. The blocking reads of
+// Watch are shared (see Backend.Watch), so at most about ListThreshold of
+// them, plus one per root, hold a connection for long, and the rest stay
+// free for sessions and acquisitions. With Handoff each watched key keeps
+// its own blocking read, which must not wait behind the others: no bound is
+// set then. A client passed in Options.Client is used as it is.
+const OwnedMaxConns = 32
+
 // Backend is the Consul election.Backend: sessions are Consul sessions, the
 // leadership of a resource is a KV key acquired with a session. It is safe
 // for concurrent use and may serve any number of resources and electors.
@@ -78,6 +91,9 @@ func NewBackend(o Options) (*Backend, error) {
 		return newBackend(o, o.Client, nil), nil
 	}
 	cfg := api.DefaultConfig()
+	if !o.Handoff {
+		cfg.Transport.MaxConnsPerHost = OwnedMaxConns
+	}
 	client, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consul: client from the environment: %w", err)

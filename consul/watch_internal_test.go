@@ -107,6 +107,10 @@ func handOver(t *testing.T, c *api.Client, key, from, to, id string) uint64 {
 	return resp.Results[1].KV.ModifyIndex
 }
 
+// promptly bounds the time a change takes to reach the Watch calls waiting
+// for it, from the end of the write.
+const promptly = 100 * time.Millisecond
+
 // watcher is a Watch caller that loops as the engine's leaders do, and
 // reports every record whose revision changed.
 func watcher(ctx context.Context, wg *sync.WaitGroup, b *Backend, resource string, rec election.Record, wait time.Duration, seen chan<- election.Record) {
@@ -131,20 +135,28 @@ func watcher(ctx context.Context, wg *sync.WaitGroup, b *Backend, resource strin
 // TestWatchSharesOneKey: 1,000 concurrent Watch calls of one key send one
 // blocking query, and all learn of a change at once, with the new holder's
 // record.
+// With Handoff the key's recursive reads are shared the same way.
 func TestWatchSharesOneKey(t *testing.T) {
 	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
+	for _, handoff := range []bool{false, true} {
+		t.Run(fmt.Sprintf("handoff=%v", handoff), func(t *testing.T) { testWatchSharesOneKey(t, srv, handoff) })
+	}
+}
+
+func testWatchSharesOneKey(t *testing.T, srv *testserver.ConsulServer, handoff bool) {
+	one := fmt.Sprintf("one-%v", handoff)
 	client, tr := countingClient(t, srv)
 	ignore := goleak.IgnoreCurrent()
-	b, err := NewBackend(Options{Client: client})
+	b, err := NewBackend(Options{Client: client, Handoff: handoff})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
 	s1, s2 := newTestSession(t, client), newTestSession(t, client)
-	holdKeys(t, client, s1, "old-", []string{"one"})
+	holdKeys(t, client, s1, "old-", []string{one})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rec, err := b.Watch(ctx, "one", 0, 0)
+	rec, err := b.Watch(ctx, one, 0, 0)
 	if err != nil || rec.Session != s1 {
 		t.Fatalf("Watch(0) = %+v, %v", rec, err)
 	}
@@ -154,13 +166,13 @@ func TestWatchSharesOneKey(t *testing.T) {
 	var wg sync.WaitGroup
 	for range callers {
 		wg.Add(1)
-		go watcher(ctx, &wg, b, "one", rec, 30*time.Second, seen)
+		go watcher(ctx, &wg, b, one, rec, 30*time.Second, seen)
 	}
 	time.Sleep(500 * time.Millisecond)
 	if n := tr.blocking.Load(); n != 1 {
 		t.Errorf("%d blocking queries in flight for %d callers of one key, want 1", n, callers)
 	}
-	term := handOver(t, client, DefaultKey("one"), s1, s2, "new")
+	term := handOver(t, client, DefaultKey(one), s1, s2, "new")
 	changed := time.Now()
 	for i := range callers {
 		select {
@@ -175,7 +187,7 @@ func TestWatchSharesOneKey(t *testing.T) {
 	took := time.Since(changed)
 	t.Logf("%d callers: at most %d blocking queries in flight, %d requests, %d connections; all saw the change within %v",
 		callers, tr.maxBlocking.Load(), tr.requests.Load(), tr.dials.Load(), took.Round(time.Millisecond))
-	if took > 100*time.Millisecond {
+	if took > slowdown*promptly {
 		t.Errorf("the change took %v to reach every caller", took)
 	}
 	if m := tr.maxBlocking.Load(); m > 2 {
@@ -261,7 +273,7 @@ func TestWatchManyKeysShareOneListing(t *testing.T) {
 			if r.Session != s2 || r.LeaderID != "new" || r.Term != term || r.Revision != term {
 				t.Fatalf("caller of %s saw %+v, want session %s, leader new, term %d", resources[i], r, s2, term)
 			}
-			if took > 100*time.Millisecond {
+			if took > slowdown*promptly {
 				t.Errorf("the change took %v to reach its caller", took)
 			}
 		case <-time.After(5 * time.Second):
@@ -286,4 +298,118 @@ func TestWatchManyKeysShareOneListing(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr.settle(t, ignore)
+}
+
+// TestWatchCallersKeepTheirOwnWait: a call that joins a shared read still
+// returns at its own wait, or when its own ctx ends, without cancelling the
+// read for the others; the read is cancelled once no call waits for it, and
+// Close ends shared reads, leaving their callers to read on their own.
+func TestWatchCallersKeepTheirOwnWait(t *testing.T) {
+	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
+	client, tr := countingClient(t, srv)
+	ignore := goleak.IgnoreCurrent()
+	b, err := NewBackend(Options{Client: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s1, s2 := newTestSession(t, client), newTestSession(t, client)
+	holdKeys(t, client, s1, "old-", []string{"one"})
+	ctx := context.Background()
+	rec, err := b.Watch(ctx, "one", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		r   election.Record
+		err error
+		at  time.Duration
+	}
+	began := time.Now()
+	call := func(ctx context.Context, wait time.Duration) chan result {
+		ch := make(chan result, 1)
+		go func() {
+			r, err := b.Watch(ctx, "one", rec.Revision, wait)
+			ch <- result{r, err, time.Since(began)}
+		}()
+		return ch
+	}
+	long := call(ctx, 30*time.Second)
+	time.Sleep(100 * time.Millisecond)
+	short := call(ctx, 300*time.Millisecond)
+	cctx, cancel := context.WithCancel(ctx)
+	cancelled := call(cctx, 30*time.Second)
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	if r := <-cancelled; r.err == nil || r.at > time.Second {
+		t.Errorf("a call whose ctx ended returned %+v", r)
+	}
+	if r := <-short; r.err != nil || r.r.Revision != rec.Revision || r.r.Session != s1 || r.r.Term != rec.Term || r.at > 2*time.Second {
+		t.Errorf("a call of a 300ms wait returned %+v, want the unchanged record %+v within 2s", r, rec)
+	}
+	if n := tr.blocking.Load(); n != 1 {
+		t.Errorf("%d blocking queries in flight after two calls left, want the first's", n)
+	}
+	term := handOver(t, client, DefaultKey("one"), s1, s2, "new")
+	select {
+	case r := <-long:
+		if r.err != nil || r.r.Term != term || r.r.Session != s2 {
+			t.Errorf("the first call returned %+v, want term %d of %s", r, term, s2)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first call did not see the change")
+	}
+	if tr.maxBlocking.Load() != 1 {
+		t.Errorf("%d blocking queries in flight at most, want 1", tr.maxBlocking.Load())
+	}
+
+	// The last caller leaving cancels the read.
+	rec, _ = b.Watch(ctx, "one", 0, 0)
+	cctx, cancel = context.WithCancel(ctx)
+	gone := call(cctx, 30*time.Second)
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	<-gone
+	waitFor(t, "the read to be cancelled", func() bool { return tr.blocking.Load() == 0 })
+
+	// Close ends the shared read; its caller then reads on its own.
+	waiting := call(ctx, 2*time.Second)
+	time.Sleep(100 * time.Millisecond)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-waiting; r.err != nil || r.r.Revision != rec.Revision {
+		t.Errorf("a call waiting during Close returned %+v", r)
+	}
+	tr.settle(t, ignore)
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("no %s within 5s", what)
+		}
+	}
+}
+
+// TestOwnedTransportBoundsConnections: a backend that creates its client
+// bounds its connections, except with Handoff.
+func TestOwnedTransportBoundsConnections(t *testing.T) {
+	for _, handoff := range []bool{false, true} {
+		b, err := NewBackend(Options{Handoff: handoff})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := OwnedMaxConns
+		if handoff {
+			want = 0
+		}
+		if got := b.owned.MaxConnsPerHost; got != want {
+			t.Errorf("Handoff %v: MaxConnsPerHost = %d, want %d", handoff, got, want)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
