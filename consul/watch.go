@@ -32,6 +32,10 @@ const (
 // callers then read on their own.
 var errWatchesClosed = errors.New("consul: backend closed")
 
+// errListRefused hands the callers waiting for a recursive read that Consul
+// refused back to reads of their own keys.
+var errListRefused = errors.New("consul: recursive read refused")
+
 // watches shares the blocking reads of concurrent Watch calls: calls for
 // the same key and revision join one read (a flight), and the keys of a
 // root watched by more than ListThreshold calls are read together, by one
@@ -84,7 +88,7 @@ func (w *watches) watch(ctx context.Context, key string, after uint64, wait time
 				w.groups[root] = g
 			}
 			g.watching[key]++
-			useList = g.running || len(g.watching) > ListThreshold
+			useList = !g.refused && (g.running || len(g.watching) > ListThreshold)
 		}
 	}
 	w.mu.Unlock()
@@ -99,7 +103,8 @@ func (w *watches) watch(ctx context.Context, key string, after uint64, wait time
 	)
 	if useList {
 		o, err = w.listen(ctx, g, key, after, sw, giveUp.C)
-	} else {
+	}
+	if !useList || errors.Is(err, errListRefused) {
 		o, err = w.join(ctx, key, after, sw, giveUp.C)
 	}
 	if errors.Is(err, errWatchesClosed) {
@@ -115,7 +120,7 @@ func (w *watches) unwatch(g *group, key string) {
 	if g.watching[key]--; g.watching[key] <= 0 {
 		delete(g.watching, key)
 	}
-	if len(g.watching) == 0 && !g.running && w.groups[g.root] == g {
+	if len(g.watching) == 0 && !g.running && !g.refused && w.groups[g.root] == g {
 		delete(w.groups, g.root)
 	}
 }

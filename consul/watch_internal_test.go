@@ -413,3 +413,70 @@ func TestOwnedTransportBoundsConnections(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchListRefused: a token that may not list the keys' common prefix
+// (acl.enable_key_list_policy) watches each key on its own, and still sees
+// every change.
+func TestWatchListRefused(t *testing.T) {
+	srv := testserver.StartConsul(t, testserver.ConsulOptions{ACL: true, HCL: `acl { enable_key_list_policy = true }`})
+	client, tr := countingClient(t, srv)
+	mgmt, err := api.NewClient(&api.Config{Address: srv.Addr, Token: srv.ManagementToken, HttpClient: &http.Client{Transport: tr.next}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := mgmt.ACL().PolicyCreate(&api.ACLPolicy{Name: "kl", Rules: `key_prefix "service/kl-" { policy = "write" }`}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := mgmt.ACL().TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: p.ID}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignore := goleak.IgnoreCurrent()
+	b, err := NewBackend(Options{Client: client, Token: tok.SecretID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const n = 2 * ListThreshold
+	resources := make([]string, n)
+	for i := range resources {
+		resources[i] = fmt.Sprintf("kl-%02d", i)
+	}
+	s1, s2 := newTestSession(t, mgmt), newTestSession(t, mgmt)
+	holdKeys(t, mgmt, s1, "old-", resources)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen := make([]chan election.Record, n)
+	var wg sync.WaitGroup
+	for i, r := range resources {
+		rec, err := b.Watch(ctx, r, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[i] = make(chan election.Record, 4)
+		wg.Add(1)
+		go watcher(ctx, &wg, b, r, rec, 5*time.Second, seen[i])
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, i := range []int{1, n - 1} {
+		term := handOver(t, mgmt, DefaultKey(resources[i]), s1, s2, "new")
+		select {
+		case r := <-seen[i]:
+			if r.Session != s2 || r.Term != term {
+				t.Fatalf("caller of %s saw %+v, want term %d of %s", resources[i], r, term, s2)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the caller of %s did not see its change", resources[i])
+		}
+	}
+	if m := tr.maxBlocking.Load(); m < n {
+		t.Errorf("%d blocking queries in flight at most, want one per key (%d)", m, n)
+	}
+	cancel()
+	wg.Wait()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle(t, ignore)
+}

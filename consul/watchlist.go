@@ -19,6 +19,10 @@ type group struct {
 	// waiters are the calls waiting for the listing, per key.
 	waiters map[string][]*listWaiter
 	running bool
+	// refused is set once Consul refused the token a recursive read of
+	// the prefix (as with acl.enable_key_list_policy and no list right on
+	// it): the group's keys are watched one by one from then on.
+	refused bool
 	// prefix is the prefix read, the common prefix of the keys waited for
 	// (up to a slash); it only grows shorter while the group runs. A key
 	// outside it cancels the round in flight (restart).
@@ -149,7 +153,7 @@ func (w *watches) runGroup(g *group) {
 				}
 				g.waiters = map[string][]*listWaiter{}
 			}
-			if len(g.watching) == 0 && w.groups[g.root] == g {
+			if len(g.watching) == 0 && !g.refused && w.groups[g.root] == g {
 				delete(w.groups, g.root)
 			}
 			w.mu.Unlock()
@@ -177,6 +181,15 @@ func (w *watches) runGroup(g *group) {
 		restart()
 		if restarted {
 			continue // closed, no waiter left, or a key outside the prefix
+		}
+		if err != nil && isPermissionDenied(err) {
+			b.log.Warn("the token may not read the leadership keys' common prefix recursively; each key is watched on its own (grant list on the prefix to share one read)",
+				"prefix", prefix, "err", err)
+			w.mu.Lock()
+			g.refused = true
+			w.mu.Unlock()
+			w.fail(g, errListRefused)
+			continue
 		}
 		if err != nil {
 			w.fail(g, wrap(fmt.Sprintf("read %q", prefix), err))
