@@ -36,6 +36,10 @@ var errWatchesClosed = errors.New("consul: backend closed")
 // refused back to reads of their own keys.
 var errListRefused = errors.New("consul: recursive read refused")
 
+// errToList moves the callers of a key's own read to its group's recursive
+// read.
+var errToList = errors.New("consul: moved to a recursive read")
+
 // watches shares the blocking reads of concurrent Watch calls: calls for
 // the same key and revision join one read (a flight), and the keys of a
 // root watched by more than ListThreshold calls are read together, by one
@@ -101,11 +105,21 @@ func (w *watches) watch(ctx context.Context, key string, after uint64, wait time
 		o   observation
 		err error
 	)
-	if useList {
-		o, err = w.listen(ctx, g, key, after, sw, giveUp.C)
-	}
-	if !useList || errors.Is(err, errListRefused) {
-		o, err = w.join(ctx, key, after, sw, giveUp.C)
+	for {
+		if useList {
+			o, err = w.listen(ctx, g, key, after, sw, giveUp.C)
+		} else {
+			o, err = w.join(ctx, key, after, sw, giveUp.C)
+		}
+		switch {
+		case errors.Is(err, errListRefused):
+			useList = false
+			continue
+		case errors.Is(err, errToList):
+			useList = true
+			continue
+		}
+		break
 	}
 	if errors.Is(err, errWatchesClosed) {
 		return w.b.readOnce(ctx, key, after, wait)

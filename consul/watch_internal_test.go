@@ -480,3 +480,85 @@ func TestWatchListRefused(t *testing.T) {
 	}
 	tr.settle(t, ignore)
 }
+
+// TestElectorsShareWatches: electors of many resources on one backend, two
+// candidates each, elect one leader per resource through the shared reads,
+// and a released resource passes to its other candidate.
+func TestElectorsShareWatches(t *testing.T) {
+	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
+	client, tr := countingClient(t, srv)
+	b, err := NewBackend(Options{Client: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3 * ListThreshold
+	type cand struct {
+		el     *election.Elector
+		leader atomic.Bool
+	}
+	cands := make([][2]*cand, n)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := range cands {
+		for j := range 2 {
+			c := &cand{}
+			c.el, err = election.New(b, election.Options{Resource: fmt.Sprintf("el-%02d", i), ID: fmt.Sprintf("c%d", j), TTL: 10 * time.Second, RetryInterval: 10 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.el.Start(ctx, func(ctx context.Context, l election.Leadership) error {
+				if l.IsLeader {
+					c.leader.Store(true)
+					<-ctx.Done()
+					c.leader.Store(false)
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			cands[i][j] = c
+		}
+	}
+	defer func() {
+		for _, cs := range cands {
+			for _, c := range cs {
+				cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+				if err := c.el.Close(cctx); err != nil {
+					t.Error(err)
+				}
+				ccancel()
+			}
+		}
+	}()
+	one := func(i int) (int, bool) {
+		a, b := cands[i][0].leader.Load(), cands[i][1].leader.Load()
+		if a == b {
+			return 0, false
+		}
+		if a {
+			return 0, true
+		}
+		return 1, true
+	}
+	waitFor(t, "one leader per resource", func() bool {
+		for i := range cands {
+			if _, ok := one(i); !ok {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(time.Second)
+	inFlight := tr.blocking.Load()
+	for i := range []int{0, n - 1} {
+		l, _ := one(i)
+		if err := cands[i][l].el.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the other candidate to lead", func() bool { o, ok := one(i); return ok && o != l })
+	}
+	t.Logf("%d resources, 2 candidates each: %d blocking queries in flight", n, inFlight)
+	if inFlight > 2 {
+		t.Errorf("%d blocking queries in flight for %d resources, want 1 or 2", inFlight, n)
+	}
+}

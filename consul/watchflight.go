@@ -18,6 +18,10 @@ type flight struct {
 	cancel  context.CancelFunc
 	waiters int
 	done    chan struct{}
+	// toList is closed when the key's group starts a recursive read: the
+	// callers move to it, and the flight ends with the last of them.
+	toList chan struct{}
+	moved  bool
 	o       observation
 	err     error
 }
@@ -36,7 +40,7 @@ func (w *watches) join(ctx context.Context, key string, after uint64, sw time.Du
 	f := w.flights[fk]
 	if f == nil {
 		fctx, cancel := context.WithCancel(w.ctx)
-		f = &flight{cancel: cancel, done: make(chan struct{})}
+		f = &flight{cancel: cancel, done: make(chan struct{}), toList: make(chan struct{})}
 		w.flights[fk] = f
 		w.wg.Add(1)
 		go w.fly(fctx, fk, f, sw)
@@ -47,6 +51,9 @@ func (w *watches) join(ctx context.Context, key string, after uint64, sw time.Du
 		select {
 		case <-f.done:
 			return f.o, f.err
+		case <-f.toList:
+			w.leave(fk, f)
+			return observation{}, errToList
 		case <-ctx.Done():
 			w.leave(fk, f)
 			return observation{}, ctxError(ctx, key)
@@ -100,4 +107,19 @@ func (w *watches) fly(ctx context.Context, fk flightKey, f *flight, sw time.Dura
 	f.o, f.err = o, err
 	close(f.done)
 	w.mu.Unlock()
+}
+
+// moveToList moves the callers of the flights of keys of g to g's
+// recursive read. The caller holds w.mu.
+func (w *watches) moveToList(g *group) {
+	for fk, f := range w.flights {
+		if f.moved || rootOf(fk.key) != g.root {
+			continue
+		}
+		if _, unlisted := w.b.unlisted.Load(fk.key); unlisted {
+			continue
+		}
+		f.moved = true
+		close(f.toList)
+	}
 }

@@ -62,6 +62,10 @@ func (w *watches) listen(ctx context.Context, g *group, key string, after uint64
 		w.mu.Unlock()
 		return observation{}, errWatchesClosed
 	}
+	if g.refused {
+		w.mu.Unlock()
+		return observation{}, errListRefused
+	}
 	if g.snap != nil && strings.HasPrefix(key, g.snapPrefix) {
 		// The last listing may already show a newer revision.
 		if rev := listRevision(g.snap[key], g.snapIndex); rev > after {
@@ -78,6 +82,7 @@ func (w *watches) listen(ctx context.Context, g *group, key string, after uint64
 		for k := range g.watching {
 			g.prefix = commonDir(g.prefix, k)
 		}
+		w.moveToList(g)
 		w.wg.Add(1)
 		go w.runGroup(g)
 	case !strings.HasPrefix(key, g.prefix):
