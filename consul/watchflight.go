@@ -22,8 +22,8 @@ type flight struct {
 	// callers move to it, and the flight ends with the last of them.
 	toList chan struct{}
 	moved  bool
-	o       observation
-	err     error
+	o      observation
+	err    error
 }
 
 // join waits for the blocking read of key from after, starting it if no
