@@ -562,3 +562,63 @@ func TestElectorsShareWatches(t *testing.T) {
 		t.Errorf("%d blocking queries in flight for %d resources, want 1 or 2", inFlight, n)
 	}
 }
+
+// TestWatchListedKeyDeleted: a key missing from the recursive read is free,
+// at the read's index.
+func TestWatchListedKeyDeleted(t *testing.T) {
+	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
+	client, tr := countingClient(t, srv)
+	ignore := goleak.IgnoreCurrent()
+	b, err := NewBackend(Options{Client: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const n = 2 * ListThreshold
+	resources := make([]string, n)
+	for i := range resources {
+		resources[i] = fmt.Sprintf("del-%02d", i)
+	}
+	s1 := newTestSession(t, client)
+	holdKeys(t, client, s1, "old-", resources)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen := make([]chan election.Record, n)
+	recs := make([]election.Record, n)
+	var wg sync.WaitGroup
+	for i, r := range resources {
+		if recs[i], err = b.Watch(ctx, r, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		seen[i] = make(chan election.Record, 4)
+		wg.Add(1)
+		go watcher(ctx, &wg, b, r, recs[i], 5*time.Second, seen[i])
+	}
+	time.Sleep(500 * time.Millisecond)
+	if _, err := client.KV().Delete(DefaultKey(resources[3]), nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-seen[3]:
+		if !r.Free() || r.Revision <= recs[3].Revision {
+			t.Fatalf("the caller of the deleted key saw %+v, want a free record after revision %d", r, recs[3].Revision)
+		}
+		now, err := b.Watch(ctx, resources[3], 0, 0)
+		if err != nil || !now.Free() || r.Revision > now.Revision {
+			t.Fatalf("a free record at %d, then a read of %+v, %v", r.Revision, now, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the caller of the deleted key saw nothing")
+	}
+	waitFor(t, "one blocking query in flight", func() bool { return tr.blocking.Load() == 1 })
+	time.Sleep(100 * time.Millisecond)
+	if m := tr.blocking.Load(); m != 1 {
+		t.Errorf("%d blocking queries in flight, want 1", m)
+	}
+	cancel()
+	wg.Wait()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tr.settle(t, ignore)
+}

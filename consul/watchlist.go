@@ -259,6 +259,9 @@ func (w *watches) answer(g *group, prefix string, pairs api.KVPairs, index uint6
 		ctx, cancel := context.WithTimeout(w.ctx, timeout)
 		o, err := w.b.listObservation(ctx, key, snap, index, sent)
 		cancel()
+		if err != nil && w.ctx.Err() != nil {
+			err = errWatchesClosed
+		}
 		for _, lw := range ws {
 			lw.ch <- listResult{o: o, err: err}
 		}
