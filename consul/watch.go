@@ -115,7 +115,7 @@ func (w *watches) watch(ctx context.Context, key string, after uint64, wait time
 		case errors.Is(err, errListRefused):
 			useList = false
 			continue
-		case errors.Is(err, errToList):
+		case errors.Is(err, errToList) && g != nil:
 			useList = true
 			continue
 		}
