@@ -36,9 +36,9 @@
 // first path segment: "service/" for the default keys) are watched at once,
 // one recursive blocking query of their common prefix serves them all, and
 // answers whenever a key under that prefix changes: a process leading
-// 10,000 resources holds one such query, sends about one request per
-// WaitTime (LeaderWait for leaders) while nothing changes, and learns of a
-// change of any key from it at once. Every answer returns the whole prefix,
+// 10,000 resources holds one such query, sends about one request per the
+// longest wait of its callers (at most five minutes) while nothing changes,
+// and learns of a change of any key from it at once. Every answer returns the whole prefix,
 // so keep other busy data out of it. Watch calls still return at their own
 // wait, or when their context ends; a query is cancelled once no call
 // waits for it, and Close cancels them all. With Handoff each key keeps its
