@@ -27,6 +27,26 @@
 // queries, never by polling; when the key has no session (it was released,
 // or its session invalidated) or does not exist, there is no leader.
 //
+// # Many electors on one backend
+//
+// Electors that share a Backend (election.New on one NewBackend, or a
+// election.SharedSession) share its blocking reads. Watch calls of one key
+// from one revision wait for one query, so 1,000 candidates of one resource
+// hold one. When more than ListThreshold (8) distinct keys of one root (the
+// first path segment: "service/" for the default keys) are watched at once,
+// one recursive blocking query of their common prefix serves them all, and
+// answers whenever a key under that prefix changes: a process leading
+// 10,000 resources holds one such query, sends about one request per the
+// longest wait of its callers (at most five minutes) while nothing changes,
+// and learns of a change of any key from it at once. Every answer returns the whole prefix,
+// so keep other busy data out of it. Watch calls still return at their own
+// wait, or when their context ends; a query is cancelled once no call
+// waits for it, and Close cancels them all. With Handoff each key keeps its
+// own recursive read (shared by the calls of that key). A client that a
+// backend creates opens at most OwnedMaxConns connections (not with
+// Handoff). Electors built by New each have a backend of their own, and so
+// share nothing.
+//
 // A leader that gives up, or whose elector is closed, first releases the
 // key and only then destroys its session, so the next candidate acquires at
 // once. Consul applies its lock-delay only to keys held by a session it
