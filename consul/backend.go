@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/consul-leader/consul-leader/election"
+	acqflight "github.com/consul-leader/consul-leader/internal/flight"
 )
 
 // BackendName is the name of the backend, in Leadership.Session and logs.
@@ -49,6 +50,10 @@ type Backend struct {
 	unlisted sync.Map
 
 	watches *watches
+
+	// acquiring has the lock in flight of each key, which the other
+	// candidates of this process for the key wait for (see claim.acquire).
+	acquiring acqflight.Group[election.Acquisition]
 }
 
 var _ election.Backend = (*Backend)(nil)

@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -97,10 +98,10 @@ func (c *claim) acquire(ctx context.Context) (election.Acquisition, error) {
 	if err := b.checkOffsetReadable(ctx, c.key); err != nil {
 		return election.Acquisition{}, err
 	}
-	c.mu.Lock()
-	c.mayHold = true
-	c.mu.Unlock()
 	if b.opts.Handoff {
+		c.mu.Lock()
+		c.mayHold = true
+		c.mu.Unlock()
 		// A leader may have handed the key over to this session: the
 		// last read shows it held by this session, with its term.
 		if rec, ok := b.keys.heldBy(c.key, sid); ok {
@@ -109,7 +110,27 @@ func (c *claim) acquire(ctx context.Context) (election.Acquisition, error) {
 			c.mu.Unlock()
 			return election.Acquisition{Record: rec}, nil
 		}
+		return c.lock(ctx)
 	}
+	// The candidates of this process for the key take turns: while one's
+	// lock is in flight, the others wait for its outcome, which is theirs
+	// too (a key locked, or refused, for one session is refused to the
+	// others), so that a release costs one lock per process rather than
+	// one per candidate.
+	acq, shared, err := b.acquiring.Do(ctx, c.key, func() (election.Acquisition, error) { return c.lock(ctx) })
+	if shared {
+		acq.Value = bytes.Clone(acq.Value)
+	}
+	return acq, err
+}
+
+// lock sends the lock transaction of acquire, and reads the key when it is
+// refused.
+func (c *claim) lock(ctx context.Context) (election.Acquisition, error) {
+	b, sid := c.l.b, c.l.info.ID
+	c.mu.Lock()
+	c.mayHold = true
+	c.mu.Unlock()
 	if floor := b.keys.lossFloor(c.key); floor > 0 {
 		// Consul lost its data, and the term offset with it: raise the
 		// floor first, so that even this acquisition's term, which
