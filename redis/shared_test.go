@@ -1,0 +1,320 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/consul-leader/consul-leader/conformance/testserver"
+	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/redis"
+)
+
+// TestSharedSessionLeadsManyResources leads 200 resources on one shared
+// session: every leader key holds the lease's token and is in the lease's
+// set; every renewal extends the lease key and all of them together, to
+// the same expiry, in one script call per RenewInterval; and at rest the
+// electors send no other command.
+func TestSharedSessionLeadsManyResources(t *testing.T) {
+	srv := startRedis(t, srvOpts())
+	admin := client(t, srv.Addr())
+	calls := newLeaseCalls()
+	c := client(t, srv.Addr())
+	c.AddHook(calls)
+	const ttl = time.Second
+	_, s := newShared(t, c, ttl)
+	rec := newSpans()
+	var resources []string
+	for i := range 200 {
+		r := fmt.Sprintf("many-%03d", i)
+		resources = append(resources, r)
+		startWith(t, nil, sharedOpts(r, "a", s), rec.handler(r, "a"))
+	}
+	took := rec.waitAll(t, resources, "a", 10*time.Second)
+	t.Logf("200 resources led after %v", took.Round(time.Millisecond))
+
+	ctx := ctxT(t, 10*time.Second)
+	info := s.Info()
+	lk := info.Fields["lease"]
+	if info.ID == "" || lk == "" {
+		t.Fatalf("session info %+v: no ID or lease key", info)
+	}
+	members, err := admin.SMembers(ctx, lk).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := map[string]bool{}
+	for _, m := range members {
+		set[m] = true
+	}
+	for _, r := range resources {
+		v, err := admin.Get(ctx, leaderKeyOf(r)).Result()
+		if err != nil {
+			t.Fatalf("GET %s: %v", leaderKeyOf(r), err)
+		}
+		if !strings.HasPrefix(v, info.ID+"\n") {
+			t.Errorf("%s holds %q, not the lease's token %s", leaderKeyOf(r), v, info.ID)
+		}
+		if !set[leaderKeyOf(r)] {
+			t.Errorf("%s is not in the lease's set %s", leaderKeyOf(r), lk)
+		}
+	}
+
+	// Every leader key expires with the lease key, whether it was last
+	// extended by its acquisition or by a renewal.
+	checkExpiries := func(when string) {
+		t.Helper()
+		cmds, err := admin.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			p.PTTL(ctx, lk)
+			for _, r := range resources {
+				p.PTTL(ctx, leaderKeyOf(r))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lease := cmds[0].(*goredis.DurationCmd).Val()
+		if lease <= 0 || lease > ttl {
+			t.Fatalf("%s: the lease key's PTTL is %v", when, lease)
+		}
+		for i, r := range resources {
+			d := cmds[i+1].(*goredis.DurationCmd).Val()
+			if diff := d - lease; diff < -2*time.Millisecond || diff > 2*time.Millisecond {
+				t.Errorf("%s: %s expires in %v, the lease in %v", when, leaderKeyOf(r), d, lease)
+			}
+		}
+	}
+	checkExpiries("after the acquisitions")
+
+	// At rest: one lease call per RenewInterval, and nothing else.
+	leases0, others0 := calls.snapshot()
+	const window = 3 * time.Second
+	time.Sleep(window)
+	leases1, others1 := calls.snapshot()
+	interval := s.Options().RenewInterval
+	n := leases1 - leases0
+	t.Logf("in %v: %d lease calls (RenewInterval %v), other commands %v", window, n, interval, diff(others1, others0))
+	if want := int(window / interval); n < want-2 || n > want+1 {
+		t.Errorf("%d lease calls in %v, want about %d (one per RenewInterval)", n, window, want)
+	}
+	if d := diff(others1, others0); len(d) > 0 {
+		t.Errorf("other commands at rest in %v: %v, want none", window, d)
+	}
+	checkExpiries("after the renewals")
+	rec.checkNoOverlap(t)
+}
+
+// TestSharedSessionLossEndsEveryTerm loses a shared session in two ways,
+// with a second shared session (another candidate) following every
+// resource: its lease key deleted from outside, then its connection cut
+// until every key expired. Every term on it must end, the second session
+// may lead a resource only after the first one's term of it ended, and
+// after each loss every resource must have a leader again; the first
+// session leads them again once the second one closes.
+func TestSharedSessionLossEndsEveryTerm(t *testing.T) {
+	srv := startRedis(t, srvOpts())
+	admin := client(t, srv.Addr())
+	proxy := testserver.NewProxy(t, srv.Addr())
+	const ttl = time.Second
+	_, sa := newShared(t, client(t, proxy.Addr()), ttl)
+	_, sb := newShared(t, client(t, srv.Addr()), ttl)
+	rec := newSpans()
+	var resources []string
+	for i := range 20 {
+		resources = append(resources, fmt.Sprintf("loss-%02d", i))
+	}
+	for _, r := range resources {
+		startWith(t, nil, sharedOpts(r, "a", sa), rec.handler(r, "a"))
+	}
+	rec.waitAll(t, resources, "a", 5*time.Second)
+	for _, r := range resources {
+		startWith(t, nil, sharedOpts(r, "b", sb), rec.handler(r, "b"))
+	}
+	time.Sleep(ttl) // b follows every resource
+
+	// The lease key deleted: a's next renewal finds it gone.
+	ctx := ctxT(t, 30*time.Second)
+	deleted := time.Now()
+	if n, err := admin.Del(ctx, sa.Info().Fields["lease"]).Result(); err != nil || n != 1 {
+		t.Fatalf("delete the lease key: %d, %v", n, err)
+	}
+	took := rec.waitEnded(t, "a", deleted, ttl)
+	t.Logf("lease key deleted: every term of a ended within %v", took.Round(time.Millisecond))
+	waitLed(t, rec, resources, 5*time.Second)
+
+	// The connection cut: a's renewals hang, its keys expire, b takes over.
+	cut := time.Now()
+	proxy.Cut()
+	took = rec.waitEnded(t, "a", cut, ttl)
+	t.Logf("connection cut: every term of a ended within %v", took.Round(time.Millisecond))
+	took = rec.waitAll(t, resources, "b", 4*ttl)
+	t.Logf("connection cut: b leads every resource after %v", took.Round(time.Millisecond))
+	proxy.Heal()
+
+	// b's session closed: a leads every resource again.
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := sb.Close(cctx); err != nil {
+		t.Fatalf("close b's session: %v", err)
+	}
+	took = rec.waitAll(t, resources, "a", 5*time.Second)
+	t.Logf("b's session closed: a leads every resource again after %v", took.Round(time.Millisecond))
+	rec.checkNoOverlap(t)
+}
+
+// waitLed waits until every resource has a running term, of any
+// candidate.
+func waitLed(t testing.TB, rec *spans, resources []string, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
+		n := 0
+		for _, l := range rec.leaders(resources) {
+			if l != "" {
+				n++
+			}
+		}
+		if n == len(resources) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v, %d of %d resources are led; terms:\n%s", d, n, len(resources), rec.dump())
+		}
+	}
+}
+
+// TestSharedSessionReleaseHandsOver releases one resource of a shared
+// session: a follower on another shared session takes it over at once,
+// well before the TTL; the key leaves the lease's set, and the session's
+// other resources stay led by it.
+func TestSharedSessionReleaseHandsOver(t *testing.T) {
+	srv := startRedis(t, srvOpts())
+	admin := client(t, srv.Addr())
+	const ttl = 5 * time.Second
+	_, sa := newShared(t, client(t, srv.Addr()), ttl)
+	_, sb := newShared(t, client(t, srv.Addr()), ttl)
+	rec := newSpans()
+	resources := []string{"rel-0", "rel-1", "rel-2"}
+	els := map[string]*election.Elector{}
+	for _, r := range resources {
+		els[r] = startWith(t, nil, sharedOpts(r, "a", sa), rec.handler(r, "a"))
+	}
+	rec.waitAll(t, resources, "a", 5*time.Second)
+	startWith(t, nil, sharedOpts("rel-1", "b", sb), rec.handler("rel-1", "b"))
+	time.Sleep(500 * time.Millisecond) // b follows
+
+	ctx := ctxT(t, 10*time.Second)
+	released := time.Now()
+	if err := els["rel-1"].Release(ctx); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	took := rec.waitAll(t, []string{"rel-1"}, "b", time.Second)
+	t.Logf("b leads rel-1 %v after the Release began", time.Since(released).Round(time.Millisecond))
+	if took > ttl/5 {
+		t.Errorf("handover took %v", took)
+	}
+	if ls := rec.leaders(resources); ls["rel-0"] != "a" || ls["rel-2"] != "a" {
+		t.Errorf("leaders after the release: %v, want a for rel-0 and rel-2", ls)
+	}
+	members, err := admin.SMembers(ctx, sa.Info().Fields["lease"]).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		if m == leaderKeyOf("rel-1") {
+			t.Errorf("the released key is still in a's lease set: %v", members)
+		}
+	}
+	rec.checkNoOverlap(t)
+}
+
+// otherBackend is a backend of another type that can share sessions.
+type otherBackend struct{ *redis.Backend }
+
+// TestSharedSessionBadInput checks the errors of misuse: a session of
+// another backend type, another client or key prefix than the session's
+// backend, a Redis Cluster client, a second claim of one resource on a
+// lease, and invalid parameters.
+func TestSharedSessionBadInput(t *testing.T) {
+	srv := startRedis(t, srvOpts())
+	c := client(t, srv.Addr())
+	b, s := newShared(t, c, time.Second)
+
+	check := func(what string, err error, field string) {
+		t.Helper()
+		var oe *election.OptionError
+		if !errors.As(err, &oe) || oe.Field != field {
+			t.Errorf("%s: got %v, want an *election.OptionError for %s", what, err, field)
+		}
+	}
+	_, err := redis.New(client(t, srv.Addr()), sharedOpts("bad", "a", s))
+	check("another client", err, "client")
+	o := sharedOpts("bad", "a", s)
+	o.Redis.KeyPrefix = "other"
+	_, err = redis.New(nil, o)
+	check("another key prefix", err, "Redis.KeyPrefix")
+	o = sharedOpts("bad", "a", s)
+	o.TTL = 2 * time.Second
+	_, err = redis.New(nil, o)
+	check("another TTL", err, "TTL")
+
+	ob := otherBackend{b}
+	os, err := election.NewSharedSession(ob, election.SessionOptions{TTL: time.Second})
+	if err != nil {
+		t.Fatalf("NewSharedSession: %v", err)
+	}
+	_, err = redis.New(nil, sharedOpts("bad", "a", os))
+	check("a session of another backend type", err, "Session")
+
+	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{srv.Addr()}, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = cc.Close() })
+	cb, err := redis.NewBackend(cc, redis.BackendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cb.Close() })
+	cs, err := election.NewSharedSession(cb, election.SessionOptions{TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = redis.New(nil, sharedOpts("bad", "a", cs))
+	check("a Redis Cluster client", err, "Session")
+	ctx := ctxT(t, 10*time.Second)
+	_, err = cb.NewLease(ctx, election.LeaseParams{TTL: time.Second})
+	check("a lease on a Redis Cluster client", err, "Session")
+
+	_, err = b.NewLease(ctx, election.LeaseParams{})
+	check("a lease without TTL", err, "TTL")
+	l, err := b.NewLease(ctx, election.LeaseParams{TTL: time.Second})
+	if err != nil {
+		t.Fatalf("NewLease: %v", err)
+	}
+	p := election.SessionParams{Resource: "bad", ID: "a", TTL: time.Second}
+	cl, err := l.Claim(p)
+	if err != nil {
+		t.Fatalf("Claim: %v", err)
+	}
+	if _, err := l.Claim(p); !errors.Is(err, election.ErrInvalidOptions) {
+		t.Errorf("a second claim of one resource: got %v, want ErrInvalidOptions", err)
+	}
+	if _, err := l.Claim(election.SessionParams{Resource: "", ID: "a"}); err == nil {
+		t.Error("a claim without resource succeeded")
+	}
+	if err := cl.Close(ctx); err != nil {
+		t.Fatalf("close claim: %v", err)
+	}
+	if _, err := l.Claim(p); err != nil {
+		t.Errorf("a claim after the first was closed: %v", err)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatalf("close lease: %v", err)
+	}
+	if err := l.Renew(ctx); !errors.Is(err, election.ErrSessionLost) {
+		t.Errorf("Renew after Close: got %v, want ErrSessionLost", err)
+	}
+}
