@@ -27,8 +27,8 @@ type Backend struct {
 
 	mu     sync.Mutex
 	closed bool
-	floors map[string]uint64   // resource -> highest term seen
-	owned  map[string]bool     // tokens of this backend's sessions that lead, and of its live leases (true)
+	floors map[string]uint64 // resource -> highest term seen
+	owned  map[string]bool   // tokens of this backend's sessions that lead, and of its live leases (true)
 }
 
 var _ election.Backend = (*Backend)(nil)
