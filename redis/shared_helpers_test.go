@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -134,14 +135,18 @@ func (s *spans) waitAll(t testing.TB, resources []string, id string, d time.Dura
 }
 
 // waitEnded waits up to d until every term of id that began before since
-// has ended, fails t otherwise, and returns how long it waited.
-func (s *spans) waitEnded(t testing.TB, id string, since time.Time, d time.Duration) time.Duration {
+// has ended (of the resources only, if any), fails t otherwise, and
+// returns how long it waited.
+func (s *spans) waitEnded(t testing.TB, id string, since time.Time, d time.Duration, only ...string) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for deadline := start.Add(d); ; time.Sleep(5 * time.Millisecond) {
 		running := 0
 		s.mu.Lock()
-		for _, list := range s.terms {
+		for r, list := range s.terms {
+			if len(only) > 0 && !slices.Contains(only, r) {
+				continue
+			}
 			for _, sp := range list {
 				if sp.id == id && sp.start.Before(since) && sp.end.IsZero() {
 					running++

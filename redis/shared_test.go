@@ -165,6 +165,9 @@ func TestSharedSessionLossEndsEveryTerm(t *testing.T) {
 	}
 	took = rec.waitAll(t, resources, "a", 5*time.Second)
 	t.Logf("b's session closed: a leads every resource again after %v", took.Round(time.Millisecond))
+	if took > 2*ttl/5 {
+		t.Errorf("a took %v to lead again after b's session closed: b did not release", took)
+	}
 	rec.checkNoOverlap(t)
 }
 
@@ -316,5 +319,102 @@ func TestSharedSessionBadInput(t *testing.T) {
 	}
 	if err := l.Renew(ctx); !errors.Is(err, election.ErrSessionLost) {
 		t.Errorf("Renew after Close: got %v, want ErrSessionLost", err)
+	}
+}
+
+// TestSharedSessionKeyDeletedFromOutside deletes one leader key of a
+// shared session from outside, on a server without keyspace notifications:
+// the lease's next renewal finds it gone, and the term of that resource,
+// and only that one, ends within about one RenewInterval; the elector then
+// leads it again with a greater term.
+func TestSharedSessionKeyDeletedFromOutside(t *testing.T) {
+	srv := startRedis(t, srvOpts())
+	admin := client(t, srv.Addr())
+	const ttl = 3 * time.Second
+	_, s := newShared(t, client(t, srv.Addr()), ttl)
+	rec := newSpans()
+	resources := []string{"out-0", "out-1", "out-2"}
+	for _, r := range resources {
+		startWith(t, nil, sharedOpts(r, "a", s), rec.handler(r, "a"))
+	}
+	rec.waitAll(t, resources, "a", 5*time.Second)
+	time.Sleep(time.Second) // the leaders' watches are at rest
+	ctx := ctxT(t, 10*time.Second)
+	deleted := time.Now()
+	if n, err := admin.Del(ctx, leaderKeyOf("out-1")).Result(); err != nil || n != 1 {
+		t.Fatalf("delete out-1's key: %d, %v", n, err)
+	}
+	interval := s.Options().RenewInterval
+	took := rec.waitEnded(t, "a", deleted, interval+ttl/5, "out-1")
+	t.Logf("the term of out-1 ended %v after its key was deleted (RenewInterval %v)", took.Round(time.Millisecond), interval)
+	rec.waitAll(t, resources, "a", 2*time.Second)
+	rec.mu.Lock()
+	for _, r := range []string{"out-0", "out-2"} {
+		if n := len(rec.terms[r]); n != 1 {
+			t.Errorf("%s had %d terms, want 1: only out-1's term ends", r, n)
+		}
+	}
+	rec.mu.Unlock()
+	rec.checkNoOverlap(t)
+}
+
+// TestLeaseCloseReleasesEveryKey closes a lease whose claims were not
+// closed: every leader key held through it and the lease key are deleted,
+// and the lease is gone for Renew and Acquire.
+func TestLeaseCloseReleasesEveryKey(t *testing.T) {
+	srv := startRedis(t, srvOpts())
+	admin := client(t, srv.Addr())
+	b, err := redis.NewBackend(client(t, srv.Addr()), redis.BackendOptions{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	ctx := ctxT(t, 10*time.Second)
+	l, err := b.NewLease(ctx, election.LeaseParams{TTL: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for i := range 3 {
+		r := fmt.Sprintf("close-%d", i)
+		keys = append(keys, leaderKeyOf(r))
+		cl, err := l.Claim(election.SessionParams{Resource: r, ID: "a", TTL: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		acq, err := cl.Acquire(ctx)
+		if err != nil || acq.Session != l.Info().ID || acq.Term == 0 {
+			t.Fatalf("acquire %s: %+v, %v", r, acq, err)
+		}
+	}
+	if err := l.Renew(ctx); err != nil {
+		t.Fatalf("Renew: %v", err)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if n := admin.Exists(ctx, append(keys, l.Info().Fields["lease"])...).Val(); n != 0 {
+		t.Errorf("%d of the leader keys and the lease key exist after Close", n)
+	}
+	if err := l.Renew(ctx); !errors.Is(err, election.ErrSessionLost) {
+		t.Errorf("Renew after Close: %v, want ErrSessionLost", err)
+	}
+
+	// A lease whose key is gone acquires nothing.
+	l2, err := b.NewLease(ctx, election.LeaseParams{TTL: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l2.Close(context.Background()) })
+	admin.Del(ctx, l2.Info().Fields["lease"])
+	cl, err := l2.Claim(election.SessionParams{Resource: "close-0", ID: "a", TTL: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Acquire(ctx); !errors.Is(err, election.ErrSessionLost) {
+		t.Errorf("Acquire on a lost lease: %v, want ErrSessionLost", err)
+	}
+	if n := admin.Exists(ctx, keys[0]).Val(); n != 0 {
+		t.Errorf("Acquire on a lost lease created %s", keys[0])
 	}
 }
