@@ -107,6 +107,13 @@ func TestSharedSessionLeadsManyResources(t *testing.T) {
 		t.Errorf("other commands at rest in %v: %v, want none", window, d)
 	}
 	checkExpiries("after the renewals")
+	rec.mu.Lock()
+	for _, r := range resources {
+		if n := len(rec.terms[r]); n != 1 {
+			t.Errorf("%s had %d terms, want 1", r, n)
+		}
+	}
+	rec.mu.Unlock()
 	rec.checkNoOverlap(t)
 }
 
