@@ -17,25 +17,36 @@ import goredis "github.com/redis/go-redis/v9"
 // decimal strings: Lua's numbers are exact only up to 2^53.
 //
 // A claim of a lease passes the lease key as KEYS[3]: the record then
-// expires with the lease, at the very millisecond (its TTL is the lease
-// key's remaining one, not ARGV[2]), and the leader key joins the lease's
-// set, whose renewals extend it. The script returns {-1, ""} if the lease
-// key is gone: the lease was lost.
+// expires with the lease (its TTL is the lease key's, not ARGV[2]), and the
+// leader key joins the lease's set, whose renewals extend it. Where the
+// server has PEXPIRETIME (Redis 7.0 and later), the record expires at the
+// very millisecond of the lease key; elsewhere it gets the lease key's
+// remaining TTL, and may outlive it by the time the script takes. The
+// script returns {-1, ""} if the lease key is gone: the lease was lost.
 //
 // ARGV: token, TTL in ms, payload (ID "\n" value), term floor, channel.
 var acquireScript = goredis.NewScript(`
-local ttl = ARGV[2]
+local unit, ttl = 'PX', ARGV[2]
 if KEYS[3] then
   local left = redis.call('PTTL', KEYS[3])
   if left <= 0 then
     return {-1, ''}
   end
-  ttl = tostring(left)
+  local at = redis.pcall('PEXPIRETIME', KEYS[3])
+  if type(at) == 'number' and at > 0 then
+    unit, ttl = 'PXAT', at
+  else
+    ttl = left
+  end
 end
 local cur = redis.call('GET', KEYS[1])
 if cur then
   if string.sub(cur, 1, #ARGV[1] + 1) == ARGV[1] .. '\n' then
-    redis.call('PEXPIRE', KEYS[1], ttl)
+    if unit == 'PXAT' then
+      redis.call('PEXPIREAT', KEYS[1], ttl)
+    else
+      redis.call('PEXPIRE', KEYS[1], ttl)
+    end
     return {1, cur}
   end
   return {0, cur}
@@ -49,7 +60,7 @@ if not c or #c < #ARGV[4] or (#c == #ARGV[4] and c < ARGV[4]) then
 end
 redis.call('INCR', KEYS[2])
 local rec = ARGV[1] .. '\n' .. redis.call('GET', KEYS[2]) .. '\n' .. ARGV[3]
-redis.call('SET', KEYS[1], rec, 'NX', 'PX', ttl)
+redis.call('SET', KEYS[1], rec, 'NX', unit, ttl)
 if KEYS[3] then
   redis.call('SADD', KEYS[3], KEYS[1])
 end
@@ -140,27 +151,41 @@ return 1
 `)
 
 // leaseRenewScript extends the lease key and every leader key of its set
-// still ours by the TTL, all at the same millisecond, and drops from the
-// set the leader keys that are no longer ours (expired, deleted or
-// overwritten from outside). It returns {0} if the lease key is gone, else
-// {1, dropped key...}.
+// still ours by the TTL, and drops from the set the leader keys that are
+// no longer ours (expired, deleted or overwritten from outside). Where the
+// server has PEXPIRETIME (Redis 7.0 and later), every leader key then
+// expires at the very millisecond of the lease key; elsewhere each gets the
+// TTL from its own moment in the script, and the lease key is extended
+// again last, so that none outlives it. It returns {0} if the lease key is
+// gone, else {1, dropped key...}.
 //
 // ARGV: token "\n", TTL in ms.
 var leaseRenewScript = goredis.NewScript(`
 if redis.call('PEXPIRE', KEYS[1], ARGV[2]) == 0 then
   return {0}
 end
+local at = redis.pcall('PEXPIRETIME', KEYS[1])
+if type(at) ~= 'number' or at <= 0 then
+  at = nil
+end
 local out = {1}
 for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if k ~= '' then
     local cur = redis.call('GET', k)
     if cur and string.sub(cur, 1, #ARGV[1]) == ARGV[1] then
-      redis.call('PEXPIRE', k, ARGV[2])
+      if at then
+        redis.call('PEXPIREAT', k, at)
+      else
+        redis.call('PEXPIRE', k, ARGV[2])
+      end
     else
       redis.call('SREM', KEYS[1], k)
       out[#out + 1] = k
     end
   end
+end
+if not at then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return out
 `)
