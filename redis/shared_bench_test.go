@@ -67,7 +67,7 @@ func BenchmarkSharedSessionScale(b *testing.B) {
 	total := 0
 	for name, n := range d {
 		switch name {
-		case "get", "set", "pexpire", "smembers", "srem", "sadd", "del", "publish", "pttl", "incr", "exists":
+		case "get", "set", "pexpire", "pexpireat", "pexpiretime", "smembers", "srem", "sadd", "del", "publish", "pttl", "incr", "exists":
 		default:
 			total += n
 		}
