@@ -426,3 +426,36 @@ func TestLeaseCloseReleasesEveryKey(t *testing.T) {
 		t.Errorf("Acquire on a lost lease created %s", keys[0])
 	}
 }
+
+// TestACLSharedSession runs a shared session as a user with the least
+// rights the package documents for one: the minimal ACL and the set and
+// expiry commands of a lease. Its electors lead, keep their terms across
+// renewals, and their keys expire with the lease key.
+func TestACLSharedSession(t *testing.T) {
+	srv := startRedis(t, srvOpts())
+	admin := client(t, srv.Addr())
+	aclUser(t, admin, "shared", append(minimalACL, "+exists", "+sadd", "+srem", "+smembers", "+pexpireat", "+pexpiretime")...)
+	const ttl = time.Second
+	_, s := newShared(t, client(t, srv.Addr(), asUser("shared")), ttl)
+	rec := newSpans()
+	resources := []string{"acl-0", "acl-1"}
+	for _, r := range resources {
+		startWith(t, nil, sharedOpts(r, "a", s), rec.handler(r, "a"))
+	}
+	rec.waitAll(t, resources, "a", 5*time.Second)
+	time.Sleep(2 * ttl)
+	rec.waitAll(t, resources, "a", 0)
+	ctx := ctxT(t, 10*time.Second)
+	lease := admin.Do(ctx, "PEXPIRETIME", s.Info().Fields["lease"]).Val()
+	for _, r := range resources {
+		rec.mu.Lock()
+		n := len(rec.terms[r])
+		rec.mu.Unlock()
+		if n != 1 {
+			t.Errorf("%s had %d terms, want 1", r, n)
+		}
+		if at := admin.Do(ctx, "PEXPIRETIME", leaderKeyOf(r)).Val(); at != lease {
+			t.Errorf("%s expires at %v, the lease key at %v", r, at, lease)
+		}
+	}
+}
