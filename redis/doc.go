@@ -151,9 +151,9 @@
 // keys it extends: about 17 ms of server time for 10,000 keys.
 //
 // The keys of different resources lie in different Redis Cluster hash
-// slots, which one script cannot touch: on a Cluster client, New with
-// Options.Session and Backend.NewLease fail with an *election.OptionError
-// for the field Session. Use private sessions there.
+// slots, which one script cannot touch: on a Cluster client (or a go-redis
+// Ring), New with Options.Session and Backend.NewLease fail with an
+// *election.OptionError for the field Session. Use private sessions there.
 //
 // # Access control and TLS
 //

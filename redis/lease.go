@@ -24,7 +24,8 @@ var _ election.SessionSharer = (*Backend)(nil)
 //
 // The leader keys of different resources lie in different Redis Cluster
 // hash slots, which one script cannot touch: NewLease fails on a cluster
-// client with an error wrapping election.ErrInvalidOptions.
+// client (or a go-redis Ring) with an *election.OptionError for the field
+// Session.
 func (b *Backend) NewLease(ctx context.Context, p election.LeaseParams) (election.Lease, error) {
 	if err := b.check(); err != nil {
 		return nil, err
@@ -65,10 +66,13 @@ func (b *Backend) NewLease(ctx context.Context, p election.LeaseParams) (electio
 }
 
 // sharable fails for a client whose keys of different resources may lie
-// in different hash slots.
+// in different hash slots, or on different shards of a Ring.
 func sharable(c goredis.UniversalClient) error {
-	if _, ok := c.(*goredis.ClusterClient); ok {
+	switch c.(type) {
+	case *goredis.ClusterClient:
 		return &election.OptionError{Field: "Session", Rule: "cannot be shared on a Redis Cluster client: one script must renew the keys of every resource, which lie in different hash slots; use private sessions there", Value: "Redis Cluster"}
+	case *goredis.Ring:
+		return &election.OptionError{Field: "Session", Rule: "cannot be shared on a go-redis Ring: one script must renew the keys of every resource, which lie on different shards; use private sessions there", Value: "Ring"}
 	}
 	return nil
 }

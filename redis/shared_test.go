@@ -298,6 +298,15 @@ func TestSharedSessionBadInput(t *testing.T) {
 	ctx := ctxT(t, 10*time.Second)
 	_, err = cb.NewLease(ctx, election.LeaseParams{TTL: time.Second})
 	check("a lease on a Redis Cluster client", err, "Session")
+	ring := goredis.NewRing(&goredis.RingOptions{Addrs: map[string]string{"a": srv.Addr()}})
+	t.Cleanup(func() { _ = ring.Close() })
+	rb, err := redis.NewBackend(ring, redis.BackendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rb.Close() })
+	_, err = rb.NewLease(ctx, election.LeaseParams{TTL: time.Second})
+	check("a lease on a Ring", err, "Session")
 
 	_, err = b.NewLease(ctx, election.LeaseParams{})
 	check("a lease without TTL", err, "TTL")
