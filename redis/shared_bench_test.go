@@ -162,3 +162,36 @@ func evalUsec(t testing.TB, ctx context.Context, admin *goredis.Client) float64 
 	}
 	return 0
 }
+
+// BenchmarkSharedSessionFollowers leads 1,000 resources on one shared
+// session (TTL 15 s) while a second shared session, on its own client,
+// follows them all, and reports the commands per second each client sends
+// at rest (leader-cmds/s, follower-cmds/s), counted over 20 s.
+//
+//	go test -run '^$' -bench SharedSessionFollowers -benchtime 1x ./redis/
+func BenchmarkSharedSessionFollowers(b *testing.B) {
+	const n = 1000
+	srv := testserver.StartRedis(b, testserver.RedisOptions{})
+	lc, fc := newCounter(), newCounter()
+	cl, cf := client(b, srv.Addr()), client(b, srv.Addr())
+	cl.AddHook(lc)
+	cf.AddHook(fc)
+	_, sl := newShared(b, cl, 0)
+	_, sf := newShared(b, cf, 0)
+	rec := newSpans()
+	resources := make([]string, n)
+	for i := range resources {
+		resources[i] = fmt.Sprintf("follow-%04d", i)
+		startWith(b, nil, sharedOpts(resources[i], "a", sl), rec.handler(resources[i], "a"))
+	}
+	rec.waitAll(b, resources, "a", time.Minute)
+	for _, r := range resources {
+		startWith(b, nil, sharedOpts(r, "b", sf), rec.handler(r, "b"))
+	}
+	time.Sleep(5 * time.Second) // the followers settle
+	const window = 20 * time.Second
+	l0, f0 := lc.total(), fc.total()
+	time.Sleep(window)
+	b.ReportMetric(float64(lc.total()-l0)/window.Seconds(), "leader-cmds/s")
+	b.ReportMetric(float64(fc.total()-f0)/window.Seconds(), "follower-cmds/s")
+}
