@@ -188,16 +188,27 @@ func TestACLSharedSession(t *testing.T) {
 	time.Sleep(2 * ttl)
 	rec.waitAll(t, resources, "a", 0)
 	ctx := ctxT(t, 10*time.Second)
-	lease := admin.Do(ctx, "PEXPIRETIME", s.Info().Fields["lease"]).Val()
-	for _, r := range resources {
+	// One transaction, so that no renewal runs between the reads.
+	cmds, err := admin.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.Do(ctx, "PEXPIRETIME", s.Info().Fields["lease"])
+		for _, r := range resources {
+			p.Do(ctx, "PEXPIRETIME", leaderKeyOf(r))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease, _ := cmds[0].(*goredis.Cmd).Int64()
+	for i, r := range resources {
 		rec.mu.Lock()
 		n := len(rec.terms[r])
 		rec.mu.Unlock()
 		if n != 1 {
 			t.Errorf("%s had %d terms, want 1", r, n)
 		}
-		if at := admin.Do(ctx, "PEXPIRETIME", leaderKeyOf(r)).Val(); at != lease {
-			t.Errorf("%s expires at %v, the lease key at %v", r, at, lease)
+		if at, _ := cmds[i+1].(*goredis.Cmd).Int64(); at != lease {
+			t.Errorf("%s expires at %d, the lease key at %d", r, at, lease)
 		}
 	}
 }
