@@ -16,7 +16,8 @@ import (
 	"github.com/consul-leader/consul-leader/election"
 )
 
-// sharedTTL is the TTL of the shared sessions of these tests.
+// sharedTTL is the TTL of most shared sessions of these tests: short, for
+// the tests that wait for it to pass.
 const sharedTTL = 3 * time.Second
 
 // group is one process's shared session and its electors, one per
@@ -33,8 +34,14 @@ type group struct {
 // electors, the session and the backend are closed when t ends.
 func startGroup(t testing.TB, client *clientv3.Client, id string, resources []string, log *conformance.TermLog) *group {
 	t.Helper()
+	return startGroupTTL(t, client, id, resources, log, sharedTTL)
+}
+
+// startGroupTTL is startGroup with a shared session of ttl.
+func startGroupTTL(t testing.TB, client *clientv3.Client, id string, resources []string, log *conformance.TermLog, ttl time.Duration) *group {
+	t.Helper()
 	b := newBackend(t, client)
-	ss, err := election.NewSharedSession(b, election.SessionOptions{TTL: sharedTTL})
+	ss, err := election.NewSharedSession(b, election.SessionOptions{TTL: ttl})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,14 +117,18 @@ func leases(t testing.TB, client *clientv3.Client) []string {
 
 // TestSharedSessionOneLease checks that 200 electors on one shared session
 // lead their resources through one etcd lease: every term shows it, every
-// leader key is bound to it, and etcd has no other lease.
+// leader key is bound to it, and etcd has no other lease. Their watches
+// share one gRPC stream, and at rest the client sends nothing but the
+// lease's keepalives.
 func TestSharedSessionOneLease(t *testing.T) {
 	srv := startEtcd(t)
-	client := newClient(t, srv.Endpoint())
+	counter := newRPCCounter()
+	client := newClient(t, srv.Endpoint(), counter.install)
 	log := &conformance.TermLog{}
 	rs := resourceNames(200)
 	start := time.Now()
-	g := startGroup(t, client, "a", rs, log)
+	// A TTL long enough that a busy machine does not lose the lease.
+	g := startGroupTTL(t, client, "a", rs, log, 6*time.Second)
 	terms := waitLeaders(t, log, "a", rs, start, 30*time.Second)
 	t.Logf("200 resources led after %v", time.Since(start).Round(time.Millisecond))
 	lease := g.ss.Info().ID
@@ -131,6 +142,34 @@ func TestSharedSessionOneLease(t *testing.T) {
 	}
 	if got := leases(t, client); len(got) != 1 || got[0] != lease {
 		t.Errorf("etcd has leases %v, want only %s", got, lease)
+	}
+	// Every leader watches its key: wait until the watches run.
+	for last, lastAt := counter.snapshot(), time.Now(); time.Since(lastAt) < time.Second; {
+		time.Sleep(100 * time.Millisecond)
+		if now := counter.snapshot(); now["/etcdserverpb.Watch/Watch send"] != last["/etcdserverpb.Watch/Watch send"] || now.reads() != last.reads() {
+			last, lastAt = now, time.Now()
+		}
+	}
+	if n := counter.snapshot()["/etcdserverpb.Watch/Watch send"]; n < len(rs) {
+		t.Errorf("%d watch requests for %d leaders", n, len(rs))
+	}
+	rest := counter.snapshot()
+	window := 2 * g.ss.Options().RenewInterval
+	time.Sleep(window)
+	keepalives := 0
+	for k, v := range counter.since(rest) {
+		switch k {
+		case "/etcdserverpb.Lease/LeaseKeepAlive open", "/etcdserverpb.Lease/LeaseKeepAlive send":
+			keepalives += v
+		default:
+			t.Errorf("at rest for %v, the client sent %s %d times", window, k, v)
+		}
+	}
+	if keepalives > 6 {
+		t.Errorf("at rest for %v, the client sent %d keepalive messages, want at most 3 renewals", window, keepalives)
+	}
+	if n := counter.snapshot()["/etcdserverpb.Watch/Watch open"]; n != 1 {
+		t.Errorf("%d watch streams opened, want 1 for every watch", n)
 	}
 	resp, err := client.Get(testCtx(t, 5*time.Second), DefaultPrefixRoot+"/", clientv3.WithPrefix())
 	if err != nil {
