@@ -110,18 +110,19 @@ func runScale(b *testing.B, client *clientv3.Client, n int, counter *rpcCounter,
 	b.Logf("%d resources led after %v, watched after %v; %d goroutines (%.2f per resource); requests until all led: %v; until watched: %v",
 		n, took.Round(time.Millisecond), settled.Round(time.Millisecond), goroutines, float64(goroutines)/float64(n), acquired, counter.since(before))
 	b.Logf("goroutines by creator:\n%s", goroutinesByCreator())
-	rest := counter.snapshot()
+	rest, cpu := counter.snapshot(), cpuTime()
 	time.Sleep(window)
-	idle := counter.since(rest)
+	idle, cpu := counter.since(rest), cpuTime()-cpu
 	total := 0
 	for _, v := range idle {
 		total += v
 	}
-	b.Logf("requests at rest over %v: %v", window, idle)
+	b.Logf("requests at rest over %v: %v; CPU time of the process meanwhile: %v", window, idle, cpu.Round(time.Millisecond))
 	b.ReportMetric(took.Seconds(), "s-to-lead-all")
 	b.ReportMetric(settled.Seconds(), "s-to-watch-all")
 	b.ReportMetric(float64(goroutines)/float64(n), "goroutines/resource")
 	b.ReportMetric(float64(total)/window.Seconds(), "reqs/s-at-rest")
+	b.ReportMetric(100*cpu.Seconds()/window.Seconds(), "%cpu-at-rest")
 	b.StopTimer()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
