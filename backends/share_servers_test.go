@@ -3,6 +3,8 @@ package backends_test
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,4 +101,47 @@ func TestSharedEtcdClientOutlivesElectors(t *testing.T) {
 	if err := o.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// session=shared on real stores: the electors of a process lead on one
+// store session, also while migrating between two stores, where the
+// session is a session on each.
+func TestSharedSessionOnServers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-server test skipped in -short mode")
+	}
+	etcdSrv := testserver.StartEtcd(t, testserver.EtcdOptions{})
+	redisSrv := testserver.StartRedis(t, testserver.RedisOptions{})
+	consulSrv := testserver.StartConsul(t, testserver.ConsulOptions{})
+	ctx := context.Background()
+	var o backends.Opener
+	defer o.Close(ctx)
+	from, to := "etcd://"+etcdSrv.Endpoint(), "redis://"+redisSrv.Addr()
+	for _, u := range []string{from, to, "consul://" + consulSrv.Addr, "migrate://?" + url.Values{"from": {from}, "to": {to}}.Encode()} {
+		els, ls := leadAll(t, &o, u+sep(u)+"session=shared&id=p&ttl=10", election.Options{}, "s1", "s2", "s3")
+		s, err := o.Session(ctx, u, election.SessionOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range ls {
+			if id := s.Info().ID; id == "" || l.Session.ID != id {
+				t.Errorf("%s: leads on %q, want the shared session %q", u, l.Session.ID, id)
+			}
+		}
+		for _, el := range els {
+			if err := el.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := o.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sep(u string) string {
+	if strings.Contains(u, "?") {
+		return "&"
+	}
+	return "?"
 }
