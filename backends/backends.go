@@ -319,36 +319,9 @@ func NoParams(u *url.URL) error {
 // ParseOptions applies the common election parameters of q to opts, and
 // returns the parameters it did not use.
 func ParseOptions(q url.Values, opts election.Options) (election.Options, url.Values, error) {
-	rest := url.Values{}
-	for key, vals := range q {
-		if len(vals) != 1 {
-			return opts, nil, fmt.Errorf("%w: parameter %s given %d times", ErrBadURL, key, len(vals))
-		}
-		v := vals[0]
-		var err error
-		switch key {
-		case "resource":
-			opts.Resource = v
-		case "id":
-			opts.ID = v
-		case "value":
-			opts.Value = []byte(v)
-		case "ttl":
-			opts.TTL, err = ParseDuration(key, v)
-		case "renewInterval":
-			opts.RenewInterval, err = ParseDuration(key, v)
-		case "retryInterval":
-			opts.RetryInterval, err = ParseDuration(key, v)
-		case "waitTime":
-			opts.WaitTime, err = ParseDuration(key, v)
-		case "requestTimeout":
-			opts.RequestTimeout, err = ParseDuration(key, v)
-		default:
-			rest[key] = vals
-		}
-		if err != nil {
-			return opts, nil, err
-		}
+	opts, rest, err := urlparam.Common(q, opts)
+	if err != nil {
+		return opts, nil, fmt.Errorf("%w: %w", ErrBadURL, err)
 	}
 	return opts, rest, nil
 }
