@@ -336,7 +336,7 @@ func (h *hub) follow(ctx context.Context) (again bool, err error) {
 			h.b.mu.Unlock()
 			return true, nil
 		case wr.Err() != nil:
-			return false, storeError("watch "+h.prefix, wr.Err())
+			return false, watchError("watch "+h.prefix, wr)
 		case wr.Created:
 			if err := h.load(ctx); err != nil {
 				return false, err

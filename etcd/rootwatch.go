@@ -10,6 +10,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/consul-leader/consul-leader/election"
 )
 
 // defaultPage is how many keys one read of a group's initial load returns
@@ -144,7 +146,7 @@ func (g *rootWatch) run(ctx context.Context, done chan struct{}) {
 		switch {
 		case again:
 			continue
-		case err != nil && ctx.Err() == nil && permissionDenied(err):
+		case err != nil && ctx.Err() == nil && errors.Is(err, election.ErrPermissionDenied):
 			g.b.log.Warn("etcd refused a watch of every election under the prefix root; each election is watched on its own prefix",
 				"root", g.root, "err", err)
 			g.b.mu.Lock()
@@ -227,7 +229,7 @@ func (g *rootWatch) follow(ctx context.Context) (again bool, err error) {
 			g.b.mu.Unlock()
 			return true, nil
 		case wr.Err() != nil:
-			return false, storeError("watch "+g.root, wr.Err())
+			return false, watchError("watch "+g.root, wr)
 		case wr.Created:
 			switch err := g.load(ctx); {
 			case errors.Is(err, rpctypes.ErrCompacted):
