@@ -28,6 +28,7 @@ type Backend struct {
 	timeout  time.Duration // bounds the hubs' own requests
 	retry    time.Duration // how long a failed hub waits
 	page     int           // keys per read of a group's load
+	alone    bool          // the backend of one elector: no group
 
 	mu    sync.Mutex
 	hubs  map[string]*hub // per resource

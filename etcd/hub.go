@@ -30,7 +30,7 @@ type hub struct {
 	b        *Backend
 	resource string
 	prefix   string
-	member   bool // under its DefaultPrefix: b.group watches it
+	member   bool // under its DefaultPrefix, of a backend not alone: b.group watches it
 
 	// Guarded by b.mu.
 	st      state
@@ -62,7 +62,7 @@ type hub struct {
 func (b *Backend) hubLocked(resource, prefix string) *hub {
 	h := b.hubs[resource]
 	if h == nil {
-		h = &hub{b: b, resource: resource, prefix: prefix, member: member(resource, prefix), changed: make(chan struct{})}
+		h = &hub{b: b, resource: resource, prefix: prefix, member: !b.alone && member(resource, prefix), changed: make(chan struct{})}
 		b.hubs[resource] = h
 		if h.member {
 			b.group.members[prefix] = append(b.group.members[prefix], h)
