@@ -2,14 +2,19 @@ package etcd
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 
+	"github.com/consul-leader/consul-leader/conformance"
 	"github.com/consul-leader/consul-leader/election"
 )
 
@@ -215,5 +220,75 @@ func TestAuthOnePrefixWatch(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Watch did not return after the leader's release")
+	}
+}
+
+// watchKeys records the keys of the watches a client creates.
+type watchKeys struct {
+	mu   sync.Mutex
+	keys []string
+}
+
+func (w *watchKeys) install(cfg *clientv3.Config) {
+	cfg.DialOptions = append(cfg.DialOptions,
+		grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			s, err := streamer(ctx, desc, cc, method, opts...)
+			if err != nil {
+				return nil, err
+			}
+			return &keyStream{ClientStream: s, w: w}, nil
+		}))
+}
+
+func (w *watchKeys) get() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.keys)
+}
+
+type keyStream struct {
+	grpc.ClientStream
+	w *watchKeys
+}
+
+func (s *keyStream) SendMsg(m any) error {
+	if r, ok := m.(*etcdserverpb.WatchRequest); ok && r.GetCreateRequest() != nil {
+		s.w.mu.Lock()
+		s.w.keys = append(s.w.keys, string(r.GetCreateRequest().Key))
+		s.w.mu.Unlock()
+	}
+	return s.ClientStream.SendMsg(m)
+}
+
+// TestWatchedKeys checks what is watched: the electors made with New watch
+// their election's prefix, from its term offset key; the electors of three
+// resources on a shared session watch the prefix root, once.
+func TestWatchedKeys(t *testing.T) {
+	srv := startEtcd(t)
+	solo := &watchKeys{}
+	client := newClient(t, srv.Endpoint(), solo.install)
+	tr := newTracker(t)
+	startElector(t, client, opts("solo", "a"), tr)
+	if id := tr.waitLeader("", 5*time.Second); id != "a" {
+		t.Fatalf("leader %s, want a", id)
+	}
+	startElector(t, client, opts("solo", "b"), tr)
+	waitUntil(t, 5*time.Second, func() bool { return len(solo.get()) >= 2 })
+	for _, k := range solo.get() {
+		if k != offsetKey(DefaultPrefix("solo")) {
+			t.Errorf("an elector made with New watches %q, want %q", k, offsetKey(DefaultPrefix("solo")))
+		}
+	}
+
+	shared := &watchKeys{}
+	log := &conformance.TermLog{}
+	rs := resourceNames(3)
+	start := time.Now()
+	startGroup(t, newClient(t, srv.Endpoint(), shared.install), "g", rs, log)
+	waitLeaders(t, log, "g", rs, start, 10*time.Second)
+	waitUntil(t, 5*time.Second, func() bool { return len(shared.get()) >= 1 })
+	time.Sleep(500 * time.Millisecond)
+	if got := shared.get(); !slices.Equal(got, []string{DefaultPrefixRoot + "/"}) {
+		t.Errorf("the electors of a shared session watch %q, want one watch of %q", got, DefaultPrefixRoot+"/")
 	}
 }
