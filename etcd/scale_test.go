@@ -22,8 +22,8 @@ import (
 // BenchmarkSharedSessionScale measures one process leading many resources
 // on one shared session: the time until every elector leads, the
 // goroutines per resource the process then runs, and the requests its
-// client sends per second at rest over 10 s, once every leader's watch of
-// its key runs (TTL 15 s: a keepalive every
+// client sends per second at rest over 10 s, once every leader's watch
+// runs (TTL 15 s: a keepalive every
 // 5 s). ETCD_SCALE_RESOURCES sets the number of resources (default 1000).
 // Run it without -race, whose detector allows 8128 goroutines:
 //
@@ -96,8 +96,9 @@ func runScale(b *testing.B, client *clientv3.Client, n int, counter *rpcCounter,
 	}
 	took := time.Since(start)
 	acquired := counter.since(before)
-	// The leaders' watches start (one watch request and one read each):
-	// wait until a whole second passes without a watch request or a read.
+	// The leaders' watches start (one watch of the prefix root, and its
+	// paginated read): wait until a whole second passes without a watch
+	// request or a read.
 	last, lastAt := counter.snapshot(), time.Now()
 	for time.Since(lastAt) < time.Second {
 		time.Sleep(100 * time.Millisecond)
