@@ -32,7 +32,7 @@ type Backend struct {
 
 	mu    sync.Mutex
 	hubs  map[string]*hub // per resource
-	group *rootWatch      // watches the hubs under DefaultPrefixRoot
+	group *rootWatch      // the group watching the hubs under DefaultPrefixRoot
 }
 
 var (

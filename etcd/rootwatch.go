@@ -18,7 +18,7 @@ import (
 // at most.
 const defaultPage = 1000
 
-// group follows every election under DefaultPrefixRoot with one watch of
+// rootWatch follows every election under DefaultPrefixRoot with one watch of
 // the root prefix, run by one goroutine, whatever the number of resources
 // watched: the hubs of resources under their DefaultPrefix are its
 // members and run no goroutine of their own. It keeps the queue and the
