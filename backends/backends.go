@@ -139,11 +139,12 @@ func (o *Opener) Open(ctx context.Context, rawURL string, opts election.Options)
 	if err != nil {
 		return nil, err
 	}
-	el, err := election.New(b, opts)
+	if !o.private {
+		return election.New(b, opts) // the backend is the Opener's
+	}
+	el, err := election.NewOwning(b, opts)
 	if err != nil {
-		if o.private {
-			closeBackend(b)
-		}
+		closeBackend(b)
 		return nil, err
 	}
 	return el, nil

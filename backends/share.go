@@ -86,8 +86,7 @@ func (o *Opener) sharedBackend(ctx context.Context, key string, open func() (ele
 	default:
 		o.created++
 		if _, ok := b.(io.Closer); ok {
-			o.owned = append(o.owned, b)
-			b = hideClose(b)
+			o.owned = append(o.owned, b) // its electors, made by New, leave it open
 		}
 	}
 	e.b, e.err = b, err
@@ -125,56 +124,4 @@ func (o *Opener) Close(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// hideClose returns b without its Close method, for electors that share
-// it: election.New's elector closes a backend that is an io.Closer when
-// the elector closes (unless it is on a SharedSession), which would take
-// the client away from every other elector of the store. The optional
-// interfaces the engine and Migration look for are kept.
-func hideClose(b election.Backend) election.Backend {
-	v, _ := b.(election.OptionsValidator)
-	h := closeHidden{Backend: b, v: v}
-	s, isS := b.(election.SessionSharer)
-	f, isF := b.(election.TermFloorRaiser)
-	switch {
-	case isS && isF:
-		return &hiddenSF{h, s, f}
-	case isS:
-		return &hiddenS{h, s}
-	case isF:
-		return &hiddenF{h, f}
-	}
-	return &h
-}
-
-// closeHidden is a backend without Close; it validates options as the
-// backend does.
-type closeHidden struct {
-	election.Backend
-	v election.OptionsValidator
-}
-
-// ValidateOptions validates o as the backend does, if it does.
-func (c *closeHidden) ValidateOptions(o election.Options) error {
-	if c.v == nil {
-		return nil
-	}
-	return c.v.ValidateOptions(o)
-}
-
-type hiddenS struct {
-	closeHidden
-	election.SessionSharer
-}
-
-type hiddenF struct {
-	closeHidden
-	election.TermFloorRaiser
-}
-
-type hiddenSF struct {
-	closeHidden
-	election.SessionSharer
-	election.TermFloorRaiser
 }

@@ -77,7 +77,7 @@ func New(o Options) (*election.Elector, error) {
 	if err != nil {
 		return nil, err
 	}
-	el, err := election.New(b, o.Options)
+	el, err := election.NewOwning(b, o.Options)
 	if err != nil {
 		_ = b.Close()
 		return nil, err

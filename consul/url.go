@@ -53,7 +53,7 @@ func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (*election.
 	if err != nil {
 		return nil, err
 	}
-	el, err := election.New(b, opts)
+	el, err := election.NewOwning(b, opts)
 	if err != nil {
 		_ = b.Close()
 		return nil, err

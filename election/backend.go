@@ -10,10 +10,12 @@ import (
 // this package builds every election semantic on top of them, so a backend
 // never decides who leads, when to step down or what a handler sees.
 //
-// A Backend may serve any number of resources; it must be safe for
-// concurrent use. If it also implements io.Closer, the elector closes it in
-// Elector.Close: such a backend belongs to one elector (the backend packages'
-// constructors build one per elector).
+// A Backend may serve any number of resources and electors; it must be
+// safe for concurrent use. An elector made by New leaves its backend open:
+// the backend belongs to whoever made it. An elector made by NewOwning
+// closes it in Elector.Close if it implements io.Closer: the backend
+// packages' constructors (consul.New, etcd.New, ...) build one backend per
+// elector that way.
 //
 // The contract, for someone writing a backend:
 //

@@ -56,7 +56,7 @@ func stubbornLeader(leading chan<- struct{}, unblock <-chan struct{}) election.H
 func newStubborn(t *testing.T) (*election.Elector, *closingBackend, chan struct{}) {
 	t.Helper()
 	b := &closingBackend{Conn: memory.NewStore().Connect("a")}
-	el, err := election.New(b, election.Options{Resource: "r", ID: "a"})
+	el, err := election.NewOwning(b, election.Options{Resource: "r", ID: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestCloseFromHandlerFails(t *testing.T) {
 					synctest.Wait()
 				}
 				b := &closingBackend{Conn: store.Connect("a")}
-				el, err := election.New(b, election.Options{Resource: "r", ID: "a"})
+				el, err := election.NewOwning(b, election.Options{Resource: "r", ID: "a"})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -232,11 +232,12 @@ func TestCloseFromHandlerFails(t *testing.T) {
 	}
 }
 
-// TestCloseUnstarted: an elector never started closes its backend at once.
+// TestCloseUnstarted: an elector never started closes the backend it owns
+// at once.
 func TestCloseUnstarted(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	b := &closingBackend{Conn: memory.NewStore().Connect("a")}
-	el, err := election.New(b, election.Options{Resource: "r", ID: "a"})
+	el, err := election.NewOwning(b, election.Options{Resource: "r", ID: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,5 +251,34 @@ func TestCloseUnstarted(t *testing.T) {
 	}
 	if err := el.Start(context.Background(), func(context.Context, election.Leadership) error { return nil }); !errors.Is(err, election.ErrClosed) {
 		t.Errorf("Start after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestNewLeavesBackendOpen: an elector made by New leaves its backend open,
+// for the other electors on it; NewOwning refuses a shared session.
+func TestNewLeavesBackendOpen(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	b := &closingBackend{Conn: memory.NewStore().Connect("a")}
+	for _, id := range []string{"a", "b"} {
+		el, err := election.New(b, election.Options{Resource: "r", ID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := el.Start(context.Background(), func(context.Context, election.Leadership) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := el.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := b.closed(); n != 0 {
+		t.Errorf("electors made by New closed their backend %d times, want 0", n)
+	}
+	sess, err := election.NewSharedSession(b, election.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := election.NewOwning(b, election.Options{Resource: "r", Session: sess}); !errors.Is(err, election.ErrInvalidOptions) {
+		t.Errorf("NewOwning on a shared session = %v, want ErrInvalidOptions", err)
 	}
 }

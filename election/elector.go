@@ -17,8 +17,26 @@ type Elector struct {
 }
 
 // New returns an elector for opts on backend b. It fails with an
-// *OptionError if opts are invalid.
+// *OptionError if opts are invalid. The elector does not close b, which may
+// serve any number of electors and belongs to whoever made it: close it
+// once its electors are closed.
 func New(b Backend, opts Options) (*Elector, error) {
+	return newElector(b, opts, false)
+}
+
+// NewOwning returns an elector for opts on backend b, as New does, that
+// owns b: its Close closes b (if b implements io.Closer) once the campaign
+// has ended. It is for a backend made for this one elector, as the backend
+// packages' constructors make. An elector on a shared session cannot own
+// the session's backend: NewOwning fails then, naming Session.
+func NewOwning(b Backend, opts Options) (*Elector, error) {
+	if opts.Session != nil {
+		return nil, &OptionError{Field: "Session", Rule: "must be nil for NewOwning: the backend of a shared session belongs to the session's owner; use New"}
+	}
+	return newElector(b, opts, true)
+}
+
+func newElector(b Backend, opts Options, owns bool) (*Elector, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: backend is nil", ErrInvalidOptions)
 	}
@@ -36,7 +54,9 @@ func New(b Backend, opts Options) (*Elector, error) {
 			return nil, err
 		}
 	}
-	return &Elector{e: newEngine(b, opts)}, nil
+	e := newEngine(b, opts)
+	e.ownsBackend = owns
+	return &Elector{e: e}, nil
 }
 
 // engine returns el's engine, or an error for an Elector not made by New.

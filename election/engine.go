@@ -21,6 +21,8 @@ type engine struct {
 	opts   Options
 	log    *slog.Logger
 	shared *SharedSession // the session of every term; nil for a private session per campaign
+	// ownsBackend: Close closes b (NewOwning).
+	ownsBackend bool
 
 	mu       sync.Mutex
 	started  bool
@@ -241,7 +243,7 @@ func (e *engine) finish() {
 		close(e.finished)
 		return
 	}
-	if c, ok := e.b.(io.Closer); ok {
+	if c, ok := e.b.(io.Closer); ok && e.ownsBackend {
 		if err := c.Close(); err != nil {
 			e.closeErr = fmt.Errorf("election: close %s backend: %w", e.b.Name(), err)
 		}

@@ -34,7 +34,7 @@ func New(client *clientv3.Client, opts Options) (*election.Elector, error) {
 		return nil, err
 	}
 	b.alone = true
-	return election.New(b, opts.Options)
+	return election.NewOwning(b, opts.Options)
 }
 
 // sessionBackend returns the backend of opts.Session, checking that it can

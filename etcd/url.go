@@ -101,7 +101,7 @@ func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (*election.
 		return nil, err
 	}
 	b.alone = true
-	e, err := election.New(b, opts)
+	e, err := election.NewOwning(b, opts)
 	if err != nil {
 		_ = b.Close()
 		return nil, err

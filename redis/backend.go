@@ -68,7 +68,7 @@ func New(client goredis.UniversalClient, opts Options) (*election.Elector, error
 	if err != nil {
 		return nil, err
 	}
-	el, err := election.New(b, opts.Options)
+	el, err := election.NewOwning(b, opts.Options)
 	if err != nil {
 		_ = b.Close()
 		return nil, err
