@@ -27,7 +27,11 @@ func (ev event) replaceable() bool {
 
 // dispatcher calls the handler one event at a time, in order. Follower
 // notifications are queued and called on the dispatcher's own goroutine, so
-// that a slow handler never blocks the campaign; a leader call runs on the
+// that a slow handler never blocks the campaign. That goroutine runs only
+// while the queue has events: an elector that nothing happens to (a leader
+// in its term, a follower of a stable leader) has none, which keeps a
+// process leading or following thousands of resources at one goroutine
+// each, plus its leaders' watches; a leader call runs on the
 // campaign's goroutine itself (see callHere), which has nothing else to do
 // during a term. Events come from the campaign's goroutine only.
 //
@@ -42,17 +46,30 @@ type dispatcher struct {
 	log     *slog.Logger
 	state   *atomic.Pointer[status] // where each call is recorded as it begins; may be nil
 
-	mu     sync.Mutex
-	queue  []event
-	busy   bool   // the loop is calling the handler
-	taken  notice // the key of the last event taken for a call
-	closed bool
-	wake   chan struct{}
-	done   chan struct{}
+	// started, if set, is called on each new goroutine of the loop before
+	// its first call.
+	started func()
+
+	mu       sync.Mutex
+	queue    []event
+	busy     bool   // the loop is calling the handler
+	running  bool   // a goroutine runs the loop
+	taken    notice // the key of the last event taken for a call
+	closed   bool
+	done     chan struct{} // closed once closed and the queue is empty
+	doneOnce sync.Once
 }
 
 func newDispatcher(h Handler, log *slog.Logger) *dispatcher {
-	return &dispatcher{handler: h, log: log, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	return &dispatcher{handler: h, log: log, done: make(chan struct{})}
+}
+
+// runLocked starts the loop's goroutine unless one runs. It holds d.mu.
+func (d *dispatcher) runLocked() {
+	if !d.running {
+		d.running = true
+		go d.loop()
+	}
 }
 
 // enqueue queues ev, replacing a follower notification still waiting. A
@@ -72,8 +89,8 @@ func (d *dispatcher) enqueue(ev event) {
 		}
 	}
 	d.queue = append(d.queue, ev)
+	d.runLocked()
 	d.mu.Unlock()
-	d.signal()
 }
 
 // callHere calls the handler for ev on the caller's goroutine, once every
@@ -98,39 +115,39 @@ func (d *dispatcher) drain() {
 	}
 	fence := make(chan struct{})
 	d.queue = append(d.queue, event{fence: fence})
+	d.runLocked()
 	d.mu.Unlock()
-	d.signal()
 	<-fence
 }
 
-// close lets the loop return once the queue is empty.
+// close closes d.done once the queue is empty. No event may be queued
+// after it.
 func (d *dispatcher) close() {
 	d.mu.Lock()
 	d.closed = true
+	idle := !d.running
 	d.mu.Unlock()
-	d.signal()
-}
-
-func (d *dispatcher) signal() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
+	if idle {
+		d.doneOnce.Do(func() { close(d.done) })
 	}
 }
 
+// loop handles the queued events, and returns once the queue is empty.
 func (d *dispatcher) loop() {
-	defer close(d.done)
+	if d.started != nil {
+		d.started()
+	}
 	for {
 		d.mu.Lock()
 		d.busy = false
 		if len(d.queue) == 0 {
+			d.running = false
 			closed := d.closed
 			d.mu.Unlock()
 			if closed {
-				return
+				d.doneOnce.Do(func() { close(d.done) })
 			}
-			<-d.wake
-			continue
+			return
 		}
 		ev := d.queue[0]
 		d.queue[0] = event{}

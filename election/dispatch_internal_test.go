@@ -103,7 +103,6 @@ func (h *blockingHandler) start() *dispatcher {
 		}
 		return nil
 	}, slog.New(slog.DiscardHandler))
-	go d.loop()
 	return d
 }
 

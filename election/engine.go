@@ -36,6 +36,8 @@ type engine struct {
 	// What the handler was last given, for IsLeader and State; stored by
 	// the dispatcher as each call begins.
 	state atomic.Pointer[status]
+	// The campaign's Phase, stored by the campaign's goroutine.
+	phase atomic.Int32
 
 	// The goroutines that make handler calls, for Close to recognise.
 	runGoroutine, dispatchGoroutine uint64
@@ -120,13 +122,11 @@ func (e *engine) Start(ctx context.Context, handler Handler) error {
 	e.stop = stop
 	d := newDispatcher(handler, e.log)
 	d.state = &e.state
-	go func() {
-		e.setGoroutine(&e.dispatchGoroutine)
-		d.loop()
-	}()
+	d.started = func() { e.setGoroutine(&e.dispatchGoroutine) }
 	go func() {
 		e.setGoroutine(&e.runGoroutine)
 		e.run(runCtx, d)
+		e.setPhase(PhaseStopped)
 		d.close()
 		<-d.done
 		stop()
@@ -258,6 +258,7 @@ func (e *engine) run(ctx context.Context, d *dispatcher) {
 	}
 	var holdOff time.Time
 	for ctx.Err() == nil {
+		e.setPhase(PhaseConnecting)
 		created := time.Now()
 		sess, err := e.newSession(ctx)
 		if err != nil {
@@ -279,12 +280,17 @@ func (e *engine) run(ctx context.Context, d *dispatcher) {
 func (e *engine) runShared(ctx context.Context, d *dispatcher) {
 	var holdOff time.Time
 	for ctx.Err() == nil {
+		e.setPhase(PhaseConnecting)
 		u, err := e.shared.use(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			e.fail(ctx, d, "create session", err)
+			// The session logs its own failures, once for all its
+			// electors; each handler is told.
+			e.log.Debug("no shared session", "err", err)
+			err = fmt.Errorf("election: shared session for %q: %w", e.opts.Resource, err)
+			e.notify(ctx, d, Leadership{Resource: e.opts.Resource, Err: err}, errClass(err))
 			if errors.Is(err, ErrSessionClosed) {
 				<-ctx.Done()
 				return
@@ -300,121 +306,6 @@ func (e *engine) runShared(ctx context.Context, d *dispatcher) {
 		}
 		holdOff = e.campaign(ctx, d, &sessionHandle{Claim: claim}, u.ka, false, holdOff)
 		e.shared.done(u)
-	}
-}
-
-// campaign runs one session, renewed by ka (which it stops when it owns
-// it): it follows the leader, acquires when the resource is free, and leads
-// at most one term. It returns the time before which the next session must
-// not acquire.
-func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandle, ka *keepalive, ownsKA bool, holdOff time.Time) time.Time {
-	info := sess.Info()
-	e.setSession(info)
-	defer func() {
-		if ownsKA {
-			ka.stop()
-		}
-		e.closeSession(ctx, sess)
-		e.setSession(SessionInfo{})
-	}()
-	sctx := ka.ctx
-	if !ownsKA {
-		// The shared session's renewals outlive this campaign, which ends
-		// with ctx too.
-		c, cancel := context.WithCancelCause(ka.ctx)
-		stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
-		defer func() {
-			stop()
-			cancel(nil)
-		}()
-		sctx = c
-	}
-	var rec Record // Revision 0: not read yet
-	tried := false // Acquire was called in this session: a queueing store (etcd) has it queued
-	for {
-		if sctx.Err() != nil {
-			if ctx.Err() == nil {
-				e.log.Warn("session ended", "session", info.ID, "cause", context.Cause(sctx))
-			}
-			return holdOff
-		}
-		switch {
-		case tried && rec.Revision != 0 && !rec.Free() && rec.Session != info.ID:
-			// Another candidate leads: wait for a change.
-			r, err := e.watch(sctx, rec.Revision, e.opts.WaitTime)
-			if err != nil {
-				if sctx.Err() == nil {
-					e.fail(ctx, d, "watch leader", err)
-					sleep(sctx, e.storeRetry.failed())
-				}
-				continue
-			}
-			e.storeRetry.reset()
-			rec = r
-			e.saw(info, rec)
-			e.observeUnlessTaking(ctx, d, info, rec, holdOff)
-			continue
-		case time.Until(holdOff) > 0:
-			// Free, but this candidate leaves others the first chance.
-			wait := time.Until(holdOff)
-			r, err := e.watch(sctx, rec.Revision, min(wait, e.opts.WaitTime))
-			if err != nil {
-				if sctx.Err() == nil {
-					e.fail(ctx, d, "watch leader", err)
-					sleep(sctx, min(wait, e.storeRetry.failed()))
-				}
-				continue
-			}
-			e.storeRetry.reset()
-			rec = r
-			e.saw(info, rec)
-			e.observeUnlessTaking(ctx, d, info, rec, holdOff)
-			continue
-		}
-		sent := time.Now()
-		tried = true
-		acq, err := e.acquire(sctx, sess)
-		if err != nil {
-			if sctx.Err() != nil {
-				continue
-			}
-			if errors.Is(err, ErrSessionLost) {
-				e.log.Warn("session lost while acquiring", "session", info.ID, "err", err)
-				// A new session at once, the first time; a store that
-				// keeps losing them is retried with backoff.
-				if wait := e.storeRetry.failed(); e.storeRetry.fails > 1 {
-					sleep(ctx, wait)
-				}
-				return holdOff
-			}
-			e.fail(ctx, d, "acquire", err)
-			rec = Record{}
-			sleep(sctx, e.storeRetry.failed())
-			continue
-		}
-		e.storeRetry.reset()
-		rec = acq.Record
-		if rec.Session == info.ID {
-			if acq.Renewed && ownsKA {
-				ka.renewed(sent)
-			}
-			if e.termWentBack(ctx, sctx, d, rec) {
-				return holdOff // the session's Close releases the record
-			}
-			e.sawHeld(rec)
-			began := time.Now()
-			cause := e.lead(ctx, sctx, d, sess, ka, ownsKA, rec)
-			return e.afterTerm(cause, began)
-		}
-		e.saw(info, rec)
-		e.observe(ctx, d, info, rec)
-		if rec.Free() {
-			wait := acq.RetryAfter
-			if wait <= 0 {
-				wait = e.opts.RetryInterval
-			}
-			holdOff = time.Now().Add(wait)
-		}
 	}
 }
 
@@ -451,6 +342,7 @@ func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHan
 	stopWarning()
 	<-tctx.Done() // a handler may return before its term ends
 	cause := context.Cause(tctx)
+	e.setPhase(PhaseReleasing)
 	if ownsKA {
 		ka.halt()
 	}
@@ -698,14 +590,24 @@ func (e *engine) observeUnlessTaking(ctx context.Context, d *dispatcher, own Ses
 // failure, that this elector cannot campaign.
 func (e *engine) fail(ctx context.Context, d *dispatcher, step string, err error) {
 	err = fmt.Errorf("election: %s for %q: %w", step, e.opts.Resource, err)
-	class := "unavailable"
-	if errors.Is(err, ErrPermissionDenied) {
-		class = "permission"
+	class := errClass(err)
+	if class == "permission" {
 		e.log.Error("store refused the elector", "step", step, "err", err)
 	} else {
 		e.log.Warn("store request failed", "step", step, "err", err)
 	}
 	e.notify(ctx, d, Leadership{Resource: e.opts.Resource, Session: e.currentSession(), Err: err}, class)
+}
+
+// errClass is the kind of a failure, for de-duplicating notifications.
+func errClass(err error) string {
+	switch {
+	case errors.Is(err, ErrPermissionDenied):
+		return "permission"
+	case errors.Is(err, ErrSessionClosed):
+		return "closed"
+	}
+	return "unavailable"
 }
 
 func (e *engine) notify(ctx context.Context, d *dispatcher, l Leadership, holderOrClass string) {

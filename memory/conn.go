@@ -31,12 +31,12 @@ func (c *Conn) NewSession(ctx context.Context, p election.SessionParams) (electi
 		return nil, fmt.Errorf("memory: session TTL must be positive, got %v", p.TTL)
 	}
 	c.store.mu.Lock()
-	ss := c.store.newSession(c.name, p)
+	ss := c.store.newSession(c.name, p.TTL)
 	c.store.mu.Unlock()
 	if err := c.store.reply(ctx, c.name); err != nil {
 		return nil, err
 	}
-	return &memSession{conn: c, id: ss.id, resource: p.Resource, ttl: p.TTL}, nil
+	return &memSession{conn: c, id: ss.id, resource: p.Resource, leaderID: p.ID, value: append([]byte(nil), p.Value...), ttl: p.TTL}, nil
 }
 
 // Watch returns the record of resource once its revision differs from
@@ -53,7 +53,7 @@ func (c *Conn) Watch(ctx context.Context, resource string, after uint64, wait ti
 			return election.Record{}, err
 		}
 		c.store.mu.Lock()
-		rec, changed := c.store.recordOf(resource), c.store.changed
+		rec, changed := c.store.recordOf(resource), c.store.changedOf(resource)
 		c.store.mu.Unlock()
 		if after == 0 || rec.Revision != after {
 			return c.replyWith(ctx, rec)
@@ -76,10 +76,13 @@ func (c *Conn) replyWith(ctx context.Context, rec election.Record) (election.Rec
 	return rec, nil
 }
 
+// memSession is a private session, for one resource.
 type memSession struct {
 	conn     *Conn
 	id       string
 	resource string
+	leaderID string
+	value    []byte
 	ttl      time.Duration
 }
 
@@ -87,61 +90,53 @@ func (m *memSession) Info() election.SessionInfo {
 	return election.SessionInfo{Backend: BackendName, ID: m.id, TTL: m.ttl}
 }
 
-func (m *memSession) Renew(ctx context.Context) error {
-	s := m.conn.store
-	if err := s.reach(ctx, m.conn.name); err != nil {
+func (m *memSession) Renew(ctx context.Context) error { return m.conn.renew(ctx, m.id) }
+
+func (m *memSession) Acquire(ctx context.Context) (election.Acquisition, error) {
+	return m.conn.acquire(ctx, m.id, m.resource, m.leaderID, m.value)
+}
+
+// renew extends session id by its TTL.
+func (c *Conn) renew(ctx context.Context, id string) error {
+	s := c.store
+	if err := s.reach(ctx, c.name); err != nil {
 		return err
 	}
-	err := m.renew()
-	if rerr := s.reply(ctx, m.conn.name); rerr != nil {
+	s.mu.Lock()
+	var err error
+	if ss := s.sessions[id]; ss == nil {
+		err = fmt.Errorf("memory: session %s: %w", id, election.ErrSessionLost)
+	} else {
+		ss.expires = time.Now().Add(ss.ttl)
+	}
+	s.mu.Unlock()
+	if rerr := s.reply(ctx, c.name); rerr != nil {
 		return rerr
 	}
 	return err
 }
 
-func (m *memSession) renew() error {
-	s := m.conn.store
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ss := s.sessions[m.id]
-	if ss == nil {
-		return fmt.Errorf("memory: session %s: %w", m.id, election.ErrSessionLost)
-	}
-	ss.expires = time.Now().Add(ss.ttl)
-	return nil
-}
-
-func (m *memSession) Acquire(ctx context.Context) (election.Acquisition, error) {
-	s := m.conn.store
-	if err := s.reach(ctx, m.conn.name); err != nil {
+// acquire makes session id the leader of resource if it is free.
+func (c *Conn) acquire(ctx context.Context, id, resource, leaderID string, value []byte) (election.Acquisition, error) {
+	s := c.store
+	if err := s.reach(ctx, c.name); err != nil {
 		return election.Acquisition{}, err
 	}
-	acq, err := m.acquire()
-	if rerr := s.reply(ctx, m.conn.name); rerr != nil {
+	s.mu.Lock()
+	var (
+		acq election.Acquisition
+		err error
+	)
+	if ss := s.sessions[id]; ss == nil {
+		err = fmt.Errorf("memory: session %s: %w", id, election.ErrSessionLost)
+	} else {
+		acq.Record = s.acquire(ss, resource, leaderID, value)
+	}
+	s.mu.Unlock()
+	if rerr := s.reply(ctx, c.name); rerr != nil {
 		return election.Acquisition{}, rerr
 	}
 	return acq, err
-}
-
-func (m *memSession) acquire() (election.Acquisition, error) {
-	s := m.conn.store
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ss := s.sessions[m.id]
-	if ss == nil {
-		return election.Acquisition{}, fmt.Errorf("memory: session %s: %w", m.id, election.ErrSessionLost)
-	}
-	r := s.records[m.resource]
-	if r == nil {
-		r = &record{}
-		s.records[m.resource] = r
-	}
-	if r.holder == "" {
-		s.rev++
-		*r = record{holder: ss.id, leaderID: ss.leaderID, value: ss.value, term: s.rev, rev: s.rev}
-		s.broadcast()
-	}
-	return election.Acquisition{Record: s.recordOf(m.resource)}, nil
 }
 
 func (m *memSession) Close(ctx context.Context) error {

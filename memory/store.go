@@ -21,21 +21,20 @@ type Store struct {
 	nextID   uint64
 	sessions map[string]*session
 	records  map[string]*record       // by resource
-	changed  chan struct{}            // closed and replaced on every change
+	waits    map[string]chan struct{} // by resource: closed and removed on its record's next change
 	healed   chan struct{}            // closed and replaced on every Heal
 	cut      map[string]bool          // connection names whose requests hang
 	delay    map[string]time.Duration // connection names whose replies arrive late
 }
 
+// session is a store session; it may hold any number of records.
 type session struct {
-	id       string
-	conn     string
-	resource string
-	leaderID string
-	value    []byte
-	ttl      time.Duration
-	expires  time.Time
-	timer    *time.Timer
+	id      string
+	conn    string
+	ttl     time.Duration
+	expires time.Time
+	timer   *time.Timer
+	held    map[string]struct{} // the resources whose records it holds
 }
 
 type record struct {
@@ -52,7 +51,7 @@ func NewStore() *Store {
 		rev:      1,
 		sessions: map[string]*session{},
 		records:  map[string]*record{},
-		changed:  make(chan struct{}),
+		waits:    map[string]chan struct{}{},
 		healed:   make(chan struct{}),
 		cut:      map[string]bool{},
 		delay:    map[string]time.Duration{},
@@ -98,7 +97,8 @@ func (s *Store) Delay(name string, d time.Duration) {
 }
 
 // Expire ends the session that leads resource, as if its TTL had run out,
-// and reports whether there was one.
+// and reports whether there was one. Every other resource the session
+// leads is freed with it.
 func (s *Store) Expire(resource string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -120,7 +120,7 @@ func (s *Store) DeleteRecord(resource string) bool {
 	if r == nil || r.holder == "" {
 		return false
 	}
-	s.free(r)
+	s.free(resource, r)
 	return true
 }
 
@@ -153,18 +153,16 @@ func (s *Store) Leader(resource string) (id string, term uint64) {
 
 // The methods below hold s.mu.
 
-func (s *Store) newSession(conn string, p election.SessionParams) *session {
+func (s *Store) newSession(conn string, ttl time.Duration) *session {
 	s.nextID++
 	ss := &session{
-		id:       fmt.Sprintf("mem-%d", s.nextID),
-		conn:     conn,
-		resource: p.Resource,
-		leaderID: p.ID,
-		value:    append([]byte(nil), p.Value...),
-		ttl:      p.TTL,
-		expires:  time.Now().Add(p.TTL),
+		id:      fmt.Sprintf("mem-%d", s.nextID),
+		conn:    conn,
+		ttl:     ttl,
+		expires: time.Now().Add(ttl),
+		held:    map[string]struct{}{},
 	}
-	ss.timer = time.AfterFunc(p.TTL, func() { s.expireIfDue(ss) })
+	ss.timer = time.AfterFunc(ttl, func() { s.expireIfDue(ss) })
 	s.sessions[ss.id] = ss
 	return ss
 }
@@ -188,20 +186,73 @@ func (s *Store) endSession(ss *session) {
 	}
 	ss.timer.Stop()
 	delete(s.sessions, ss.id)
-	if r := s.records[ss.resource]; r != nil && r.holder == ss.id {
-		s.free(r)
+	for resource := range ss.held {
+		if r := s.records[resource]; r != nil && r.holder == ss.id {
+			s.free(resource, r)
+		}
 	}
 }
 
-func (s *Store) free(r *record) {
-	s.rev++
-	*r = record{rev: s.rev}
-	s.broadcast()
+// acquire makes ss the holder of resource's record, if it is free, and
+// returns the record.
+func (s *Store) acquire(ss *session, resource, leaderID string, value []byte) election.Record {
+	r := s.records[resource]
+	if r == nil {
+		r = &record{}
+		s.records[resource] = r
+	}
+	if r.holder == "" {
+		s.rev++
+		*r = record{holder: ss.id, leaderID: leaderID, value: append([]byte(nil), value...), term: s.rev, rev: s.rev}
+		ss.held[resource] = struct{}{}
+		s.notify(resource)
+	}
+	return s.recordOf(resource)
 }
 
+// release frees resource's record if session id holds it.
+func (s *Store) release(id, resource string) {
+	if ss := s.sessions[id]; ss != nil {
+		delete(ss.held, resource)
+	}
+	if r := s.records[resource]; r != nil && r.holder == id && id != "" {
+		s.free(resource, r)
+	}
+}
+
+func (s *Store) free(resource string, r *record) {
+	if ss := s.sessions[r.holder]; ss != nil {
+		delete(ss.held, resource)
+	}
+	s.rev++
+	*r = record{rev: s.rev}
+	s.notify(resource)
+}
+
+// changedOf returns a channel closed at the next change of resource's
+// record.
+func (s *Store) changedOf(resource string) chan struct{} {
+	ch := s.waits[resource]
+	if ch == nil {
+		ch = make(chan struct{})
+		s.waits[resource] = ch
+	}
+	return ch
+}
+
+// notify wakes the watchers of resource.
+func (s *Store) notify(resource string) {
+	if ch := s.waits[resource]; ch != nil {
+		close(ch)
+		delete(s.waits, resource)
+	}
+}
+
+// broadcast wakes every watcher.
 func (s *Store) broadcast() {
-	close(s.changed)
-	s.changed = make(chan struct{})
+	for resource := range s.waits {
+		s.notify(resource)
+	}
 }
 
 func (s *Store) recordOf(resource string) election.Record {
