@@ -3,6 +3,7 @@ package consul_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -19,37 +20,57 @@ import (
 	"github.com/consul-leader/consul-leader/internal/benchscale"
 )
 
+// quiet drops the electors' logs: a run that overloads the store would
+// print thousands of warnings, and the refused requests are counted.
+var quiet = slog.New(slog.DiscardHandler)
+
 // BenchmarkScaleLead measures one process leading many resources (200, or
-// SCALE_RESOURCES) with session TTL 15 s, on one Consul agent at its
-// default limits (200 connections per client address), in the same run:
-// electors on one SharedSession, electors with a private session each, and
-// api.Lock, one lock and session per resource, 32 acquisitions at a time.
-// Every recipe shares one client. See internal/benchscale.Lead for the
-// metrics. Run it with
+// SCALE_RESOURCES) with session TTL 15 s, in the same run: electors on one
+// SharedSession, electors with a private session each, and api.Lock, one
+// lock and session per resource, 32 acquisitions at a time. Each recipe
+// has one client, and an agent of its own at the default limits (200
+// connections per client address): a recipe that exceeds them leaves the
+// agent refusing the next one for a while. See internal/benchscale.Lead
+// for the metrics. Run it with
 //
 //	go test -run '^$' -bench ScaleLead -benchtime 1x ./consul/
 //	SCALE_RESOURCES=10000 go test -run '^$' -bench ScaleLead -benchtime 1x -timeout 1h ./consul/
 func BenchmarkScaleLead(b *testing.B) {
-	srv := testserver.StartConsul(b, testserver.ConsulOptions{})
-	p := benchscale.LeadParamsFromEnv(port(b, srv.Addr))
-	b.Run("shared-session", func(b *testing.B) { benchscale.Lead(b, p, leadElectors(b, srv, true)) })
-	b.Run("private-sessions", func(b *testing.B) { benchscale.Lead(b, p, leadElectors(b, srv, false)) })
-	b.Run("api.Lock", func(b *testing.B) { benchscale.Lead(b, p, leadAPILock(b, srv)) })
+	for _, r := range []struct {
+		name   string
+		recipe func(*testing.B, *testserver.ConsulServer) benchscale.Recipe
+	}{
+		{"shared-session", func(b *testing.B, srv *testserver.ConsulServer) benchscale.Recipe { return leadElectors(b, srv, true) }},
+		{"private-sessions", func(b *testing.B, srv *testserver.ConsulServer) benchscale.Recipe { return leadElectors(b, srv, false) }},
+		{"api.Lock", leadAPILock},
+	} {
+		b.Run(r.name, func(b *testing.B) {
+			srv := testserver.StartConsul(b, testserver.ConsulOptions{})
+			benchscale.Lead(b, benchscale.LeadParamsFromEnv(port(b, srv.Addr)), r.recipe(b, srv))
+		})
+	}
 }
 
 // BenchmarkScaleCandidates measures one process holding many candidates
 // (50, or SCALE_CANDIDATES) of one resource through one client, at the
-// default options: the idle requests per follower, then graceful
-// handovers (20, or SCALE_HANDOVERS), electors and api.Lock in the same
-// run. See internal/benchscale.Handovers for the metrics. Run it with
+// default options, each recipe on an agent of its own: the idle requests
+// per follower, then graceful handovers (20, or SCALE_HANDOVERS),
+// electors and api.Lock in the same run. See
+// internal/benchscale.Handovers for the metrics. Run it with
 //
 //	go test -run '^$' -bench ScaleCandidates -benchtime 1x ./consul/
 //	SCALE_CANDIDATES=1000 go test -run '^$' -bench ScaleCandidates -benchtime 1x -timeout 1h ./consul/
 func BenchmarkScaleCandidates(b *testing.B) {
-	srv := testserver.StartConsul(b, testserver.ConsulOptions{})
-	p := benchscale.HandoverParamsFromEnv(port(b, srv.Addr))
-	b.Run("electors", func(b *testing.B) { benchscale.Handovers(b, p, candidateElectors(b, srv, p.Candidates)) })
-	b.Run("api.Lock", func(b *testing.B) { benchscale.Handovers(b, p, candidateAPILocks(b, srv, p.Candidates)) })
+	for _, r := range []struct {
+		name string
+		pool func(*testing.B, *testserver.ConsulServer, int) func(chan<- benchscale.Led) benchscale.Pool
+	}{{"electors", candidateElectors}, {"api.Lock", candidateAPILocks}} {
+		b.Run(r.name, func(b *testing.B) {
+			srv := testserver.StartConsul(b, testserver.ConsulOptions{})
+			p := benchscale.HandoverParamsFromEnv(port(b, srv.Addr))
+			benchscale.Handovers(b, p, r.pool(b, srv, p.Candidates))
+		})
+	}
 }
 
 func port(b *testing.B, addr string) int {
@@ -141,7 +162,7 @@ func leadElectors(b *testing.B, srv *testserver.ConsulServer, shared bool) bench
 	var ss *election.SharedSession
 	if shared {
 		name = "shared"
-		if ss, err = election.NewSharedSession(be, election.SessionOptions{TTL: 15 * time.Second}); err != nil {
+		if ss, err = election.NewSharedSession(be, election.SessionOptions{TTL: 15 * time.Second, Logger: quiet}); err != nil {
 			b.Skipf("shared session: %v", err)
 		}
 	}
@@ -152,7 +173,7 @@ func leadElectors(b *testing.B, srv *testserver.ConsulServer, shared bool) bench
 	)
 	return benchscale.Recipe{
 		Start: func(_ context.Context, i int, led, lost func()) error {
-			o := election.Options{Resource: fmt.Sprintf("scale-%s-%d", name, i), ID: "p", Session: ss}
+			o := election.Options{Resource: fmt.Sprintf("scale-%s-%d", name, i), ID: "p", Session: ss, Logger: quiet}
 			var el *election.Elector
 			var err error
 			if shared {
@@ -256,7 +277,7 @@ func candidateElectors(b *testing.B, srv *testserver.ConsulServer, n int) func(c
 		client := tr.client(b, srv.Addr)
 		els := make([]*election.Elector, n)
 		for i := range els {
-			el, err := consul.New(consul.Options{Options: election.Options{Resource: "scale-candidates", ID: fmt.Sprint("c", i)}, Client: client})
+			el, err := consul.New(consul.Options{Options: election.Options{Resource: "scale-candidates", ID: fmt.Sprint("c", i), Logger: quiet}, Client: client})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -3,6 +3,7 @@ package etcd
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -15,6 +16,10 @@ import (
 	"github.com/consul-leader/consul-leader/election"
 	"github.com/consul-leader/consul-leader/internal/benchscale"
 )
+
+// quiet drops the electors' logs: a run that overloads the store would
+// print thousands of warnings, and the refused requests are counted.
+var quiet = slog.New(slog.DiscardHandler)
 
 // scaleTTL is the session TTL of the scale benchmarks, the default one.
 const scaleTTL = 15 * time.Second
@@ -106,7 +111,7 @@ func leadElectors(b *testing.B, endpoint string, shared bool) benchscale.Recipe 
 	var ss *election.SharedSession
 	if shared {
 		name = "shared"
-		if ss, err = election.NewSharedSession(be, election.SessionOptions{TTL: scaleTTL}); err != nil {
+		if ss, err = election.NewSharedSession(be, election.SessionOptions{TTL: scaleTTL, Logger: quiet}); err != nil {
 			b.Skipf("shared session: %v", err)
 		}
 	}
@@ -117,7 +122,7 @@ func leadElectors(b *testing.B, endpoint string, shared bool) benchscale.Recipe 
 	)
 	return benchscale.Recipe{
 		Start: func(_ context.Context, i int, led, lost func()) error {
-			o := election.Options{Resource: fmt.Sprintf("scale-%s-%d", name, i), ID: "p", Session: ss}
+			o := election.Options{Resource: fmt.Sprintf("scale-%s-%d", name, i), ID: "p", Session: ss, Logger: quiet}
 			var el *election.Elector
 			var err error
 			if shared {
@@ -226,7 +231,7 @@ func candidateElectors(b *testing.B, endpoint string, n int) func(chan<- benchsc
 		client := newClient(b, endpoint, counter.install)
 		els := make([]*election.Elector, n)
 		for i := range els {
-			el, err := New(client, Options{Options: election.Options{Resource: "scale-candidates", ID: fmt.Sprint("c", i)}})
+			el, err := New(client, Options{Options: election.Options{Resource: "scale-candidates", ID: fmt.Sprint("c", i), Logger: quiet}})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -19,6 +20,10 @@ import (
 	"github.com/consul-leader/consul-leader/internal/benchscale"
 	"github.com/consul-leader/consul-leader/redis"
 )
+
+// quiet drops the electors' logs: a run that overloads the store would
+// print thousands of warnings, and the refused requests are counted.
+var quiet = slog.New(slog.DiscardHandler)
 
 // scaleTTL is the session TTL, and redsync's lock expiry, of the scale
 // benchmarks; redsync locks are extended every scaleTTL/3, as the electors
@@ -102,7 +107,7 @@ func leadElectors(b *testing.B, addr string, shared bool) benchscale.Recipe {
 	var ss *election.SharedSession
 	if shared {
 		name = "shared"
-		if ss, err = election.NewSharedSession(be, election.SessionOptions{TTL: scaleTTL}); err != nil {
+		if ss, err = election.NewSharedSession(be, election.SessionOptions{TTL: scaleTTL, Logger: quiet}); err != nil {
 			b.Skipf("shared session: %v", err)
 		}
 	}
@@ -113,7 +118,7 @@ func leadElectors(b *testing.B, addr string, shared bool) benchscale.Recipe {
 	)
 	return benchscale.Recipe{
 		Start: func(_ context.Context, i int, led, lost func()) error {
-			o := election.Options{Resource: fmt.Sprintf("scale-%s-%d", name, i), ID: "p", Session: ss}
+			o := election.Options{Resource: fmt.Sprintf("scale-%s-%d", name, i), ID: "p", Session: ss, Logger: quiet}
 			var el *election.Elector
 			var err error
 			if shared {
@@ -242,7 +247,7 @@ func candidateElectors(b *testing.B, addr string, n int) func(chan<- benchscale.
 		client, cnt := newClient(b, addr)
 		els := make([]*election.Elector, n)
 		for i := range els {
-			el, err := redis.New(client, redis.Options{Options: election.Options{Resource: "scale-candidates", ID: fmt.Sprint("c", i)}})
+			el, err := redis.New(client, redis.Options{Options: election.Options{Resource: "scale-candidates", ID: fmt.Sprint("c", i), Logger: quiet}})
 			if err != nil {
 				b.Fatal(err)
 			}
