@@ -55,7 +55,7 @@ func BenchmarkScaleLead(b *testing.B) {
 // (50, or SCALE_CANDIDATES) of one resource through one client, at the
 // default options, each recipe on an agent of its own: the idle requests
 // per follower, then graceful handovers (20, or SCALE_HANDOVERS),
-// electors and api.Lock in the same run. See
+// electors (without and with Handoff) and api.Lock in the same run. See
 // internal/benchscale.Handovers for the metrics. Run it with
 //
 //	go test -run '^$' -bench ScaleCandidates -benchtime 1x ./consul/
@@ -64,7 +64,15 @@ func BenchmarkScaleCandidates(b *testing.B) {
 	for _, r := range []struct {
 		name string
 		pool func(*testing.B, *testserver.ConsulServer, int) func(chan<- benchscale.Led) benchscale.Pool
-	}{{"electors", candidateElectors}, {"api.Lock", candidateAPILocks}} {
+	}{
+		{"electors", func(b *testing.B, srv *testserver.ConsulServer, n int) func(chan<- benchscale.Led) benchscale.Pool {
+			return candidateElectors(b, srv, n, false)
+		}},
+		{"electors-handoff", func(b *testing.B, srv *testserver.ConsulServer, n int) func(chan<- benchscale.Led) benchscale.Pool {
+			return candidateElectors(b, srv, n, true)
+		}},
+		{"api.Lock", candidateAPILocks},
+	} {
 		b.Run(r.name, func(b *testing.B) {
 			srv := testserver.StartConsul(b, testserver.ConsulOptions{})
 			p := benchscale.HandoverParamsFromEnv(port(b, srv.Addr))
@@ -270,14 +278,14 @@ func leadAPILock(b *testing.B, srv *testserver.ConsulServer) benchscale.Recipe {
 }
 
 // candidateElectors starts n electors of one resource through one client,
-// at the default options.
-func candidateElectors(b *testing.B, srv *testserver.ConsulServer, n int) func(chan<- benchscale.Led) benchscale.Pool {
+// at the default options, but for Handoff.
+func candidateElectors(b *testing.B, srv *testserver.ConsulServer, n int, handoff bool) func(chan<- benchscale.Led) benchscale.Pool {
 	return func(leaders chan<- benchscale.Led) benchscale.Pool {
 		tr := newScaleTransport(b)
 		client := tr.client(b, srv.Addr)
 		els := make([]*election.Elector, n)
 		for i := range els {
-			el, err := consul.New(consul.Options{Options: election.Options{Resource: "scale-candidates", ID: fmt.Sprint("c", i), Logger: quiet}, Client: client})
+			el, err := consul.New(consul.Options{Options: election.Options{Resource: "scale-candidates", ID: fmt.Sprint("c", i), Logger: quiet}, Client: client, Handoff: handoff})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -76,9 +76,10 @@ func LeadParamsFromEnv(port int) LeadParams {
 
 // Lead runs r and reports, as metrics of b:
 //
-//   - acquire-s: from the first Start until every resource is led;
-//   - acquired: how many were led by then (below Resources only when
-//     Timeout passed first, or Start failed);
+//   - acquire-s: from the first Start until every resource is led, or
+//     every Start call that did not lead failed, or Timeout passed;
+//   - acquired: how many were led by then; Start calls that fail are not
+//     retried;
 //   - req/s: requests per second over Window, from a second after the last
 //     acquisition; refused: the requests refused meanwhile, when counted;
 //   - lost: leaderships lost before Stop;
@@ -130,11 +131,24 @@ func Lead(b *testing.B, p LeadParams, r Recipe) {
 			}()
 		}
 	}()
-	select {
-	case <-all:
-	case <-time.After(p.Timeout):
-		b.Logf("%d of %d resources led after %v", ledN.Load(), p.Resources, p.Timeout)
+	deadline := time.After(p.Timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+wait:
+	for {
+		select {
+		case <-all:
+			break wait
+		case <-tick.C:
+			if ledN.Load()+failed.Load() >= int64(p.Resources) {
+				b.Logf("%d of %d Start calls failed", failed.Load(), p.Resources)
+				break wait
+			}
+		case <-deadline:
+			b.Logf("%d of %d resources led after %v", ledN.Load(), p.Resources, p.Timeout)
+			break wait
+		}
 	}
+	tick.Stop()
 	acquired := time.Since(start)
 	b.StopTimer()
 	time.Sleep(time.Second)
