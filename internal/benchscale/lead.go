@@ -22,6 +22,10 @@ const (
 	// EnvHandovers is how many graceful handovers a run of candidates
 	// takes (default 20).
 	EnvHandovers = "SCALE_HANDOVERS"
+	// EnvPause separates two handovers (default 200ms); it must exceed
+	// the candidates' RetryInterval when they are few, so that the
+	// released ones wait again before the next release.
+	EnvPause = "SCALE_PAUSE"
 	// EnvTimeout bounds the wait for every leadership, or for one handover
 	// (default 2m).
 	EnvTimeout = "SCALE_TIMEOUT"
