@@ -44,9 +44,9 @@ func BenchmarkScaleLead(b *testing.B) {
 		{"private-sessions", func(b *testing.B, srv *testserver.ConsulServer) benchscale.Recipe { return leadElectors(b, srv, false) }},
 		{"api.Lock", leadAPILock},
 	} {
-		b.Run(r.name, func(b *testing.B) {
+		benchscale.Run(b, r.name, func(b *testing.B) benchscale.Metrics {
 			srv := testserver.StartConsul(b, testserver.ConsulOptions{})
-			benchscale.Lead(b, benchscale.LeadParamsFromEnv(port(b, srv.Addr)), r.recipe(b, srv))
+			return benchscale.Lead(b, benchscale.LeadParamsFromEnv(port(b, srv.Addr)), r.recipe(b, srv))
 		})
 	}
 }
@@ -73,10 +73,10 @@ func BenchmarkScaleCandidates(b *testing.B) {
 		}},
 		{"api.Lock", candidateAPILocks},
 	} {
-		b.Run(r.name, func(b *testing.B) {
+		benchscale.Run(b, r.name, func(b *testing.B) benchscale.Metrics {
 			srv := testserver.StartConsul(b, testserver.ConsulOptions{})
 			p := benchscale.HandoverParamsFromEnv(port(b, srv.Addr))
-			benchscale.Handovers(b, p, r.pool(b, srv, p.Candidates))
+			return benchscale.Handovers(b, p, r.pool(b, srv, p.Candidates))
 		})
 	}
 }

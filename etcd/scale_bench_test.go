@@ -36,9 +36,15 @@ const scaleTTL = 15 * time.Second
 func BenchmarkScaleLead(b *testing.B) {
 	srv := benchServer(b)
 	p := benchscale.LeadParamsFromEnv(endpointPort(b, srv.Endpoint()))
-	b.Run("shared-session", func(b *testing.B) { benchscale.Lead(b, p, leadElectors(b, srv.Endpoint(), true)) })
-	b.Run("private-sessions", func(b *testing.B) { benchscale.Lead(b, p, leadElectors(b, srv.Endpoint(), false)) })
-	b.Run("concurrency.Election", func(b *testing.B) { benchscale.Lead(b, p, leadConcurrency(b, srv.Endpoint())) })
+	benchscale.Run(b, "shared-session", func(b *testing.B) benchscale.Metrics {
+		return benchscale.Lead(b, p, leadElectors(b, srv.Endpoint(), true))
+	})
+	benchscale.Run(b, "private-sessions", func(b *testing.B) benchscale.Metrics {
+		return benchscale.Lead(b, p, leadElectors(b, srv.Endpoint(), false))
+	})
+	benchscale.Run(b, "concurrency.Election", func(b *testing.B) benchscale.Metrics {
+		return benchscale.Lead(b, p, leadConcurrency(b, srv.Endpoint()))
+	})
 }
 
 // BenchmarkScaleCandidates measures one process holding many candidates
@@ -53,9 +59,11 @@ func BenchmarkScaleLead(b *testing.B) {
 func BenchmarkScaleCandidates(b *testing.B) {
 	srv := benchServer(b)
 	p := benchscale.HandoverParamsFromEnv(endpointPort(b, srv.Endpoint()))
-	b.Run("electors", func(b *testing.B) { benchscale.Handovers(b, p, candidateElectors(b, srv.Endpoint(), p.Candidates)) })
-	b.Run("concurrency.Election", func(b *testing.B) {
-		benchscale.Handovers(b, p, candidateConcurrency(b, srv.Endpoint(), p.Candidates))
+	benchscale.Run(b, "electors", func(b *testing.B) benchscale.Metrics {
+		return benchscale.Handovers(b, p, candidateElectors(b, srv.Endpoint(), p.Candidates))
+	})
+	benchscale.Run(b, "concurrency.Election", func(b *testing.B) benchscale.Metrics {
+		return benchscale.Handovers(b, p, candidateConcurrency(b, srv.Endpoint(), p.Candidates))
 	})
 }
 

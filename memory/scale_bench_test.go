@@ -29,8 +29,8 @@ var quiet = slog.New(slog.DiscardHandler)
 func BenchmarkScaleLead(b *testing.B) {
 	p := benchscale.LeadParamsFromEnv(0)
 	p.Window = benchscale.Duration(benchscale.EnvWindow, time.Second)
-	b.Run("shared-session", func(b *testing.B) { benchscale.Lead(b, p, leadMemory(b, true)) })
-	b.Run("private-sessions", func(b *testing.B) { benchscale.Lead(b, p, leadMemory(b, false)) })
+	benchscale.Run(b, "shared-session", func(b *testing.B) benchscale.Metrics { return benchscale.Lead(b, p, leadMemory(b, true)) })
+	benchscale.Run(b, "private-sessions", func(b *testing.B) benchscale.Metrics { return benchscale.Lead(b, p, leadMemory(b, false)) })
 }
 
 func leadMemory(b *testing.B, shared bool) benchscale.Recipe {

@@ -57,8 +57,8 @@ func HandoverParamsFromEnv(port int) HandoverParams {
 }
 
 // Handovers starts p.Candidates candidates with start, which must report
-// every start of a leadership on leaders, lets them settle, and reports, as
-// metrics of b:
+// every start of a leadership on leaders, lets them settle, and returns, as
+// metrics for b:
 //
 //   - idle-req/s/follower: the requests per second over Window while
 //     nobody changes, divided by the followers (the leader's few renewals
@@ -68,7 +68,7 @@ func HandoverParamsFromEnv(port int) HandoverParams {
 //     the leader until the next leader's handler ran;
 //   - req/handover: the requests sent per handover beyond the idle rate;
 //   - refused: requests refused from the start, when counted.
-func Handovers(b *testing.B, p HandoverParams, start func(leaders chan<- Led) Pool) {
+func Handovers(b *testing.B, p HandoverParams, start func(leaders chan<- Led) Pool) Metrics {
 	b.Helper()
 	leaders := make(chan Led, p.Candidates+16)
 	pool := start(leaders)
@@ -84,7 +84,7 @@ func Handovers(b *testing.B, p HandoverParams, start func(leaders chan<- Led) Po
 	}
 	cur, ok := next()
 	if !ok {
-		return
+		return nil
 	}
 	// Every candidate reads the leadership, then waits.
 	time.Sleep(2*time.Second + time.Duration(p.Candidates)*2*time.Millisecond)
@@ -119,16 +119,17 @@ func Handovers(b *testing.B, p HandoverParams, start func(leaders chan<- Led) Po
 	}
 	b.StopTimer()
 	reqs := float64(pool.Requests()-req0) - idleRate*time.Since(began).Seconds()
-	b.ReportMetric(0, "ns/op") // not a per-iteration cost
-	b.ReportMetric(idleRate/float64(max(1, p.Candidates-1)), "idle-req/s/follower")
-	b.ReportMetric(float64(sockets), "sockets")
+	var m Metrics
+	m.add(idleRate/float64(max(1, p.Candidates-1)), "idle-req/s/follower")
+	m.add(float64(sockets), "sockets")
 	if len(samples) > 0 {
-		b.ReportMetric(Ms(Quantile(samples, 0.5)), "p50-ms")
-		b.ReportMetric(Ms(Quantile(samples, 0.99)), "p99-ms")
-		b.ReportMetric(Ms(samples[len(samples)-1]), "max-ms")
-		b.ReportMetric(reqs/float64(len(samples)), "req/handover")
+		m.add(Ms(Quantile(samples, 0.5)), "p50-ms")
+		m.add(Ms(Quantile(samples, 0.99)), "p99-ms")
+		m.add(Ms(samples[len(samples)-1]), "max-ms")
+		m.add(reqs/float64(len(samples)), "req/handover")
 	}
 	if pool.Refused != nil {
-		b.ReportMetric(float64(pool.Refused()), "refused")
+		m.add(float64(pool.Refused()), "refused")
 	}
+	return m
 }

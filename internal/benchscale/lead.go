@@ -78,7 +78,7 @@ func LeadParamsFromEnv(port int) LeadParams {
 	}
 }
 
-// Lead runs r and reports, as metrics of b:
+// Lead runs r and returns, as metrics for b:
 //
 //   - acquire-s: from the first Start until every resource is led, or
 //     every Start call that did not lead failed, or Timeout passed;
@@ -91,7 +91,7 @@ func LeadParamsFromEnv(port int) LeadParams {
 //     window;
 //   - rss-MB, heap-KB/res, goroutines/res: what the process grew by, from
 //     before the first Start to the end of the window, after a collection.
-func Lead(b *testing.B, p LeadParams, r Recipe) {
+func Lead(b *testing.B, p LeadParams, r Recipe) Metrics {
 	b.Helper()
 	before := Take()
 	var ledN, lostN atomic.Int64
@@ -173,24 +173,24 @@ wait:
 		sockets = Sockets(p.Port)
 	}
 	after := Take()
-	b.ReportMetric(0, "ns/op") // not a per-iteration cost
-	b.ReportMetric(acquired.Seconds(), "acquire-s")
-	b.ReportMetric(float64(ledN.Load()), "acquired")
+	var m Metrics
+	m.add(acquired.Seconds(), "acquire-s")
+	m.add(float64(ledN.Load()), "acquired")
 	if r.Requests != nil {
-		b.ReportMetric(float64(req1-req0)/p.Window.Seconds(), "req/s")
+		m.add(float64(req1-req0)/p.Window.Seconds(), "req/s")
 	}
 	if r.Refused != nil {
-		b.ReportMetric(float64(r.Refused()-ref0), "refused")
+		m.add(float64(r.Refused()-ref0), "refused")
 	}
-	b.ReportMetric(float64(lostN.Load()), "lost")
+	m.add(float64(lostN.Load()), "lost")
 	if sockets >= 0 {
-		b.ReportMetric(float64(sockets), "sockets")
+		m.add(float64(sockets), "sockets")
 	}
 	if before.RSS >= 0 && after.RSS >= 0 {
-		b.ReportMetric(float64(after.RSS-before.RSS)/(1<<20), "rss-MB")
+		m.add(float64(after.RSS-before.RSS)/(1<<20), "rss-MB")
 	}
-	b.ReportMetric(float64(int64(after.HeapInuse)-int64(before.HeapInuse))/1024/float64(p.Resources), "heap-KB/res")
-	b.ReportMetric(float64(after.Goroutines-before.Goroutines)/float64(p.Resources), "goroutines/res")
+	m.add(float64(int64(after.HeapInuse)-int64(before.HeapInuse))/1024/float64(p.Resources), "heap-KB/res")
+	m.add(float64(after.Goroutines-before.Goroutines)/float64(p.Resources), "goroutines/res")
 	if n := failed.Load(); n > 0 {
 		b.Logf("%d Start calls failed", n)
 	}
@@ -198,4 +198,5 @@ wait:
 	<-launched
 	wg.Wait()
 	r.Stop()
+	return m
 }

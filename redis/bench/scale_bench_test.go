@@ -42,9 +42,11 @@ const scaleTTL = 15 * time.Second
 func BenchmarkScaleLead(b *testing.B) {
 	srv := testserver.StartRedis(b, testserver.RedisOptions{})
 	p := benchscale.LeadParamsFromEnv(addrPort(b, srv.Addr()))
-	b.Run("shared-session", func(b *testing.B) { benchscale.Lead(b, p, leadElectors(b, srv.Addr(), true)) })
-	b.Run("private-sessions", func(b *testing.B) { benchscale.Lead(b, p, leadElectors(b, srv.Addr(), false)) })
-	b.Run("redsync", func(b *testing.B) { benchscale.Lead(b, p, leadRedsync(b, srv.Addr())) })
+	benchscale.Run(b, "shared-session", func(b *testing.B) benchscale.Metrics { return benchscale.Lead(b, p, leadElectors(b, srv.Addr(), true)) })
+	benchscale.Run(b, "private-sessions", func(b *testing.B) benchscale.Metrics {
+		return benchscale.Lead(b, p, leadElectors(b, srv.Addr(), false))
+	})
+	benchscale.Run(b, "redsync", func(b *testing.B) benchscale.Metrics { return benchscale.Lead(b, p, leadRedsync(b, srv.Addr())) })
 }
 
 // BenchmarkScaleCandidates measures one process holding many candidates
@@ -59,8 +61,12 @@ func BenchmarkScaleLead(b *testing.B) {
 func BenchmarkScaleCandidates(b *testing.B) {
 	srv := testserver.StartRedis(b, testserver.RedisOptions{})
 	p := benchscale.HandoverParamsFromEnv(addrPort(b, srv.Addr()))
-	b.Run("electors", func(b *testing.B) { benchscale.Handovers(b, p, candidateElectors(b, srv.Addr(), p.Candidates)) })
-	b.Run("redsync", func(b *testing.B) { benchscale.Handovers(b, p, candidateRedsync(b, srv.Addr(), p.Candidates)) })
+	benchscale.Run(b, "electors", func(b *testing.B) benchscale.Metrics {
+		return benchscale.Handovers(b, p, candidateElectors(b, srv.Addr(), p.Candidates))
+	})
+	benchscale.Run(b, "redsync", func(b *testing.B) benchscale.Metrics {
+		return benchscale.Handovers(b, p, candidateRedsync(b, srv.Addr(), p.Candidates))
+	})
 }
 
 func addrPort(b *testing.B, addr string) int {
