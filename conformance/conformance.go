@@ -6,7 +6,12 @@
 // the store's replies to them (on links that can: SlowLink), crashes and
 // revokes them, and checks continuously, with a recorder of every handler
 // call, that there is never more than one leader, that terms only grow, and
-// that leadership moves within the bounds the store promises:
+// that leadership moves within the bounds the store promises. On a store
+// that implements SessionStore it runs the same checks on shared sessions:
+// fifty resources led through one store session, every term of a session
+// cut off or removed ending before another candidate leads any of them,
+// resources released and failed independently, bad input refused, and
+// SharedSession.Close releasing everything at once:
 //
 //	func TestConformance(t *testing.T) {
 //		conformance.Run(t, conformance.Config{
@@ -38,6 +43,24 @@ type Store interface {
 	// the Consul session, revokes the etcd lease); with RemoveRecord it
 	// deletes the leader's key, leaving the session alive.
 	Remove(t testing.TB, resource string, what Removal)
+}
+
+// SessionStore is a Store whose backend can share one store session among
+// the electors of many resources (election.SessionSharer). The suite runs
+// its tests of shared sessions on a store that implements it, and skips them
+// on others, or when the backend it opens is not a SessionSharer.
+type SessionStore interface {
+	Store
+
+	// NewSharedSession returns a new shared session for o, on a backend
+	// with its own connection to the store, and the Link that connection
+	// goes through: cutting it cuts off the session and every elector on
+	// it. The suite makes the electors, with election.New on the session's
+	// Backend and Options.Session set, and closes them and the session; the
+	// store closes the backend when t ends. It returns the error of
+	// election.NewSharedSession, an *election.OptionError with Field
+	// "backend" for a backend that cannot share its sessions.
+	NewSharedSession(t testing.TB, o election.SessionOptions) (*election.SharedSession, Link, error)
 }
 
 // Removal says what Store.Remove takes away.

@@ -22,8 +22,9 @@ type recorder struct {
 	active   map[string]*leaderCall // resource -> current leader call
 	maxTerm  map[string]uint64      // resource -> highest term started
 	calls    []call
-	lastSeen map[string]election.Leadership // candidate -> last notification
-	tolerate map[string]bool                // resources whose leadership was taken from outside
+	lastSeen map[string]election.Leadership  // candidate -> last notification
+	lastOn   map[seenKey]election.Leadership // candidate and resource -> last notification
+	tolerate map[string]bool                 // resources whose leadership was taken from outside
 	overlaps int
 }
 
@@ -33,7 +34,12 @@ type call struct {
 	id     string
 	l      election.Leadership
 	ctxEnd bool
+	cause  error // the cause of the context's end, for a ctxEnd
 }
+
+// seenKey names the electors of one candidate, one per resource, as on a
+// shared session.
+type seenKey struct{ id, resource string }
 
 type leaderCall struct {
 	id    string
@@ -48,6 +54,7 @@ func newRecorder(t testing.TB) *recorder {
 		active:   map[string]*leaderCall{},
 		maxTerm:  map[string]uint64{},
 		lastSeen: map[string]election.Leadership{},
+		lastOn:   map[seenKey]election.Leadership{},
 		tolerate: map[string]bool{},
 	}
 }
@@ -60,6 +67,7 @@ func (r *recorder) leaderStarted(id string, l election.Leadership) {
 	defer r.signal()
 	r.calls = append(r.calls, call{at: now, id: id, l: l})
 	r.lastSeen[id] = l
+	r.lastOn[seenKey{id, l.Resource}] = l
 	if cur := r.active[l.Resource]; cur != nil && r.tolerate[l.Resource] {
 		r.overlaps++
 		r.t.Logf("leadership of %q was removed from outside: %s (term %d) started while %s (term %d) had not yet learned it",
@@ -80,13 +88,13 @@ func (r *recorder) leaderStarted(id string, l election.Leadership) {
 	r.active[l.Resource] = &leaderCall{id: id, term: l.Term, start: now}
 }
 
-// leaderEnded records that a leader call's context ended.
-func (r *recorder) leaderEnded(id string, l election.Leadership) {
+// leaderEnded records that a leader call's context ended, for cause.
+func (r *recorder) leaderEnded(id string, l election.Leadership, cause error) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	defer r.signal()
-	r.calls = append(r.calls, call{at: now, id: id, l: l, ctxEnd: true})
+	r.calls = append(r.calls, call{at: now, id: id, l: l, ctxEnd: true, cause: cause})
 	if cur := r.active[l.Resource]; cur != nil && cur.id == id && cur.term == l.Term {
 		delete(r.active, l.Resource)
 	}
@@ -107,6 +115,7 @@ func (r *recorder) observed(id string, l election.Leadership) {
 	defer r.signal()
 	r.calls = append(r.calls, call{at: time.Now(), id: id, l: l})
 	r.lastSeen[id] = l
+	r.lastOn[seenKey{id, l.Resource}] = l
 }
 
 func (r *recorder) signal() {
@@ -131,6 +140,14 @@ func (r *recorder) seen(id string) election.Leadership {
 	return r.lastSeen[id]
 }
 
+// seenOn returns the last notification the elector of candidate id for
+// resource saw.
+func (r *recorder) seenOn(id, resource string) election.Leadership {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastOn[seenKey{id, resource}]
+}
+
 // mark returns the position of the next call to be recorded.
 func (r *recorder) mark() int {
 	r.mu.Lock()
@@ -152,6 +169,20 @@ func (r *recorder) firstStart(resource, except string, from int) (call, int, boo
 	return call{}, 0, false
 }
 
+// firstStartBy returns the first leader call of resource by candidate id
+// recorded at or after position from, and its position.
+func (r *recorder) firstStartBy(resource, id string, from int) (call, int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := from; i < len(r.calls); i++ {
+		c := r.calls[i]
+		if !c.ctxEnd && c.l.IsLeader && c.l.Resource == resource && c.id == id {
+			return c, i, true
+		}
+	}
+	return call{}, 0, false
+}
+
 // ctxEnd returns when the leader call of id in term ended, and the position
 // of that record.
 func (r *recorder) ctxEnd(id string, term uint64) (time.Time, int, bool) {
@@ -163,6 +194,18 @@ func (r *recorder) ctxEnd(id string, term uint64) (time.Time, int, bool) {
 		}
 	}
 	return time.Time{}, 0, false
+}
+
+// ctxEndOn returns the end of the leader call of id for resource in term.
+func (r *recorder) ctxEndOn(id, resource string, term uint64) (call, int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, c := range r.calls {
+		if c.ctxEnd && c.id == id && c.l.Resource == resource && c.l.Term == term {
+			return c, i, true
+		}
+	}
+	return call{}, 0, false
 }
 
 // waitFor waits until cond holds, checking it on every recorded call, for at
@@ -214,7 +257,9 @@ func (r *recorder) handler(id string, fail func(l election.Leadership) error) el
 			return nil
 		}
 		r.leaderStarted(id, l)
-		defer r.leaderEnded(id, l) // also when fail panics
+		// Recorded also when fail panics or returns an error, as the
+		// call returns: the engine ends such a term then.
+		defer func() { r.leaderEnded(id, l, context.Cause(ctx)) }()
 		if fail != nil {
 			if err := fail(l); err != nil {
 				return err

@@ -40,6 +40,12 @@ func Run(t *testing.T, c Config) {
 		{"LeaderAgreesWithHandlers", testLeaderAgrees, true},
 		{"TermsOnlyGrow", testChurn, true},
 		{"ResourceNamesKeptByteForByte", testNames, true},
+		{"SharedSessionClose", testSharedClose, false},
+		{"SharedManyResourcesOneSession", testSharedMany, true},
+		{"SharedLostSessionEndsEveryTerm", testSharedLost, true},
+		{"SharedIndependentResources", testSharedIndependent, true},
+		{"SharedSessionRemoved", testSharedRemoved, true},
+		{"SharedBadInput", testSharedBadInput, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -487,7 +493,9 @@ func testIndependent(s *suite) {
 	}
 }
 
-func testClose(s *suite) {
+// checkNoLeaks fails the test if a goroutine started after this call is
+// left when the test ends. The test must not run in parallel with others.
+func (s *suite) checkNoLeaks() {
 	leaks := goleak.IgnoreCurrent()
 	s.t.Cleanup(func() {
 		// Runs after every candidate and the store were closed.
@@ -495,6 +503,10 @@ func testClose(s *suite) {
 			s.t.Errorf("goroutines left after Close: %v", err)
 		}
 	})
+}
+
+func testClose(s *suite) {
+	s.checkNoLeaks()
 	cs := s.start(2, "z")
 	old := s.waitLeader(s.resource, "", 0, s.c.Slack)
 	leader := s.byID(cs, old.id)

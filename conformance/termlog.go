@@ -178,3 +178,57 @@ func (r *TermLog) CheckSettles(t testing.TB, what string, ttl time.Duration, los
 	}
 	return l
 }
+
+// Calls returns a copy of every call recorded so far, in order.
+func (r *TermLog) Calls() []TermCall {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]TermCall(nil), r.calls...)
+}
+
+// CheckNoOverlap fails t if two electors' terms of one resource overlapped:
+// a leader call made before the context of another elector's leader call
+// of that resource ended. A term whose context has not ended yet lasts
+// until now.
+func (r *TermLog) CheckNoOverlap(t testing.TB) {
+	t.Helper()
+	type term struct {
+		id         string
+		n          uint64
+		start, end time.Time
+	}
+	type termKey struct {
+		id, resource string
+		n            uint64
+	}
+	now := time.Now()
+	byResource := map[string][]*term{}
+	open := map[termKey]*term{}
+	for _, c := range r.Calls() {
+		if !c.L.IsLeader {
+			continue
+		}
+		k := termKey{c.ID, c.L.Resource, c.L.Term}
+		if c.Ended {
+			if tm := open[k]; tm != nil {
+				tm.end = c.At
+				delete(open, k)
+			}
+			continue
+		}
+		tm := &term{id: c.ID, n: c.L.Term, start: c.At, end: now}
+		open[k] = tm
+		byResource[c.L.Resource] = append(byResource[c.L.Resource], tm)
+	}
+	for resource, terms := range byResource {
+		for i, a := range terms {
+			for _, b := range terms[i+1:] {
+				if a.id != b.id && a.start.Before(b.end) && b.start.Before(a.end) {
+					t.Errorf("terms of %q overlapped: %s's term %d from %s to %s, %s's term %d from %s to %s", resource,
+						a.id, a.n, a.start.Format("15:04:05.000000"), a.end.Format("15:04:05.000000"),
+						b.id, b.n, b.start.Format("15:04:05.000000"), b.end.Format("15:04:05.000000"))
+				}
+			}
+		}
+	}
+}

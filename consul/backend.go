@@ -11,10 +11,24 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/consul-leader/consul-leader/election"
+	acqflight "github.com/consul-leader/consul-leader/internal/flight"
 )
 
 // BackendName is the name of the backend, in Leadership.Session and logs.
 const BackendName = "consul"
+
+// OwnedMaxConns bounds the connections to Consul of a client a backend
+// creates itself (NewBackend without Options.Client), unless
+// Options.Handoff is set: a request beyond it waits for a connection
+// instead of opening one more, well below the 200 connections per client
+// address a Consul agent accepts by default (http_max_conns_per_client),
+// beyond which it refuses requests with HTTP 429. The blocking reads of
+// Watch are shared (see Backend.Watch), so at most about ListThreshold of
+// them, plus one per root, hold a connection for long, and the rest stay
+// free for sessions and acquisitions. With Handoff each watched key keeps
+// its own blocking read, which must not wait behind the others: no bound is
+// set then. A client passed in Options.Client is used as it is.
+const OwnedMaxConns = 32
 
 // Backend is the Consul election.Backend: sessions are Consul sessions, the
 // leadership of a resource is a KV key acquired with a session. It is safe
@@ -29,6 +43,17 @@ type Backend struct {
 	// offsetReadable holds the keys whose term offset the token was seen
 	// to be allowed to read.
 	offsetReadable sync.Map
+	// listable holds the keys a recursive read was seen to show, or a read
+	// of the key alone to be missing too; unlisted those a recursive read
+	// hides from the token (see listObservation).
+	listable sync.Map
+	unlisted sync.Map
+
+	watches *watches
+
+	// acquiring has the lock in flight of each key, which the other
+	// candidates of this process for the key wait for (see claim.acquire).
+	acquiring acqflight.Group[election.Acquisition]
 }
 
 var _ election.Backend = (*Backend)(nil)
@@ -36,7 +61,14 @@ var _ election.Backend = (*Backend)(nil)
 // New returns an elector for o: a Backend for o, and the election engine on
 // it. It fails with an *election.OptionError if o is invalid. When o.Client
 // is nil the elector owns the client it creates, and closes it in Close.
+//
+// With o.Options.Session set, the elector is built on the session's
+// backend instead, which must be a *Backend (see NewSharedSession): its
+// Consul options apply, and o.Client must be nil or that backend's client.
 func New(o Options) (*election.Elector, error) {
+	if o.Session != nil {
+		return newOnSession(o)
+	}
 	o = o.withDefaults()
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -71,6 +103,9 @@ func NewBackend(o Options) (*Backend, error) {
 		return newBackend(o, o.Client, nil), nil
 	}
 	cfg := api.DefaultConfig()
+	if !o.Handoff {
+		cfg.Transport.MaxConnsPerHost = OwnedMaxConns
+	}
 	client, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consul: client from the environment: %w", err)
@@ -83,7 +118,9 @@ func newBackend(o Options, client *api.Client, owned *http.Transport) *Backend {
 	if log == nil {
 		log = election.DefaultLogger()
 	}
-	return &Backend{client: client, owned: owned, opts: o, log: log.With("backend", BackendName)}
+	b := &Backend{client: client, owned: owned, opts: o, log: log.With("backend", BackendName)}
+	b.watches = newWatches(b)
+	return b
 }
 
 // Name returns "consul".
@@ -100,11 +137,14 @@ func (b *Backend) Key(resource string) string {
 	return DefaultKey(resource)
 }
 
-// Close closes the idle connections of a client the backend created; it
-// does nothing to a client passed in Options.Client. The elector built on
-// the backend calls it in its own Close, so a backend that created its
-// client belongs to one elector; electors may share a client instead.
+// Close stops the blocking reads that Watch calls share, and closes the
+// idle connections of a client the backend created; it does nothing else to
+// a client passed in Options.Client. The elector built on the backend calls
+// it in its own Close, so a backend that created its client belongs to one
+// elector; electors may share a client instead. Watch calls after Close, or
+// waiting during it, each send their own blocking read.
 func (b *Backend) Close() error {
+	b.watches.close()
 	if b.owned != nil {
 		b.owned.CloseIdleConnections()
 	}
@@ -119,20 +159,28 @@ func (b *Backend) Close() error {
 // transaction of the key and its term offset, for its term. With
 // Options.Handoff it reads the key recursively instead (see readList),
 // which tells the term at once.
+//
+// Concurrent blocking reads are shared. Calls for the same key and revision
+// wait for one query, which the first call starts and which is cancelled
+// only when no call waits for it any more. When more than ListThreshold
+// distinct keys of one root (their first path segment: "service/" for the
+// default keys) are watched at once, without Handoff, they are read
+// together by one recursive blocking query of their common prefix, and a
+// change of any key under that prefix answers it: a listing, whose index
+// the next query waits on. A caller whose key did not change keeps waiting;
+// one whose own wait passes first returns the newest record seen of its
+// key. Either way each call still returns when its ctx ends, and about at
+// its wait (plus Consul's jitter) when nothing changes.
 func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
 	if err := election.ValidateResource(resource); err != nil {
 		return election.Record{}, err
 	}
 	key := b.Key(resource)
-	q := b.queryOptions(ctx)
 	if after != 0 && wait > 0 {
-		q.WaitIndex = after
-		q.WaitTime = serverWait(ctx, wait)
+		return b.watches.watch(ctx, key, after, wait)
 	}
+	q := b.queryOptions(ctx)
 	if b.opts.Handoff {
-		if q.WaitIndex != 0 {
-			q.WaitIndex = b.keys.waitIndex(key, after)
-		}
 		o, err := b.readList(ctx, key, q)
 		return o.Record, err
 	}
@@ -263,6 +311,14 @@ func (b *Backend) sessionName(resource string) string {
 }
 
 // ValidateOptions checks the election options against Consul's bounds (the
-// TTL of 10 s to 24 h, and the check TTL when set), so that election.New
-// reports a mistake at once.
-func (b *Backend) ValidateOptions(o election.Options) error { return b.opts.validateTTL(o.TTL) }
+// TTL of 10 s to 24 h, and the check TTL when set), and an elector on a
+// shared session against the backend's options (Options.Handoff is not
+// supported there), so that election.New reports a mistake at once.
+func (b *Backend) ValidateOptions(o election.Options) error {
+	if o.Session != nil {
+		if err := b.sharedSupported(); err != nil {
+			return err
+		}
+	}
+	return b.opts.validateTTL(o.TTL)
+}

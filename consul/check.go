@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
-
-	"github.com/consul-leader/consul-leader/election"
 )
 
 // checkDeregisterAfter is how long a check-bound session's service may stay
@@ -27,20 +25,24 @@ type ttlCheck struct {
 
 // registerCheck registers a passing TTL check on the local agent, under a
 // new instance of the CheckServiceName service.
-func (b *Backend) registerCheck(ctx context.Context, p election.SessionParams, ttl time.Duration) (*ttlCheck, error) {
+func (b *Backend) registerCheck(ctx context.Context, cf checkFor, ttl time.Duration) (*ttlCheck, error) {
 	var r [8]byte
 	if _, err := rand.Read(r[:]); err != nil {
 		return nil, fmt.Errorf("consul: check ID: %w", err)
 	}
 	c := &ttlCheck{serviceID: CheckServiceName + "-" + hex.EncodeToString(r[:])}
 	c.checkID = "service:" + c.serviceID
+	name := cf.name
+	if name == "" {
+		name = "leader election shared session " + c.serviceID
+	}
 	reg := &api.AgentServiceRegistration{
 		ID:   c.serviceID,
 		Name: CheckServiceName,
-		Meta: map[string]string{"resource": p.Resource, "candidate": p.ID},
+		Meta: cf.meta,
 		Check: &api.AgentServiceCheck{
 			CheckID:                        c.checkID,
-			Name:                           "leader election session of " + p.Resource,
+			Name:                           name,
 			TTL:                            ttl.String(),
 			Status:                         api.HealthPassing,
 			DeregisterCriticalServiceAfter: checkDeregisterAfter,

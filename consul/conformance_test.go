@@ -50,6 +50,11 @@ func TestConformanceHandoff(t *testing.T) {
 		TTL:         ttl,
 		ExpiryBound: ttl + 500*time.Millisecond,
 		Parallel:    true,
-		Open:        func(t *testing.T) conformance.Store { return newStore(t, srv, "checkTTL=2s&handoff=true") },
+		Open: func(t *testing.T) conformance.Store {
+			// Without NewSharedSession: Handoff is not offered on a shared
+			// session, whose claims do not end the session a key is
+			// handed over with; the tests of shared sessions are skipped.
+			return struct{ conformance.Store }{newStore(t, srv, "checkTTL=2s&handoff=true")}
+		},
 	})
 }

@@ -27,6 +27,26 @@
 // queries, never by polling; when the key has no session (it was released,
 // or its session invalidated) or does not exist, there is no leader.
 //
+// # Many electors on one backend
+//
+// Electors that share a Backend (election.New on one NewBackend, or a
+// election.SharedSession) share its blocking reads. Watch calls of one key
+// from one revision wait for one query, so 1,000 candidates of one resource
+// hold one. When more than ListThreshold (8) distinct keys of one root (the
+// first path segment: "service/" for the default keys) are watched at once,
+// one recursive blocking query of their common prefix serves them all, and
+// answers whenever a key under that prefix changes: a process leading
+// 10,000 resources holds one such query, sends about one request per the
+// longest wait of its callers (at most five minutes) while nothing changes,
+// and learns of a change of any key from it at once. Every answer returns the whole prefix,
+// so keep other busy data out of it. Watch calls still return at their own
+// wait, or when their context ends; a query is cancelled once no call
+// waits for it, and Close cancels them all. With Handoff each key keeps its
+// own recursive read (shared by the calls of that key). A client that a
+// backend creates opens at most OwnedMaxConns connections (not with
+// Handoff). Electors built by New each have a backend of their own, and so
+// share nothing.
+//
 // A leader that gives up, or whose elector is closed, first releases the
 // key and only then destroys its session, so the next candidate acquires at
 // once. Consul applies its lock-delay only to keys held by a session it
@@ -145,6 +165,30 @@
 // to any key whose name the key's is a prefix of. Electors with and without
 // Handoff may contend for one key: a leader without Handoff releases, a
 // follower without it never registers.
+//
+// # Many resources on one session
+//
+// A process that leads many resources can hold them all through one Consul
+// session: NewSharedSession makes an election.SharedSession on a Backend,
+// and every elector made by New with that session in
+// election.Options.Session locks its own resource's key with it. Consul
+// then lists one session for the process, whatever the number of
+// resources, and the session is renewed once per RenewInterval for all of
+// them. The session has the Backend's options: its lock-delay, checks, and
+// with CheckTTL one TTL check of its own, passed by each renewal. Its name
+// is SessionOptions.Name, else Options.SessionName, else
+// "consul-leader: shared".
+//
+// Releasing one elector, or closing it, releases its key only (no
+// lock-delay applies) and leaves the session to the others. A key deleted
+// or taken from outside ends that resource's term only. When the session
+// ends (destroyed from outside, expired, or its check failed), every term
+// on it ends, Consul applies the lock-delay to every key it held, and the
+// electors campaign again on a new session. Each elector still keeps a
+// blocking read of its key open, so an agent serving a process with more
+// than about 200 resources needs a higher limits.http_max_conns_per_client.
+// Handoff is not supported with a shared session: NewSharedSession, and New
+// with a session whose backend has it, fail with an error naming Handoff.
 //
 // # Interplay with api.Lock
 //

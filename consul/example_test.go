@@ -2,6 +2,7 @@ package consul_test
 
 import (
 	"context"
+	"fmt"
 	"log"
 	"net/url"
 	"time"
@@ -121,4 +122,40 @@ func ExampleOpenURL() {
 		log.Fatal(err)
 	}
 	defer el.Close(context.Background())
+}
+
+// Many resources on one Consul session: one session, renewed once per
+// RenewInterval, holds the leadership of every shard this process leads.
+// Each elector is made by New with the session in Options.Session.
+func ExampleNewSharedSession() {
+	b, err := consul.NewBackend(consul.Options{}) // a client from the environment
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	ss, err := consul.NewSharedSession(b, election.SessionOptions{TTL: 15 * time.Second, Name: "shard-worker"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ss.Close(context.Background())
+
+	for i := range 100 {
+		el, err := consul.New(consul.Options{
+			Options: election.Options{Resource: fmt.Sprintf("shard-%03d", i), Session: ss},
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer el.Close(context.Background())
+		err = el.Start(context.Background(), func(ctx context.Context, l election.Leadership) error {
+			if l.IsLeader {
+				log.Printf("leading %s with term %d on session %s", l.Resource, l.Term, l.Session.ID)
+				<-ctx.Done()
+			}
+			return nil
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+	}
 }

@@ -71,33 +71,33 @@ func nextCandidate(cands []candidate, own string) (candidate, bool) {
 	return slices.MinFunc(live, func(a, b candidate) int { return cmp.Compare(a.createIndex, b.createIndex) }), true
 }
 
-// register makes this session's registration, once, after the key was
+// register makes this claim's registration, once, after the key was
 // found held by another session: the leader hands the key over to the
 // first registered candidate when it releases. A registration that fails is
 // tried again at the next refusal, except for a lack of rights, which is
 // logged once: the candidate then only waits, as without Handoff.
-func (s *session) register(ctx context.Context) {
-	s.mu.Lock()
-	skip := s.registered || s.registerDenied
-	s.mu.Unlock()
+func (c *claim) register(ctx context.Context) {
+	c.mu.Lock()
+	skip := c.registered || c.registerDenied
+	c.mu.Unlock()
 	if skip {
 		return
 	}
-	k := candidateKey(s.key, s.info.ID)
-	ok, _, err := s.b.client.KV().Acquire(&api.KVPair{Key: k, Value: s.value, Session: s.info.ID}, s.b.writeOptions(ctx))
+	k := candidateKey(c.key, c.l.info.ID)
+	ok, _, err := c.l.b.client.KV().Acquire(&api.KVPair{Key: k, Value: c.value, Session: c.l.info.ID}, c.l.b.writeOptions(ctx))
 	switch {
 	case err != nil && isPermissionDenied(err):
-		s.mu.Lock()
-		s.registerDenied = true
-		s.mu.Unlock()
-		s.b.log.Warn("cannot register for handoff; this candidate will only wait for releases (the token needs key:write on the candidates folder; key_prefix on the key covers it)",
+		c.mu.Lock()
+		c.registerDenied = true
+		c.mu.Unlock()
+		c.l.b.log.Warn("cannot register for handoff; this candidate will only wait for releases (the token needs key:write on the candidates folder; key_prefix on the key covers it)",
 			"key", k, "err", err)
 	case err != nil:
-		s.b.log.Debug("could not register for handoff", "key", k, "err", err)
+		c.l.b.log.Debug("could not register for handoff", "key", k, "err", err)
 	case ok:
-		s.mu.Lock()
-		s.registered = true
-		s.mu.Unlock()
+		c.mu.Lock()
+		c.registered = true
+		c.mu.Unlock()
 	}
 }
 
@@ -106,31 +106,31 @@ func (s *session) register(ctx context.Context) {
 // that candidate registered. It reports whether the key was handed over;
 // when the candidate's session ended in the meantime, the transaction
 // changes nothing and the caller releases the key.
-func (s *session) handOff(ctx context.Context) bool {
-	cands, _ := s.b.keys.candidates(s.key)
-	c, ok := nextCandidate(cands, s.info.ID)
+func (c *claim) handOff(ctx context.Context) bool {
+	cands, _ := c.l.b.keys.candidates(c.key)
+	next, ok := nextCandidate(cands, c.l.info.ID)
 	if !ok {
 		return false
 	}
 	ops := api.TxnOps{
-		{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: c.key, Session: c.session}},
-		{KV: &api.KVTxnOp{Verb: api.KVUnlock, Key: s.key, Value: s.value, Flags: api.LockFlagValue, Session: s.info.ID}},
-		{KV: &api.KVTxnOp{Verb: api.KVLock, Key: s.key, Value: c.value, Flags: api.LockFlagValue, Session: c.session}},
+		{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: next.key, Session: next.session}},
+		{KV: &api.KVTxnOp{Verb: api.KVUnlock, Key: c.key, Value: c.value, Flags: api.LockFlagValue, Session: c.l.info.ID}},
+		{KV: &api.KVTxnOp{Verb: api.KVLock, Key: c.key, Value: next.value, Flags: api.LockFlagValue, Session: next.session}},
 	}
-	ops, unregisters := s.withUnregister(ops)
-	ok, resp, _, err := s.b.client.Txn().Txn(ops, s.b.requestOptions(ctx))
+	ops, unregisters := c.withUnregister(ops)
+	ok, resp, _, err := c.l.b.client.Txn().Txn(ops, c.l.b.requestOptions(ctx))
 	switch {
 	case err != nil:
-		s.b.log.Debug("handoff failed; releasing", "key", s.key, "candidate", c.session, "err", err)
+		c.l.b.log.Debug("handoff failed; releasing", "key", c.key, "candidate", next.session, "err", err)
 		return false
 	case !ok:
-		s.b.log.Debug("handoff refused; releasing", "key", s.key, "candidate", c.session, "err", txnError(resp.Errors))
+		c.l.b.log.Debug("handoff refused; releasing", "key", c.key, "candidate", next.session, "err", txnError(resp.Errors))
 		return false
 	}
 	if unregisters {
-		s.unregistered()
+		c.unregistered()
 	}
-	s.b.log.Debug("handed the key over", "key", s.key, "session", s.info.ID, "candidate", c.session)
+	c.l.b.log.Debug("handed the key over", "key", c.key, "session", c.l.info.ID, "candidate", next.session)
 	return true
 }
 
@@ -139,38 +139,38 @@ func (s *session) handOff(ctx context.Context) bool {
 // and reports whether it did: a leader needs no registration, and one fewer
 // write spares the followers a read. Once such a transaction succeeded,
 // call unregistered.
-func (s *session) withUnregister(ops api.TxnOps) (api.TxnOps, bool) {
-	s.mu.Lock()
-	registered := s.registered
-	s.mu.Unlock()
+func (c *claim) withUnregister(ops api.TxnOps) (api.TxnOps, bool) {
+	c.mu.Lock()
+	registered := c.registered
+	c.mu.Unlock()
 	if !registered {
 		return ops, false
 	}
-	return append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: candidateKey(s.key, s.info.ID)}}), true
+	return append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVDelete, Key: candidateKey(c.key, c.l.info.ID)}}), true
 }
 
 // unregistered notes that the registration was deleted.
-func (s *session) unregistered() {
-	s.mu.Lock()
-	s.registered = false
-	s.mu.Unlock()
+func (c *claim) unregistered() {
+	c.mu.Lock()
+	c.registered = false
+	c.mu.Unlock()
 }
 
-// unregister deletes this session's registration and then, unless the
+// unregister deletes this claim's registration and then, unless the
 // session released the key already, releases the key, which a leader may
 // have handed over to it just before: a session that ends while holding the
 // key would make Consul apply its lock-delay.
-func (s *session) unregister(ctx context.Context, released bool) error {
+func (c *claim) unregister(ctx context.Context, released bool) error {
 	var errs []error
-	if _, err := s.b.client.KV().Delete(candidateKey(s.key, s.info.ID), s.b.writeOptions(ctx)); err != nil {
+	if _, err := c.l.b.client.KV().Delete(candidateKey(c.key, c.l.info.ID), c.l.b.writeOptions(ctx)); err != nil {
 		errs = append(errs, wrap("delete handoff registration", err))
 	}
 	if released {
 		return errors.Join(errs...)
 	}
-	pair := &api.KVPair{Key: s.key, Value: s.value, Flags: api.LockFlagValue, Session: s.info.ID}
-	if _, _, err := s.b.client.KV().Release(pair, s.b.writeOptions(ctx)); err != nil {
-		errs = append(errs, wrap(fmt.Sprintf("release %q", s.key), err))
+	pair := &api.KVPair{Key: c.key, Value: c.value, Flags: api.LockFlagValue, Session: c.l.info.ID}
+	if _, _, err := c.l.b.client.KV().Release(pair, c.l.b.writeOptions(ctx)); err != nil {
+		errs = append(errs, wrap(fmt.Sprintf("release %q", c.key), err))
 	}
 	return errors.Join(errs...)
 }
@@ -180,12 +180,12 @@ func (s *session) unregister(ctx context.Context, released bool) error {
 // up. Each delete is checked against the index it was seen at. A cleanup
 // that Consul refused is tried again once a read showed the registrations
 // changed; one that failed on the way, at the next renewal.
-func (s *session) cleanStale(ctx context.Context) {
-	cands, index := s.b.keys.candidates(s.key)
-	s.mu.Lock()
-	tried := s.cleanedAt == index
-	s.cleanedAt = index
-	s.mu.Unlock()
+func (c *claim) cleanStale(ctx context.Context) {
+	cands, index := c.l.b.keys.candidates(c.key)
+	c.mu.Lock()
+	tried := c.cleanedAt == index
+	c.cleanedAt = index
+	c.mu.Unlock()
 	if tried {
 		return
 	}
@@ -198,14 +198,14 @@ func (s *session) cleanStale(ctx context.Context) {
 	if len(ops) == 0 {
 		return
 	}
-	ok, _, _, err := s.b.client.Txn().Txn(ops, s.b.requestOptions(ctx))
+	ok, _, _, err := c.l.b.client.Txn().Txn(ops, c.l.b.requestOptions(ctx))
 	if err != nil || !ok {
-		s.b.log.Debug("could not delete stale handoff registrations", "key", s.key, "count", len(ops), "err", err)
+		c.l.b.log.Debug("could not delete stale handoff registrations", "key", c.key, "count", len(ops), "err", err)
 	}
 	if err != nil && !isPermissionDenied(err) {
 		// Failed on the way: try again at the next renewal.
-		s.mu.Lock()
-		s.cleanedAt = 0
-		s.mu.Unlock()
+		c.mu.Lock()
+		c.cleanedAt = 0
+		c.mu.Unlock()
 	}
 }

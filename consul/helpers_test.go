@@ -47,6 +47,26 @@ func (s *testStore) NewCandidate(t testing.TB, opts election.Options) (*election
 	return el, p, err
 }
 
+var _ conformance.SessionStore = (*testStore)(nil)
+
+// NewSharedSession opens a backend from the store's URL through a proxy of
+// its own, closed when t ends, and a shared session on it.
+func (s *testStore) NewSharedSession(t testing.TB, o election.SessionOptions) (*election.SharedSession, conformance.Link, error) {
+	p := testserver.NewProxy(t, s.srv.Addr)
+	u := &url.URL{Scheme: consul.Scheme, Host: p.Addr(), RawQuery: s.query}
+	b, err := consul.OpenBackend(context.Background(), u, election.Options{TTL: o.TTL})
+	if err != nil {
+		return nil, nil, err
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("close the backend of a shared session: %v", err)
+		}
+	})
+	ss, err := election.NewSharedSession(b, o)
+	return ss, p, err
+}
+
 func (s *testStore) Remove(t testing.TB, resource string, what conformance.Removal) {
 	t.Helper()
 	key := consul.DefaultKey(resource)

@@ -282,3 +282,14 @@ func (k *keyStates) termOf(key string, r election.Record) (uint64, bool) {
 	}
 	return s.last.Term, true
 }
+
+// latest returns the newest record noted of key.
+func (k *keyStates) latest(key string) (election.Record, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s := k.keys[key]
+	if s == nil || s.last.Revision == 0 {
+		return election.Record{}, false
+	}
+	return s.last, true
+}

@@ -43,7 +43,8 @@ const (
 	CheckServiceName = "consul-leader"
 
 	// DefaultSessionNamePrefix starts the default session name, which is
-	// followed by the resource.
+	// followed by the resource, or by DefaultSharedSessionName for a shared
+	// session.
 	DefaultSessionNamePrefix = "consul-leader: "
 )
 
@@ -133,12 +134,14 @@ type Options struct {
 	// session, and deletes it when it stops; a leader deletes those of
 	// candidates that crashed. The token needs key:write on the folder
 	// (key_prefix on the key covers it); without it a candidate only waits.
-	// Electors with and without Handoff may contend for one key. Default:
-	// false.
+	// Electors with and without Handoff may contend for one key. A shared
+	// session (NewSharedSession) does not support it. Default: false.
 	Handoff bool
 
 	// SessionName names the Consul sessions, for operators. Default:
-	// DefaultSessionNamePrefix + the resource.
+	// DefaultSessionNamePrefix + the resource; for a shared session,
+	// election.SessionOptions.Name, else this, else
+	// DefaultSessionNamePrefix + DefaultSharedSessionName.
 	SessionName string
 
 	// Datacenter is the datacenter of the sessions and the key. Default: the

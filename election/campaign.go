@@ -168,7 +168,15 @@ func (c *campaign) acquire() campaignState {
 		switch {
 		case c.sctx.Err() != nil:
 		case errors.Is(err, ErrSessionLost):
-			e.log.Warn("session lost while acquiring", "session", c.info.ID, "err", err)
+			if c.ownsKA {
+				e.log.Warn("session lost while acquiring", "session", c.info.ID, "err", err)
+			} else {
+				// The store session is the shared one: it is lost for
+				// every elector on it, and the session makes a new one
+				// now rather than at its next renewal (and logs it once).
+				e.log.Debug("shared session lost while acquiring", "session", c.info.ID, "err", err)
+				c.ka.cancel(err)
+			}
 			// A new session at once, the first time; a store that
 			// keeps losing them is retried with backoff.
 			if wait := e.storeRetry.failed(); e.storeRetry.fails > 1 {

@@ -35,7 +35,6 @@ type Backend struct {
 var (
 	_ election.Backend          = (*Backend)(nil)
 	_ election.OptionsValidator = (*Backend)(nil)
-	_ election.Session          = (*session)(nil)
 )
 
 // NewBackend returns a backend on client, for use with election.New. It does

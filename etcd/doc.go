@@ -43,6 +43,33 @@
 //
 // Elector.Leader reads the first key linearizably.
 //
+// # Many resources on one lease
+//
+// Backend implements election.SessionSharer: the electors of many resources
+// in one process can campaign on one etcd lease, a SharedSession, which
+// the engine renews with one KeepAliveOnce per RenewInterval for all of
+// them. Each elector campaigns as above, with its key Prefix + "/" + the
+// shared lease's ID, bound to that lease:
+//
+//	b, err := etcd.NewBackend(client, etcd.Options{})
+//	ss, err := election.NewSharedSession(b, election.SessionOptions{})
+//	el, err := etcd.New(client, etcd.Options{Options: election.Options{Resource: "billing-cron", Session: ss}})
+//
+// Such electors are made with New on the client of the session's backend,
+// which serves them: its Prefix applies, and Options.Prefix must be empty
+// or the same. A session of another backend or client is refused, and so
+// is one given to OpenURL. Close the electors, then the session, then the
+// backend.
+//
+// A Release, or the end of one elector, deletes that resource's key only,
+// so that its next candidate leads at once; the other terms go on. A lease
+// revoked from outside frees every resource on it at once, and every term
+// on it ends as its watch or the next renewal tells; a process cut off from
+// etcd ends every term on its lease before etcd can expire it. Either way,
+// the electors campaign again on a new lease. The watches of the leaders'
+// keys share the client's one watch stream, and while the leaders stay,
+// the process sends nothing but the lease's keepalives.
+//
 // # Fencing token
 //
 // Leadership.Term is the create revision of the leader's key: etcd's

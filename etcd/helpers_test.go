@@ -76,6 +76,16 @@ func (s *store) NewCandidate(t testing.TB, opts election.Options) (*election.Ele
 	return el, p, nil
 }
 
+var _ conformance.SessionStore = (*store)(nil)
+
+// NewSharedSession returns a shared session on a backend, closed when t
+// ends, with a client of its own through a proxy of its own.
+func (s *store) NewSharedSession(t testing.TB, o election.SessionOptions) (*election.SharedSession, conformance.Link, error) {
+	p := testserver.NewProxy(t, s.srv.Endpoint())
+	ss, err := election.NewSharedSession(newBackend(t, newClient(t, p.Addr())), o)
+	return ss, p, err
+}
+
 func (s *store) Remove(t testing.TB, resource string, what conformance.Removal) {
 	t.Helper()
 	ctx := testCtx(t, 5*time.Second)

@@ -126,14 +126,16 @@ func (h *hub) wentBackLocked(rev int64, sent time.Time) bool {
 }
 
 // noteRevision records the revision of a response to a request sent at
-// sent that read nothing of resource, such as a lease grant: one below
-// the known state's tells that etcd lost its data, and the state with it.
-func (b *Backend) noteRevision(resource string, rev int64, sent time.Time) {
+// sent that read no election, such as a lease grant: one below the known
+// state of a resource tells that etcd lost its data, and the state with it.
+func (b *Backend) noteRevision(rev int64, sent time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if h := b.hubs[resource]; h != nil && h.wentBackLocked(rev, sent) {
-		h.known = false
-		h.wakeLocked()
+	for _, h := range b.hubs {
+		if h.wentBackLocked(rev, sent) {
+			h.known = false
+			h.wakeLocked()
+		}
 	}
 }
 

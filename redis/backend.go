@@ -27,8 +27,8 @@ type Backend struct {
 
 	mu     sync.Mutex
 	closed bool
-	floors map[string]uint64   // resource -> highest term seen
-	owned  map[string]struct{} // tokens of this backend's sessions that lead
+	floors map[string]uint64 // resource -> highest term seen
+	owned  map[string]bool   // tokens of this backend's sessions that lead, and of its live leases (true)
 }
 
 var _ election.Backend = (*Backend)(nil)
@@ -41,9 +41,18 @@ var _ election.Backend = (*Backend)(nil)
 // Set ContextTimeoutEnabled in the client's options: without it go-redis
 // applies its own read and write timeouts instead of the deadlines the
 // elector gives each request (New logs a warning when it can tell).
+//
+// With opts.Session set, the elector campaigns on that shared session, and
+// on its Backend, which must be a *Backend of this package; client must be
+// nil or that Backend's client, and opts.Redis.KeyPrefix empty or the
+// Backend's. The elector then does not close the Backend: its owner does,
+// after closing the session.
 func New(client goredis.UniversalClient, opts Options) (*election.Elector, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
+	}
+	if opts.Session != nil {
+		return newShared(client, opts)
 	}
 	bo := opts.Redis
 	if bo.Logger == nil {
@@ -59,6 +68,24 @@ func New(client goredis.UniversalClient, opts Options) (*election.Elector, error
 		return nil, err
 	}
 	return el, nil
+}
+
+// newShared returns an elector for opts on the backend of opts.Session.
+func newShared(client goredis.UniversalClient, opts Options) (*election.Elector, error) {
+	b, ok := opts.Session.Backend().(*Backend)
+	if !ok {
+		return nil, &election.OptionError{Field: "Session", Rule: "must be a shared session of a redis Backend", Value: opts.Session.Backend().Name()}
+	}
+	if client != nil && client != b.client {
+		return nil, &election.OptionError{Field: "client", Rule: "must be nil or the client of the Backend of Options.Session", Value: "another client"}
+	}
+	if opts.Redis.KeyPrefix != "" && opts.Redis.KeyPrefix != b.opts.KeyPrefix {
+		return nil, &election.OptionError{Field: "Redis.KeyPrefix", Rule: fmt.Sprintf("must be empty or the KeyPrefix of the Backend of Options.Session, %q", b.opts.KeyPrefix), Value: fmt.Sprintf("%q", opts.Redis.KeyPrefix)}
+	}
+	if err := sharable(b.client); err != nil {
+		return nil, err
+	}
+	return election.New(b, opts.Options)
 }
 
 // NewBackend returns a Backend that uses client, which it does not close.
@@ -77,7 +104,7 @@ func NewBackend(client goredis.UniversalClient, opts BackendOptions) (*Backend, 
 		log:    opts.Logger.With("backend", BackendName),
 		db:     clientDB(client),
 		floors: map[string]uint64{},
-		owned:  map[string]struct{}{},
+		owned:  map[string]bool{},
 	}
 	b.hub = newHub(client, b.log)
 	if enabled, known := contextTimeouts(client); known && !enabled {
@@ -143,7 +170,7 @@ func (b *Backend) own(token string, leads bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if leads {
-		b.owned[token] = struct{}{}
+		b.owned[token] = false
 	} else {
 		delete(b.owned, token)
 	}
@@ -156,6 +183,23 @@ func (b *Backend) owns(token string) bool {
 	defer b.mu.Unlock()
 	_, ok := b.owned[token]
 	return ok
+}
+
+// ownLease records that token is a live lease of this backend.
+func (b *Backend) ownLease(token string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.owned[token] = true
+}
+
+// leased reports whether token is a live lease of this backend. A record
+// held through it changes only with a notice (a release, an acquisition, a
+// keyspace event), or with the lease's next renewal, which wakes the Watch
+// calls of each record it finds changed, or with the loss of the lease.
+func (b *Backend) leased(token string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.owned[token]
 }
 
 func (b *Backend) floor(resource string) uint64 {

@@ -2,7 +2,9 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,15 +31,75 @@ func (s conformanceStore) NewCandidate(t testing.TB, opts election.Options) (*el
 	return el, p, err
 }
 
-// Remove deletes the leader key for both removals: a session is only a
-// token, so deleting the key ends it as well.
+var _ conformance.SessionStore = conformanceStore{}
+
+// NewSharedSession opens a backend through a proxy of its own, closed when
+// t ends, and a shared session on it.
+func (s conformanceStore) NewSharedSession(t testing.TB, o election.SessionOptions) (*election.SharedSession, conformance.Link, error) {
+	p := testserver.NewProxy(t, s.srv.Addr())
+	b, err := redis.OpenBackend(context.Background(), &url.URL{Scheme: "redis", Host: p.Addr()}, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("close the backend of a shared session: %v", err)
+		}
+	})
+	ss, err := election.NewSharedSession(b, o)
+	return ss, p, err
+}
+
+// Remove deletes the leader key: a session is only a token, so deleting
+// the key ends it as well. A session that leads other resources too (a
+// shared session) loses every key its token holds with RemoveSession.
 func (s conformanceStore) Remove(t testing.TB, resource string, what conformance.Removal) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	n, err := s.admin.Del(ctx, redis.DefaultKeyPrefix+":{"+resource+"}:leader").Result()
+	key := redis.DefaultKeyPrefix + ":{" + resource + "}:leader"
+	if what == conformance.RemoveSession {
+		if n, err := removeToken(ctx, s.admin, key); err != nil || n == 0 {
+			t.Fatalf("remove the session of the leader of %q: deleted %d keys, %v", resource, n, err)
+		}
+		return
+	}
+	n, err := s.admin.Del(ctx, key).Result()
 	if err != nil || n != 1 {
 		t.Fatalf("remove the leader of %q: deleted %d keys, %v", resource, n, err)
 	}
+}
+
+// removeToken deletes key and every other leader key held by the token
+// that holds key (a record starts with its session's token and a newline),
+// and the lease key of a shared session, "<prefix>:lease:<token>", if the
+// token is one's.
+func removeToken(ctx context.Context, c goredis.UniversalClient, key string) (int64, error) {
+	rec, err := c.Get(ctx, key).Result()
+	if err != nil {
+		return 0, err
+	}
+	token, _, ok := strings.Cut(rec, "\n")
+	if !ok {
+		return 0, fmt.Errorf("record of %s has no token: %q", key, rec)
+	}
+	if err := c.Del(ctx, redis.DefaultKeyPrefix+":lease:"+token).Err(); err != nil {
+		return 0, err
+	}
+	var n int64
+	iter := c.Scan(ctx, 0, redis.DefaultKeyPrefix+":{*}:leader", 100).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		v, err := c.Get(ctx, k).Result()
+		if err != nil || !strings.HasPrefix(v, token+"\n") {
+			continue // gone, or another session's
+		}
+		d, err := c.Del(ctx, k).Result()
+		if err != nil {
+			return n, err
+		}
+		n += d
+	}
+	return n, iter.Err()
 }
 
 func runConformance(t *testing.T, o testserver.RedisOptions) {

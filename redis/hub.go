@@ -187,14 +187,23 @@ func (h *hub) remember(t *topic, wake chan struct{}, rec election.Record, pttl t
 // recall returns the latest read of t's record if it shows revision after,
 // was sent less than maxAge ago, and no notice arrived since: a Watch that
 // follows another at once need not read again what the previous one read as
-// it returned.
-func (h *hub) recall(t *topic, after uint64, maxAge time.Duration) (election.Record, time.Duration, bool) {
+// it returned. A record held through a live lease of the backend (lasting)
+// is recalled at any age: it changes only with a notice, a wake-up by the
+// lease's renewal, or the loss of the lease.
+func (h *hub) recall(t *topic, after uint64, maxAge time.Duration, lasting func(session string) bool) (election.Record, time.Duration, bool) {
 	if t == nil {
 		return election.Record{}, 0, false
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	last := t.last
+	ok := t.active && last.wake == t.wake && last.rec.Revision == after && !last.rec.Free()
+	h.mu.Unlock()
+	if ok && lasting(last.rec.Session) {
+		return last.rec, 0, true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	last = t.last
 	age := time.Since(last.at)
 	if !t.active || last.wake != t.wake || last.rec.Revision != after || age >= maxAge || (last.pttl > 0 && last.pttl <= age) {
 		return election.Record{}, 0, false
@@ -223,6 +232,16 @@ func (h *hub) close() {
 	if ps != nil {
 		_ = ps.Close()
 		<-h.done
+	}
+}
+
+// poke wakes the Watch calls of resource, if it is watched, to read its
+// record again: something other than a notice told of a change.
+func (h *hub) poke(resource string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t := h.topics[resource]; t != nil && !h.closed {
+		t.wakeUp()
 	}
 }
 

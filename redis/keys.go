@@ -21,3 +21,9 @@ func newKeys(prefix, resource string, db int) keys {
 		keyspace: "__keyspace@" + strconv.Itoa(db) + "__:" + base + "leader",
 	}
 }
+
+// leaseKey is the name of the set of leader keys held through the lease
+// with token.
+func leaseKey(prefix, token string) string {
+	return prefix + ":lease:" + token
+}

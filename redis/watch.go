@@ -46,11 +46,17 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 	deadline := time.Now().Add(wait)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
+	var rec election.Record
 	for first := true; ; first = false {
 		changed := b.hub.changed(t) // taken before the read, so no notice is missed
-		rec, pttl, fresh := election.Record{}, time.Duration(0), false
-		if first {
-			rec, pttl, fresh = b.hub.recall(t, after, recallAge)
+		// The first turn, and every turn after a read of a record held
+		// through a live lease of this backend, starts from the last read
+		// if nothing changed since: a leader on a shared session then reads
+		// its record only when told of a change.
+		recall := first || b.leased(rec.Session)
+		pttl, fresh := time.Duration(0), false
+		if recall {
+			rec, pttl, fresh = b.hub.recall(t, after, recallAge, b.leased)
 		}
 		if !fresh {
 			sent := time.Now()

@@ -133,7 +133,7 @@ type consulConformance struct {
 	query string
 }
 
-var _ conformance.Store = (*consulConformance)(nil)
+var _ conformance.SessionStore = (*consulConformance)(nil)
 
 // newConsulStore returns the store of the agent at addr. Its admin client,
 // which serves Remove, is created here, before any test of the suite.
@@ -146,6 +146,25 @@ func (s *consulConformance) NewCandidate(t testing.TB, opts election.Options) (*
 	u := &url.URL{Scheme: consul.Scheme, Host: p.Addr(), RawQuery: s.query}
 	el, err := consul.OpenURL(context.Background(), u, opts)
 	return el, p, err
+}
+
+// NewSharedSession opens a backend from a consul:// URL with the parameters
+// query, through a proxy of its own, closed when t ends, and a shared
+// session on it.
+func (s *consulConformance) NewSharedSession(t testing.TB, o election.SessionOptions) (*election.SharedSession, conformance.Link, error) {
+	p := testserver.NewProxy(t, s.addr)
+	u := &url.URL{Scheme: consul.Scheme, Host: p.Addr(), RawQuery: s.query}
+	b, err := consul.OpenBackend(context.Background(), u, election.Options{TTL: o.TTL})
+	if err != nil {
+		return nil, nil, err
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("close the backend of a shared session: %v", err)
+		}
+	})
+	ss, err := election.NewSharedSession(b, o)
+	return ss, p, err
 }
 
 func (s *consulConformance) Remove(t testing.TB, resource string, what conformance.Removal) {

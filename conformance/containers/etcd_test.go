@@ -112,7 +112,7 @@ type etcdConformance struct {
 	admin     *clientv3.Client
 }
 
-var _ conformance.Store = (*etcdConformance)(nil)
+var _ conformance.SessionStore = (*etcdConformance)(nil)
 
 // newEtcdStore returns the store of endpoints. Its admin client, which
 // serves Remove, connects here, so that its goroutines predate those the
@@ -138,6 +138,29 @@ func (s *etcdConformance) NewCandidate(t testing.TB, opts election.Options) (*el
 	u := &url.URL{Scheme: "etcd", Host: strings.Join(hosts, ",")}
 	el, err := etcd.OpenURL(context.Background(), u, opts)
 	return el, link, err
+}
+
+// NewSharedSession opens a backend from an etcd:// URL, through proxies of
+// its own, closed when t ends, and a shared session on it.
+func (s *etcdConformance) NewSharedSession(t testing.TB, o election.SessionOptions) (*election.SharedSession, conformance.Link, error) {
+	link := make(proxies, len(s.endpoints))
+	hosts := make([]string, len(s.endpoints))
+	for i, ep := range s.endpoints {
+		link[i] = testserver.NewProxy(t, ep)
+		hosts[i] = link[i].Addr()
+	}
+	u := &url.URL{Scheme: "etcd", Host: strings.Join(hosts, ",")}
+	b, err := etcd.OpenBackend(context.Background(), u, election.Options{TTL: o.TTL})
+	if err != nil {
+		return nil, nil, err
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("close the backend of a shared session: %v", err)
+		}
+	})
+	ss, err := election.NewSharedSession(b, o)
+	return ss, link, err
 }
 
 func (s *etcdConformance) Remove(t testing.TB, resource string, what conformance.Removal) {

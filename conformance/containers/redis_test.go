@@ -2,6 +2,7 @@ package containers
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -60,6 +61,39 @@ func redisServer(t *testing.T) string {
 	return strings.TrimPrefix(u, "redis://")
 }
 
+// removeToken deletes key and every other leader key held by the token
+// that holds key (a record starts with its session's token and a newline),
+// and the lease key of a shared session, "<prefix>:lease:<token>", if the
+// token is one's.
+func removeToken(ctx context.Context, c goredis.UniversalClient, key string) (int64, error) {
+	rec, err := c.Get(ctx, key).Result()
+	if err != nil {
+		return 0, err
+	}
+	token, _, ok := strings.Cut(rec, "\n")
+	if !ok {
+		return 0, fmt.Errorf("record of %s has no token: %q", key, rec)
+	}
+	if err := c.Del(ctx, redis.DefaultKeyPrefix+":lease:"+token).Err(); err != nil {
+		return 0, err
+	}
+	var n int64
+	iter := c.Scan(ctx, 0, redis.DefaultKeyPrefix+":{*}:leader", 100).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		v, err := c.Get(ctx, k).Result()
+		if err != nil || !strings.HasPrefix(v, token+"\n") {
+			continue // gone, or another session's
+		}
+		d, err := c.Del(ctx, k).Result()
+		if err != nil {
+			return n, err
+		}
+		n += d
+	}
+	return n, iter.Err()
+}
+
 // newRedisClient returns a client of addr, closed when t ends.
 func newRedisClient(t testing.TB, addr string) *goredis.Client {
 	c := goredis.NewClient(&goredis.Options{Addr: addr, ContextTimeoutEnabled: true})
@@ -74,7 +108,7 @@ type redisConformance struct {
 	admin *goredis.Client
 }
 
-var _ conformance.Store = (*redisConformance)(nil)
+var _ conformance.SessionStore = (*redisConformance)(nil)
 
 func (s *redisConformance) NewCandidate(t testing.TB, opts election.Options) (*election.Elector, conformance.Link, error) {
 	p := testserver.NewProxy(t, s.addr)
@@ -83,13 +117,38 @@ func (s *redisConformance) NewCandidate(t testing.TB, opts election.Options) (*e
 	return el, p, err
 }
 
-// Remove deletes the leader key for both removals: a Redis session is only
-// a token in that key, so deleting the key ends the session as well.
-func (s *redisConformance) Remove(t testing.TB, resource string, _ conformance.Removal) {
+// NewSharedSession opens a backend from a redis:// URL, through a proxy of
+// its own, closed when t ends, and a shared session on it.
+func (s *redisConformance) NewSharedSession(t testing.TB, o election.SessionOptions) (*election.SharedSession, conformance.Link, error) {
+	p := testserver.NewProxy(t, s.addr)
+	b, err := redis.OpenBackend(context.Background(), &url.URL{Scheme: "redis", Host: p.Addr()}, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("close the backend of a shared session: %v", err)
+		}
+	})
+	ss, err := election.NewSharedSession(b, o)
+	return ss, p, err
+}
+
+// Remove deletes the leader key: a Redis session is only a token in that
+// key, so deleting the key ends the session as well. A session that leads
+// other resources too (a shared session) loses every key its token holds
+// with RemoveSession.
+func (s *redisConformance) Remove(t testing.TB, resource string, what conformance.Removal) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	key := redis.DefaultKeyPrefix + ":{" + resource + "}:leader"
+	if what == conformance.RemoveSession {
+		if n, err := removeToken(ctx, s.admin, key); err != nil || n == 0 {
+			t.Fatalf("remove the session of the leader of %q: deleted %d keys, %v", resource, n, err)
+		}
+		return
+	}
 	n, err := s.admin.Del(ctx, key).Result()
 	if err != nil || n != 1 {
 		t.Fatalf("remove the leader of %q: deleted %d keys, %v", resource, n, err)

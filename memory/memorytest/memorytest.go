@@ -8,6 +8,8 @@
 package memorytest
 
 import (
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,11 +24,13 @@ type Store struct {
 	// Wrap, if set, wraps each candidate's backend, for example to inject
 	// a deliberate bug.
 	Wrap func(election.Backend) election.Backend
+
+	sessions atomic.Uint64 // shared sessions opened so far
 }
 
 var (
-	_ conformance.Store    = (*Store)(nil)
-	_ conformance.SlowLink = link{}
+	_ conformance.SessionStore = (*Store)(nil)
+	_ conformance.SlowLink     = link{}
 )
 
 // New returns an adapter of a new, empty store.
@@ -43,6 +47,18 @@ func (s *Store) NewCandidate(t testing.TB, opts election.Options) (*election.Ele
 	}
 	el, err := election.New(b, opts)
 	return el, link{s.Store, opts.ID}, err
+}
+
+// NewSharedSession returns a shared session on a connection of its own,
+// named "shared-" and a number.
+func (s *Store) NewSharedSession(t testing.TB, o election.SessionOptions) (*election.SharedSession, conformance.Link, error) {
+	name := fmt.Sprintf("shared-%d", s.sessions.Add(1))
+	var b election.Backend = s.Connect(name)
+	if s.Wrap != nil {
+		b = s.Wrap(b)
+	}
+	ss, err := election.NewSharedSession(b, o)
+	return ss, link{s.Store, name}, err
 }
 
 // Remove expires the leader's session, or deletes its record.

@@ -1,0 +1,38 @@
+package consul
+
+import (
+	"fmt"
+
+	"github.com/consul-leader/consul-leader/election"
+)
+
+// NewSharedSession returns an election.SharedSession on b: one Consul
+// session, renewed once per RenewInterval, through which every elector
+// made with it in election.Options.Session locks its own resource's key.
+// It fails with an *election.OptionError naming Handoff when b's
+// Options.Handoff is set, which shared sessions do not support. Closing the
+// session does not close b, which belongs to the caller.
+func NewSharedSession(b *Backend, o election.SessionOptions) (*election.SharedSession, error) {
+	if b == nil {
+		return nil, fmt.Errorf("%w: consul backend is nil", election.ErrInvalidOptions)
+	}
+	if err := b.sharedSupported(); err != nil {
+		return nil, err
+	}
+	return election.NewSharedSession(b, o)
+}
+
+// newOnSession builds the elector of o on the backend of o.Session.
+func newOnSession(o Options) (*election.Elector, error) {
+	b, ok := o.Session.Backend().(*Backend)
+	if !ok {
+		return nil, &election.OptionError{Field: "Session", Rule: "must be a shared session of a *consul.Backend", Value: o.Session.Backend().Name()}
+	}
+	if o.Client != nil && o.Client != b.client {
+		return nil, &election.OptionError{Field: "Client", Rule: "must be nil or the client of the Session's backend, whose Consul options an elector on the session uses"}
+	}
+	if o.Key != "" && o.Key != b.Key(o.Resource) {
+		return nil, &election.OptionError{Field: "Key", Rule: "must be empty or the key the Session's backend gives the resource (set Options.Key of that backend)", Value: fmt.Sprintf("%q", o.Key)}
+	}
+	return election.New(b, o.Options)
+}
