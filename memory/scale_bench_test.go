@@ -14,8 +14,7 @@ import (
 	"github.com/consul-leader/consul-leader/memory"
 )
 
-// quiet drops the electors' logs: a run that overloads the store would
-// print thousands of warnings, and the refused requests are counted.
+// quiet drops the electors' logs, as the benchmarks on servers do.
 var quiet = slog.New(slog.DiscardHandler)
 
 // BenchmarkScaleLead measures the engine's own cost of one process leading
