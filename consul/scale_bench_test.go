@@ -55,7 +55,8 @@ func BenchmarkScaleLead(b *testing.B) {
 // (50, or SCALE_CANDIDATES) of one resource through one client, at the
 // default options, each recipe on an agent of its own: the idle requests
 // per follower, then graceful handovers (20, or SCALE_HANDOVERS),
-// electors (without and with Handoff) and api.Lock in the same run. See
+// electors on one backend (without and with Handoff), electors with a
+// backend each, and api.Lock in the same run. See
 // internal/benchscale.Handovers for the metrics. Run it with
 //
 //	go test -run '^$' -bench ScaleCandidates -benchtime 1x ./consul/
@@ -66,10 +67,13 @@ func BenchmarkScaleCandidates(b *testing.B) {
 		pool func(*testing.B, *testserver.ConsulServer, int) func(chan<- benchscale.Led) benchscale.Pool
 	}{
 		{"electors", func(b *testing.B, srv *testserver.ConsulServer, n int) func(chan<- benchscale.Led) benchscale.Pool {
-			return candidateElectors(b, srv, n, false)
+			return candidateElectors(b, srv, n, true, false)
+		}},
+		{"electors-backend-each", func(b *testing.B, srv *testserver.ConsulServer, n int) func(chan<- benchscale.Led) benchscale.Pool {
+			return candidateElectors(b, srv, n, false, false)
 		}},
 		{"electors-handoff", func(b *testing.B, srv *testserver.ConsulServer, n int) func(chan<- benchscale.Led) benchscale.Pool {
-			return candidateElectors(b, srv, n, true)
+			return candidateElectors(b, srv, n, true, true)
 		}},
 		{"api.Lock", candidateAPILocks},
 	} {
@@ -278,14 +282,26 @@ func leadAPILock(b *testing.B, srv *testserver.ConsulServer) benchscale.Recipe {
 }
 
 // candidateElectors starts n electors of one resource through one client,
-// at the default options, but for Handoff.
-func candidateElectors(b *testing.B, srv *testserver.ConsulServer, n int, handoff bool) func(chan<- benchscale.Led) benchscale.Pool {
+// at the default options but for Handoff: all on one backend when
+// oneBackend (election.New on one NewBackend), each on a backend of its
+// own otherwise (consul.New).
+func candidateElectors(b *testing.B, srv *testserver.ConsulServer, n int, oneBackend, handoff bool) func(chan<- benchscale.Led) benchscale.Pool {
 	return func(leaders chan<- benchscale.Led) benchscale.Pool {
 		tr := newScaleTransport(b)
 		client := tr.client(b, srv.Addr)
+		be, err := consul.NewBackend(consul.Options{Client: client, Handoff: handoff})
+		if err != nil {
+			b.Fatal(err)
+		}
 		els := make([]*election.Elector, n)
 		for i := range els {
-			el, err := consul.New(consul.Options{Options: election.Options{Resource: "scale-candidates", ID: fmt.Sprint("c", i), Logger: quiet}, Client: client, Handoff: handoff})
+			o := election.Options{Resource: "scale-candidates", ID: fmt.Sprint("c", i), Logger: quiet}
+			var el *election.Elector
+			if oneBackend {
+				el, err = election.New(be, o)
+			} else {
+				el, err = consul.New(consul.Options{Options: o, Client: client, Handoff: handoff})
+			}
 			if err != nil {
 				b.Fatal(err)
 			}

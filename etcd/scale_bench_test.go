@@ -50,8 +50,9 @@ func BenchmarkScaleLead(b *testing.B) {
 // BenchmarkScaleCandidates measures one process holding many candidates
 // (50, or SCALE_CANDIDATES) of one resource through one client, at the
 // default options (TTL 15 s): the idle requests per follower, then
-// graceful handovers (20, or SCALE_HANDOVERS), electors and
-// concurrency.Election (a session per candidate) in the same run. See
+// graceful handovers (20, or SCALE_HANDOVERS), electors on one backend,
+// electors with a backend each, and concurrency.Election (a session per
+// candidate) in the same run. See
 // internal/benchscale.Handovers for the metrics. Run it with
 //
 //	go test -run '^$' -bench ScaleCandidates -benchtime 1x ./etcd/
@@ -60,7 +61,10 @@ func BenchmarkScaleCandidates(b *testing.B) {
 	srv := benchServer(b)
 	p := benchscale.HandoverParamsFromEnv(endpointPort(b, srv.Endpoint()))
 	benchscale.Run(b, "electors", func(b *testing.B) benchscale.Metrics {
-		return benchscale.Handovers(b, p, candidateElectors(b, srv.Endpoint(), p.Candidates))
+		return benchscale.Handovers(b, p, candidateElectors(b, srv.Endpoint(), p.Candidates, true))
+	})
+	benchscale.Run(b, "electors-backend-each", func(b *testing.B) benchscale.Metrics {
+		return benchscale.Handovers(b, p, candidateElectors(b, srv.Endpoint(), p.Candidates, false))
 	})
 	benchscale.Run(b, "concurrency.Election", func(b *testing.B) benchscale.Metrics {
 		return benchscale.Handovers(b, p, candidateConcurrency(b, srv.Endpoint(), p.Candidates))
@@ -232,14 +236,25 @@ func leadConcurrency(b *testing.B, endpoint string) benchscale.Recipe {
 }
 
 // candidateElectors starts n electors of one resource through one client,
-// at the default options.
-func candidateElectors(b *testing.B, endpoint string, n int) func(chan<- benchscale.Led) benchscale.Pool {
+// at the default options: all on one backend when oneBackend, each on a
+// backend of its own otherwise.
+func candidateElectors(b *testing.B, endpoint string, n int, oneBackend bool) func(chan<- benchscale.Led) benchscale.Pool {
 	return func(leaders chan<- benchscale.Led) benchscale.Pool {
 		counter := newRPCCounter()
 		client := newClient(b, endpoint, counter.install)
+		be, err := NewBackend(client, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
 		els := make([]*election.Elector, n)
 		for i := range els {
-			el, err := New(client, Options{Options: election.Options{Resource: "scale-candidates", ID: fmt.Sprint("c", i), Logger: quiet}})
+			o := election.Options{Resource: "scale-candidates", ID: fmt.Sprint("c", i), Logger: quiet}
+			var el *election.Elector
+			if oneBackend {
+				el, err = election.New(be, o)
+			} else {
+				el, err = New(client, Options{Options: o})
+			}
 			if err != nil {
 				b.Fatal(err)
 			}

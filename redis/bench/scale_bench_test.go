@@ -52,8 +52,9 @@ func BenchmarkScaleLead(b *testing.B) {
 // BenchmarkScaleCandidates measures one process holding many candidates
 // (50, or SCALE_CANDIDATES) of one resource through one client, at the
 // default options: the idle commands per follower, then graceful handovers
-// (20, or SCALE_HANDOVERS), electors and redsync (at its defaults, the
-// leader extending its lock every 5 s) in the same run. See
+// (20, or SCALE_HANDOVERS), electors on one backend, electors with a
+// backend each, and redsync (at its defaults, the leader extending its
+// lock every 8/3 s) in the same run. See
 // internal/benchscale.Handovers for the metrics. Run it with
 //
 //	go test -run '^$' -bench ScaleCandidates -benchtime 1x
@@ -62,7 +63,10 @@ func BenchmarkScaleCandidates(b *testing.B) {
 	srv := testserver.StartRedis(b, testserver.RedisOptions{})
 	p := benchscale.HandoverParamsFromEnv(addrPort(b, srv.Addr()))
 	benchscale.Run(b, "electors", func(b *testing.B) benchscale.Metrics {
-		return benchscale.Handovers(b, p, candidateElectors(b, srv.Addr(), p.Candidates))
+		return benchscale.Handovers(b, p, candidateElectors(b, srv.Addr(), p.Candidates, true))
+	})
+	benchscale.Run(b, "electors-backend-each", func(b *testing.B) benchscale.Metrics {
+		return benchscale.Handovers(b, p, candidateElectors(b, srv.Addr(), p.Candidates, false))
 	})
 	benchscale.Run(b, "redsync", func(b *testing.B) benchscale.Metrics {
 		return benchscale.Handovers(b, p, candidateRedsync(b, srv.Addr(), p.Candidates))
@@ -247,13 +251,24 @@ func leadRedsync(b *testing.B, addr string) benchscale.Recipe {
 }
 
 // candidateElectors starts n electors of one resource through one client,
-// at the default options.
-func candidateElectors(b *testing.B, addr string, n int) func(chan<- benchscale.Led) benchscale.Pool {
+// at the default options: all on one backend when oneBackend, each on a
+// backend of its own otherwise.
+func candidateElectors(b *testing.B, addr string, n int, oneBackend bool) func(chan<- benchscale.Led) benchscale.Pool {
 	return func(leaders chan<- benchscale.Led) benchscale.Pool {
 		client, cnt := newClient(b, addr)
+		be, err := redis.NewBackend(client, redis.BackendOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
 		els := make([]*election.Elector, n)
 		for i := range els {
-			el, err := redis.New(client, redis.Options{Options: election.Options{Resource: "scale-candidates", ID: fmt.Sprint("c", i), Logger: quiet}})
+			o := election.Options{Resource: "scale-candidates", ID: fmt.Sprint("c", i), Logger: quiet}
+			var el *election.Elector
+			if oneBackend {
+				el, err = election.New(be, o)
+			} else {
+				el, err = redis.New(client, redis.Options{Options: o})
+			}
 			if err != nil {
 				b.Fatal(err)
 			}
