@@ -93,6 +93,7 @@ func LeadParamsFromEnv(port int) LeadParams {
 //     before the first Start to the end of the window, after a collection.
 func Lead(b *testing.B, p LeadParams, r Recipe) Metrics {
 	b.Helper()
+	time.Sleep(time.Second) // what a previous run closed winds down
 	before := Take()
 	var ledN, lostN atomic.Int64
 	all := make(chan struct{})
