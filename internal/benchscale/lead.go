@@ -22,6 +22,10 @@ const (
 	// EnvHandovers is how many graceful handovers a run of candidates
 	// takes (default 20).
 	EnvHandovers = "SCALE_HANDOVERS"
+	// EnvSettle is how long a Lead run waits after the last acquisition
+	// before it counts requests (default 1s): many resources take longer
+	// to reach their steady state.
+	EnvSettle = "SCALE_SETTLE"
 	// EnvPause separates two handovers (default 200ms); it must exceed
 	// the candidates' RetryInterval when they are few, so that the
 	// released ones wait again before the next release.
@@ -61,6 +65,9 @@ type LeadParams struct {
 	// Port is the store's port, whose connections are counted; zero for
 	// a store in the process.
 	Port int
+	// Settle is how long to wait after the last acquisition before
+	// counting requests.
+	Settle time.Duration
 	// Window is how long steady requests are counted.
 	Window time.Duration
 	// Timeout bounds the wait for every leadership.
@@ -73,6 +80,7 @@ func LeadParamsFromEnv(port int) LeadParams {
 	return LeadParams{
 		Resources: Int(EnvResources, 200),
 		Port:      port,
+		Settle:    Duration(EnvSettle, time.Second),
 		Window:    Duration(EnvWindow, 15*time.Second),
 		Timeout:   Duration(EnvTimeout, 2*time.Minute),
 	}
@@ -84,7 +92,7 @@ func LeadParamsFromEnv(port int) LeadParams {
 //     every Start call that did not lead failed, or Timeout passed;
 //   - acquired: how many were led by then; Start calls that fail are not
 //     retried;
-//   - req/s: requests per second over Window, from a second after the last
+//   - req/s: requests per second over Window, from Settle after the last
 //     acquisition; refused: the requests refused meanwhile, when counted;
 //   - lost: leaderships lost before Stop;
 //   - sockets: the TCP connections open to the store at the end of the
@@ -156,7 +164,7 @@ wait:
 	tick.Stop()
 	acquired := time.Since(start)
 	b.StopTimer()
-	time.Sleep(time.Second)
+	time.Sleep(p.Settle)
 	var req0, ref0 int64
 	if r.Requests != nil {
 		req0 = r.Requests()
