@@ -166,7 +166,7 @@ func closeAll(els []*election.Elector) {
 func leadElectors(b *testing.B, srv *testserver.ConsulServer, shared bool) benchscale.Recipe {
 	tr := newScaleTransport(b)
 	client := tr.client(b, srv.Addr)
-	be, err := consul.NewBackend(consul.Options{Client: client})
+	be, err := consul.NewBackend(consul.Options{Options: election.Options{Logger: quiet}, Client: client})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func candidateElectors(b *testing.B, srv *testserver.ConsulServer, n int, oneBac
 	return func(leaders chan<- benchscale.Led) benchscale.Pool {
 		tr := newScaleTransport(b)
 		client := tr.client(b, srv.Addr)
-		be, err := consul.NewBackend(consul.Options{Client: client, Handoff: handoff})
+		be, err := consul.NewBackend(consul.Options{Options: election.Options{Logger: quiet}, Client: client, Handoff: handoff})
 		if err != nil {
 			b.Fatal(err)
 		}

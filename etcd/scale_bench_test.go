@@ -115,7 +115,7 @@ func closeElectors(els []*election.Elector) {
 func leadElectors(b *testing.B, endpoint string, shared bool) benchscale.Recipe {
 	counter := newRPCCounter()
 	client := newClient(b, endpoint, counter.install)
-	be, err := NewBackend(client, Options{})
+	be, err := NewBackend(client, Options{Options: election.Options{Logger: quiet}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func candidateElectors(b *testing.B, endpoint string, n int, oneBackend bool) fu
 	return func(leaders chan<- benchscale.Led) benchscale.Pool {
 		counter := newRPCCounter()
 		client := newClient(b, endpoint, counter.install)
-		be, err := NewBackend(client, Options{})
+		be, err := NewBackend(client, Options{Options: election.Options{Logger: quiet}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -109,7 +109,7 @@ func closeElectors(els []*election.Elector) {
 // session of its own otherwise.
 func leadElectors(b *testing.B, addr string, shared bool) benchscale.Recipe {
 	client, cnt := newClient(b, addr)
-	be, err := redis.NewBackend(client, redis.BackendOptions{})
+	be, err := redis.NewBackend(client, redis.BackendOptions{Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func leadRedsync(b *testing.B, addr string) benchscale.Recipe {
 func candidateElectors(b *testing.B, addr string, n int, oneBackend bool) func(chan<- benchscale.Led) benchscale.Pool {
 	return func(leaders chan<- benchscale.Led) benchscale.Pool {
 		client, cnt := newClient(b, addr)
-		be, err := redis.NewBackend(client, redis.BackendOptions{})
+		be, err := redis.NewBackend(client, redis.BackendOptions{Logger: quiet})
 		if err != nil {
 			b.Fatal(err)
 		}
