@@ -35,11 +35,32 @@ var (
 // it opens with memory:// URLs of the same name share one in-process store,
 // which lives as long as the Opener: to run several electors of one process
 // on one memory store, open them all with one Opener.
+//
+// Electors an Opener opens on one store share one backend, and so one
+// client: one HTTP connection pool for Consul, one gRPC connection for
+// etcd, one connection pool for Redis, however many electors are opened.
+// Two URLs name one store when they differ only in the election parameters
+// (resource, id, ttl, ...), in the order of their parameters, or in the
+// case of their scheme and host; any other difference (address, token,
+// datacenter, TLS files, database, ...) makes two backends. consul's key and
+// etcd's prefix parameters name the key of one resource, so electors of
+// other resources get a backend of their own for them. A backend takes its
+// logger, and etcd's its watch timeouts, from the first elector opened on
+// it. The backends belong to the Opener: an elector that closes leaves
+// them open, and Opener.Close closes them.
 type Opener struct {
 	mu     sync.Mutex
 	stores map[string]*memory.Store
-	// noMemory refuses memory:// URLs, for the package-level Open.
-	noMemory bool
+	// private refuses memory:// URLs and shares nothing: each elector owns
+	// its backend, for the package-level Open.
+	private  bool
+	closed   bool
+	backends map[string]*shared                 // by store key
+	owned    []election.Backend                 // the backends to close, in creation order
+	sessions map[string]*election.SharedSession // by store key
+	created  int                                // backends created, for tests
+	// schemes, when set, opens URLs of its schemes instead, for tests.
+	schemes map[string]openFunc
 }
 
 // Open opens an elector for rawURL, as Opener.Open does, except that it
@@ -52,7 +73,7 @@ type Opener struct {
 // keep every store alive for the life of the process and couple unrelated
 // code (and tests) of one binary that happen to use the same name.
 func Open(ctx context.Context, rawURL string, opts election.Options) (*election.Elector, error) {
-	return (&Opener{noMemory: true}).Open(ctx, rawURL, opts)
+	return (&Opener{private: true}).Open(ctx, rawURL, opts)
 }
 
 // FromEnv opens an elector, as Open does, for the URL in the environment
@@ -60,7 +81,7 @@ func Open(ctx context.Context, rawURL string, opts election.Options) (*election.
 // it fails with an error wrapping ErrNoBackend that names the variable and
 // the accepted URL forms: there is no default store.
 func FromEnv(ctx context.Context, opts election.Options) (*election.Elector, error) {
-	return (&Opener{noMemory: true}).FromEnv(ctx, opts)
+	return (&Opener{private: true}).FromEnv(ctx, opts)
 }
 
 // FromEnv opens an elector for the URL in the environment variable
@@ -75,8 +96,12 @@ func (o *Opener) FromEnv(ctx context.Context, opts election.Options) (*election.
 	return o.Open(ctx, u, opts)
 }
 
-// Open opens an elector for rawURL. Parameters of the URL override opts. The
-// elector owns any client it creates, and closes it in Close.
+// Open opens an elector for rawURL. Parameters of the URL override opts.
+// The elector shares the backend of its store with the other electors of
+// the Opener, and campaigns on the Opener's shared session of the store
+// with the parameter session=shared or with opts.Session set to it (see
+// Session). The backend and the session belong to the Opener, which closes
+// them in Close.
 func (o *Opener) Open(ctx context.Context, rawURL string, opts election.Options) (*election.Elector, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -92,80 +117,145 @@ func (o *Opener) Open(ctx context.Context, rawURL string, opts election.Options)
 	if opts.ID == "" {
 		opts.ID = opts.WithDefaults().ID // named before a backend needs it
 	}
+	shareSession, err := takeSession(rest)
+	if err != nil {
+		return nil, err
+	}
 	u.RawQuery = rest.Encode()
 	opts = urlDefaults(u, opts)
-	if err := opts.Validate(); err != nil {
+	if err := withoutSession(opts).Validate(); err != nil {
 		return nil, err // before any client is created
 	}
-	b, err := o.backend(ctx, u, opts)
+	var b election.Backend
+	switch {
+	case shareSession && o.private:
+		return nil, fmt.Errorf("%w: session=shared needs an Opener, whose electors share the session; "+
+			"open them with one backends.Opener (var o backends.Opener; o.Open(ctx, url, opts))", ErrBadURL)
+	case (shareSession || opts.Session != nil) && !o.private:
+		b, opts.Session, err = o.sessionOf(ctx, u, opts)
+	default:
+		b, err = o.backend(ctx, u, opts)
+	}
 	if err != nil {
 		return nil, err
 	}
 	el, err := election.New(b, opts)
 	if err != nil {
-		closeBackend(b)
+		if o.private {
+			closeBackend(b)
+		}
 		return nil, err
 	}
 	return el, nil
 }
 
-// backend opens the backend of u, whose common parameters were applied to
-// opts already.
+// backend returns the backend of u, whose common parameters were applied
+// to opts already: a new one for a private Opener, else the store's shared
+// one.
 func (o *Opener) backend(ctx context.Context, u *url.URL, opts election.Options) (election.Backend, error) {
-	if strings.EqualFold(u.Scheme, "migrate") {
-		return o.migration(ctx, u, opts)
-	}
-	open, ok := scheme(strings.ToLower(u.Scheme))
-	if !ok {
-		return nil, fmt.Errorf("%w: unknown scheme %q; use memory://, consul://, etcd://, redis://, rediss:// or migrate://", ErrBadURL, u.Scheme)
-	}
-	return open(ctx, o, u, opts)
+	b, _, err := o.resolve(ctx, u, opts, false)
+	return b, err
 }
 
-// migration opens migrate://?from=URL&to=URL.
-func (o *Opener) migration(ctx context.Context, u *url.URL, opts election.Options) (election.Backend, error) {
+// resolve returns the backend of u for an elector of opts, or for the
+// store's shared session, and the key it is shared under ("" when it is
+// not shared).
+func (o *Opener) resolve(ctx context.Context, u *url.URL, opts election.Options, session bool) (election.Backend, string, error) {
+	if strings.EqualFold(u.Scheme, "migrate") {
+		return o.migration(ctx, u, opts, session)
+	}
+	open, err := o.scheme(u)
+	if err != nil {
+		return nil, "", err
+	}
+	if o.private {
+		b, err := open(ctx, o, u, opts)
+		return b, "", err
+	}
+	key := storeKey(u)
+	if k, param := perElector(u, opts); k != "" {
+		if session {
+			if param != "id" {
+				return nil, "", fmt.Errorf("%w: session=shared: the parameter %s names the key of one resource, "+
+					"and the electors of a shared session share one backend; leave it out to use the default keys", ErrBadURL, param)
+			}
+			opts.ID = MemorySessionConn
+			k = "id=" + MemorySessionConn
+		}
+		key += "#" + k
+	}
+	b, err := o.sharedBackend(ctx, key, func() (election.Backend, error) { return open(ctx, o, u, opts) })
+	return b, key, err
+}
+
+// scheme returns the function that opens u's backend.
+func (o *Opener) scheme(u *url.URL) (openFunc, error) {
+	s := strings.ToLower(u.Scheme)
+	if open, ok := o.schemes[s]; ok {
+		return open, nil
+	}
+	if open, ok := scheme(s); ok {
+		return open, nil
+	}
+	return nil, fmt.Errorf("%w: unknown scheme %q; use memory://, consul://, etcd://, redis://, rediss:// or migrate://", ErrBadURL, u.Scheme)
+}
+
+// migration opens migrate://?from=URL&to=URL, on the shared backends of
+// both stores unless the Opener is private. The migration backend itself
+// holds no client: each elector gets its own, except those of a shared
+// session, which share the session's.
+func (o *Opener) migration(ctx context.Context, u *url.URL, opts election.Options, session bool) (election.Backend, string, error) {
 	q := u.Query()
 	from, to := q.Get("from"), q.Get("to")
 	q.Del("from")
 	q.Del("to")
 	if len(q) > 0 || u.Host != "" || (u.Path != "" && u.Path != "/") {
-		return nil, fmt.Errorf("%w: migrate:// takes only the parameters from and to (and the common ones), got %q", ErrBadURL, u.String())
+		return nil, "", fmt.Errorf("%w: migrate:// takes only the parameters from and to (and the common ones), got %q", ErrBadURL, u.String())
 	}
 	if from == "" || to == "" {
-		return nil, fmt.Errorf("%w: migrate:// needs both from=URL and to=URL", ErrBadURL)
+		return nil, "", fmt.Errorf("%w: migrate:// needs both from=URL and to=URL", ErrBadURL)
 	}
 	var bs [2]election.Backend
+	var keys [2]string
 	for i, raw := range []string{from, to} {
 		inner, err := url.Parse(raw)
 		if err != nil {
-			return nil, fmt.Errorf("%w: migrate %s: %v", ErrBadURL, []string{"from", "to"}[i], err)
+			return nil, "", fmt.Errorf("%w: migrate %s: %v", ErrBadURL, []string{"from", "to"}[i], err)
 		}
 		if strings.EqualFold(inner.Scheme, "migrate") {
-			return nil, fmt.Errorf("%w: migrate:// cannot nest migrate://", ErrBadURL)
+			return nil, "", fmt.Errorf("%w: migrate:// cannot nest migrate://", ErrBadURL)
 		}
 		_, rest, err := ParseOptions(inner.Query(), opts)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if len(rest) != len(inner.Query()) {
-			return nil, fmt.Errorf("%w: migrate:// takes the election parameters on its own URL, not on from= or to=", ErrBadURL)
+			return nil, "", fmt.Errorf("%w: migrate:// takes the election parameters on its own URL, not on from= or to=", ErrBadURL)
 		}
-		b, err := o.backend(ctx, inner, opts)
+		b, key, err := o.resolve(ctx, inner, opts, session)
 		if err != nil {
-			if i == 1 {
+			if i == 1 && o.private {
 				closeBackend(bs[0])
 			}
-			return nil, err
+			return nil, "", err
 		}
-		bs[i] = b
+		bs[i], keys[i] = b, key
 	}
-	m, err := Migration(bs[0], bs[1])
-	if err != nil {
-		closeBackend(bs[0])
-		closeBackend(bs[1])
-		return nil, err
+	build := func() (election.Backend, error) {
+		m, err := Migration(bs[0], bs[1])
+		if err != nil && o.private {
+			closeBackend(bs[0])
+			closeBackend(bs[1])
+		}
+		return m, err
 	}
-	return m, nil
+	if !session || o.private {
+		m, err := build()
+		return m, "", err
+	}
+	key := "migrate://?" + url.Values{"from": {keys[0]}, "to": {keys[1]}}.Encode()
+	m, err := o.sharedBackend(ctx, key, build)
+	return m, key, err
 }
 
 func closeBackend(b election.Backend) {
@@ -206,7 +296,7 @@ func openMemory(_ context.Context, o *Opener, u *url.URL, opts election.Options)
 	if opts.ID == "" {
 		return nil, fmt.Errorf("%w: memory:// needs the elector's ID to name its connection", ErrBadURL)
 	}
-	if o.noMemory {
+	if o.private {
 		return nil, fmt.Errorf("%w: %s://%s is an in-process store, shared only by the electors of one Opener; "+
 			"open every elector of it with one backends.Opener (var o backends.Opener; o.Open(ctx, url, opts))", ErrBadURL, u.Scheme, u.Host)
 	}
@@ -229,36 +319,9 @@ func NoParams(u *url.URL) error {
 // ParseOptions applies the common election parameters of q to opts, and
 // returns the parameters it did not use.
 func ParseOptions(q url.Values, opts election.Options) (election.Options, url.Values, error) {
-	rest := url.Values{}
-	for key, vals := range q {
-		if len(vals) != 1 {
-			return opts, nil, fmt.Errorf("%w: parameter %s given %d times", ErrBadURL, key, len(vals))
-		}
-		v := vals[0]
-		var err error
-		switch key {
-		case "resource":
-			opts.Resource = v
-		case "id":
-			opts.ID = v
-		case "value":
-			opts.Value = []byte(v)
-		case "ttl":
-			opts.TTL, err = ParseDuration(key, v)
-		case "renewInterval":
-			opts.RenewInterval, err = ParseDuration(key, v)
-		case "retryInterval":
-			opts.RetryInterval, err = ParseDuration(key, v)
-		case "waitTime":
-			opts.WaitTime, err = ParseDuration(key, v)
-		case "requestTimeout":
-			opts.RequestTimeout, err = ParseDuration(key, v)
-		default:
-			rest[key] = vals
-		}
-		if err != nil {
-			return opts, nil, err
-		}
+	opts, rest, err := urlparam.Common(q, opts)
+	if err != nil {
+		return opts, nil, fmt.Errorf("%w: %w", ErrBadURL, err)
 	}
 	return opts, rest, nil
 }

@@ -28,6 +28,28 @@
 // process and couple unrelated code, and tests, of one binary through a
 // name); the store is shared exactly as far as the Opener is.
 //
+// Electors opened by one Opener share the backend, and so the client, of
+// their store: a thousand electors of one Consul agent use one HTTP
+// connection pool, of one etcd cluster one gRPC connection. URLs name one
+// store when they differ only in election parameters, parameter order, or
+// the case of scheme and host; consul's key and etcd's prefix, which name
+// the key of one resource, give each resource a backend of its own. The
+// Opener owns these backends: closing an elector leaves them open, and
+// Opener.Close closes them (close the electors first). The package-level
+// Open and FromEnv share nothing: each elector owns its client, and closes
+// it in Close.
+//
+// One more parameter, session=shared, puts the elector on the Opener's
+// shared session of its store (Opener.Session, election.SharedSession): one
+// store session, renewed once for every elector of the process on it. The
+// first elector opened with it creates the session with its durations
+// (ttl, renewInterval, ...), unless Opener.Session created it before; the
+// others must have the same ttl and renewInterval, or none. Passing the
+// session as election.Options.Session does the same; a session of another
+// store is refused with an error wrapping ErrOtherSession. On
+// migrate://?from=A&to=B the shared session holds a session on each store.
+// The package-level Open refuses session=shared.
+//
 // There is no default store: FromEnv fails with an error wrapping
 // ErrNoBackend, naming ELECTION_BACKEND and the accepted URL forms, when the
 // variable is unset or empty. Durations are Go durations or numbers of

@@ -23,6 +23,13 @@ import (
 // whatever mix of old, migrating and new processes runs. Both backends must
 // implement election.TermFloorRaiser.
 //
+// When both backends implement election.SessionSharer, so does the
+// migration backend, for an election.SharedSession: a migrating process
+// then holds one session on each store. Its lease is a lease on each store,
+// renewed together (a renewal succeeds when both do, and the loss of either
+// loses it); its claims are a claim on each store, acquired and released as
+// above.
+//
 // The procedure: (1) every process campaigns on from; (2) roll out processes
 // on Migration(from, to); (3) once no process runs on from alone, and a TTL
 // has passed since the last one stopped (so that one cut off from its store
@@ -41,7 +48,13 @@ func Migration(from, to election.Backend) (election.Backend, error) {
 		return nil, fmt.Errorf("%w: migration from %s to %s: both backends must raise term floors (election.TermFloorRaiser)",
 			election.ErrInvalidOptions, from.Name(), to.Name())
 	}
-	return &migration{from: from, to: to, fromFloor: ff, toFloor: tf, revs: map[uint64][2]uint64{}, local: map[string]bool{}}, nil
+	m := &migration{from: from, to: to, fromFloor: ff, toFloor: tf, revs: map[uint64][2]uint64{}, local: map[string]bool{}}
+	fs, ok1 := from.(election.SessionSharer)
+	ts, ok2 := to.(election.SessionSharer)
+	if ok1 && ok2 {
+		return &leasingMigration{migration: m, from: fs, to: ts}, nil
+	}
+	return m, nil
 }
 
 type migration struct {
@@ -79,7 +92,7 @@ func (m *migration) NewSession(ctx context.Context, p election.SessionParams) (e
 	m.mu.Lock()
 	m.local[s1.Info().ID] = true
 	m.mu.Unlock()
-	return &pairSession{m: m, from: s1, to: s2, resource: p.Resource, ttl: p.TTL}, nil
+	return &pairSession{pairClaim: pairClaim{m: m, from: s1, to: s2, resource: p.Resource, ttl: p.TTL}, fromS: s1, toS: s2}, nil
 }
 
 // Watch returns the combined record once either store's record changed.
@@ -168,16 +181,21 @@ func (m *migration) combine(from, to election.Record) election.Record {
 
 func pairID(from, to string) string { return from + "+" + to }
 
-// pairSession is a candidate's session on both stores.
-type pairSession struct {
+// pairClaim is a candidate's claim on both stores: of a session on each
+// (pairSession), or of a lease on each (pairLease).
+type pairClaim struct {
 	m        *migration
-	from, to election.Session
+	from, to election.Claim
 	resource string
 	ttl      time.Duration
 }
 
-func (s *pairSession) Info() election.SessionInfo {
-	fi, ti := s.from.Info(), s.to.Info()
+func (s *pairClaim) Info() election.SessionInfo {
+	return pairInfo(s.m, s.from.Info(), s.to.Info(), s.ttl)
+}
+
+// pairInfo describes the pair of sessions fi and ti.
+func pairInfo(m *migration, fi, ti election.SessionInfo, ttl time.Duration) election.SessionInfo {
 	fields := map[string]string{"from.backend": fi.Backend, "from.session": fi.ID, "to.backend": ti.Backend, "to.session": ti.ID}
 	for k, v := range fi.Fields {
 		fields["from."+k] = v
@@ -185,23 +203,12 @@ func (s *pairSession) Info() election.SessionInfo {
 	for k, v := range ti.Fields {
 		fields["to."+k] = v
 	}
-	return election.SessionInfo{Backend: s.m.Name(), ID: pairID(fi.ID, ti.ID), TTL: s.ttl, Fields: fields}
-}
-
-// Renew renews both sessions; losing either loses the pair.
-func (s *pairSession) Renew(ctx context.Context) error {
-	if err := s.from.Renew(ctx); err != nil {
-		return fmt.Errorf("migrate: %s: %w", s.m.from.Name(), err)
-	}
-	if err := s.to.Renew(ctx); err != nil {
-		return fmt.Errorf("migrate: %s: %w", s.m.to.Name(), err)
-	}
-	return nil
+	return election.SessionInfo{Backend: m.Name(), ID: pairID(fi.ID, ti.ID), TTL: ttl, Fields: fields}
 }
 
 // Acquire takes from, then to, and moves the term floors so that terms keep
 // growing across both stores.
-func (s *pairSession) Acquire(ctx context.Context) (election.Acquisition, error) {
+func (s *pairClaim) Acquire(ctx context.Context) (election.Acquisition, error) {
 	a1, err := s.from.Acquire(ctx)
 	if err != nil {
 		return election.Acquisition{}, fmt.Errorf("migrate: %s: %w", s.m.from.Name(), err)
@@ -233,7 +240,7 @@ func (s *pairSession) Acquire(ctx context.Context) (election.Acquisition, error)
 	}, nil
 }
 
-func (s *pairSession) readTo(ctx context.Context) (election.Record, error) {
+func (s *pairClaim) readTo(ctx context.Context) (election.Record, error) {
 	rec, err := s.m.to.Watch(ctx, s.resource, 0, 0)
 	if err != nil {
 		return election.Record{}, fmt.Errorf("migrate: %s: %w", s.m.to.Name(), err)
@@ -242,14 +249,37 @@ func (s *pairSession) readTo(ctx context.Context) (election.Record, error) {
 }
 
 // Close releases to, then from.
-func (s *pairSession) Close(ctx context.Context) error {
+func (s *pairClaim) Close(ctx context.Context) error {
 	err2 := s.to.Close(ctx)
 	err1 := s.from.Close(ctx)
-	s.m.mu.Lock()
-	delete(s.m.local, s.from.Info().ID)
-	s.m.mu.Unlock()
 	if err2 != nil || err1 != nil {
 		return fmt.Errorf("migrate: close: %w", errors.Join(err2, err1))
 	}
 	return nil
+}
+
+// pairSession is a candidate's session on both stores.
+type pairSession struct {
+	pairClaim
+	fromS, toS election.Session
+}
+
+// Renew renews both sessions; losing either loses the pair.
+func (s *pairSession) Renew(ctx context.Context) error {
+	if err := s.fromS.Renew(ctx); err != nil {
+		return fmt.Errorf("migrate: %s: %w", s.m.from.Name(), err)
+	}
+	if err := s.toS.Renew(ctx); err != nil {
+		return fmt.Errorf("migrate: %s: %w", s.m.to.Name(), err)
+	}
+	return nil
+}
+
+// Close releases to, then from, and ends both sessions.
+func (s *pairSession) Close(ctx context.Context) error {
+	err := s.pairClaim.Close(ctx)
+	s.m.mu.Lock()
+	delete(s.m.local, s.fromS.Info().ID)
+	s.m.mu.Unlock()
+	return err
 }

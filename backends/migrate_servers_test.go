@@ -25,6 +25,7 @@ func TestMigrationProcedureEtcdToConsul(t *testing.T) {
 	consulSrv := testserver.StartConsul(t, testserver.ConsulOptions{})
 	proxies := map[string][2]*testserver.Proxy{}
 	var opener backends.Opener
+	t.Cleanup(func() { _ = opener.Close(context.Background()) }) // after the electors, before the servers
 	ttl := 2 * time.Second
 	runProcedure(t, procedureEnv{
 		ttl: ttl,

@@ -27,6 +27,29 @@ func scheme(s string) (openFunc, bool) {
 	return nil, false
 }
 
+// perElector returns what, beyond the store, makes the backend of u's
+// elector its own, or "" when every elector of the store may share one: a
+// memory:// connection is named by the elector's ID (faults are injected
+// per connection), and consul's key and etcd's prefix parameters name the
+// key of one resource, so an elector of another resource must not use that
+// backend. param names the parameter responsible, for errors.
+func perElector(u *url.URL, opts election.Options) (key, param string) {
+	q := u.Query()
+	switch strings.ToLower(u.Scheme) {
+	case "memory":
+		return "id=" + opts.ID, "id"
+	case consul.Scheme, consul.SchemeTLS:
+		if q.Has("key") {
+			return "resource=" + opts.Resource, "key"
+		}
+	case "etcd", "etcds":
+		if q.Has("prefix") {
+			return "resource=" + opts.Resource, "prefix"
+		}
+	}
+	return "", ""
+}
+
 // urlDefaults returns opts with the defaults that u's own parameters imply
 // (consul://...?checkTTL=D sets the TTL to D when it is unset), so that an
 // elector opened here has the options it would have from the backend's own

@@ -37,12 +37,17 @@ const (
 // duration such as 1500ms or 15s, or a plain number of seconds such as 15
 // or 0.5; lockDelay=none (or 0) means no lock-delay. Without a host, the
 // address comes from the environment (CONSUL_HTTP_ADDR), as do the token and TLS
-// files when not given. The common election parameters (resource, ttl, ...)
-// are parsed by package backends and given in opts; any other parameter is
-// an error that names it. With checkTTL, opts.TTL defaults to it (see
+// files when not given. The common election parameters (resource, id,
+// value, ttl, renewInterval, retryInterval, waitTime, requestTimeout)
+// override opts, as in backends.Open; any other parameter is an error that
+// names it. OpenURL opens a Consul URL without linking the other stores. With checkTTL, opts.TTL defaults to it (see
 // URLDefaults), as in New and in backends.Open. The elector owns the client
 // it creates and closes it in Close.
 func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (*election.Elector, error) {
+	opts, u, err := urlparam.WithCommon(u, opts)
+	if err != nil {
+		return nil, err
+	}
 	opts = URLDefaults(u, opts)
 	b, err := OpenBackend(ctx, u, opts)
 	if err != nil {

@@ -82,13 +82,19 @@ var tlsAliases = map[string]string{"ca": tlsparam.CAFile, "cert": tlsparam.CertF
 // ca, cert and key are deprecated aliases of caFile, certFile and keyFile;
 // a URL that gives both an alias and its name is refused.
 //
-// The common election parameters are parsed by the caller into opts; any
-// other parameter is an error that names it. ctx bounds connecting and
+// The common election parameters (resource, id, value, ttl, renewInterval,
+// retryInterval, waitTime, requestTimeout) override opts, as in
+// backends.Open; any other parameter is an error that names it. OpenURL
+// opens an etcd URL without linking the other stores. ctx bounds connecting and
 // authenticating. opts.Session must be nil: an elector on a shared session
 // is made with New, on the session backend's client.
 func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (*election.Elector, error) {
 	if opts.Session != nil {
 		return nil, &election.OptionError{Field: "Session", Rule: "must be nil for OpenURL, whose elector has a client of its own: make electors on a shared session with New, on the client of the session's backend", Value: "a shared session"}
+	}
+	opts, u, err := urlparam.WithCommon(u, opts)
+	if err != nil {
+		return nil, err
 	}
 	b, err := OpenBackend(ctx, u, opts)
 	if err != nil {

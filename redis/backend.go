@@ -8,6 +8,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/flight"
 )
 
 // BackendName is the backend's name, in election.SessionInfo.Backend and in logs.
@@ -29,6 +30,11 @@ type Backend struct {
 	closed bool
 	floors map[string]uint64 // resource -> highest term seen
 	owned  map[string]bool   // tokens of this backend's sessions that lead, and of its live leases (true)
+
+	// acquiring has the acquisition in flight of each leader key, which
+	// the other candidates of this process for the key wait for (see
+	// session.Acquire).
+	acquiring flight.Group[election.Acquisition]
 }
 
 var _ election.Backend = (*Backend)(nil)

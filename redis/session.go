@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -86,8 +87,32 @@ type session struct {
 func (s *session) Info() election.SessionInfo { return s.info }
 
 // Acquire runs the acquire script: SET NX PX and the term increment in one
-// atomic step, or a TTL restart when the token already holds the key.
+// atomic step, or a TTL restart when the token already holds the key. The
+// candidates of this process for the key take turns: while one's script is
+// in flight, the others wait for its outcome, which is theirs too (the key
+// won, or held, by another token), so that a release costs one script per
+// process rather than one per candidate.
 func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
+	s.mu.Lock()
+	leading := s.leading
+	s.mu.Unlock()
+	if leading {
+		return s.acquire(ctx)
+	}
+	acq, shared, err := s.b.acquiring.Do(ctx, s.keys.leader, func() (election.Acquisition, error) { return s.acquire(ctx) })
+	if !shared {
+		return acq, err
+	}
+	if acq.Session == s.token {
+		return s.acquire(ctx) // not another candidate's outcome after all
+	}
+	rec := acq.Record
+	rec.Value = bytes.Clone(rec.Value)
+	return election.Acquisition{Record: rec}, nil
+}
+
+// acquire runs the acquire script for this session.
+func (s *session) acquire(ctx context.Context) (election.Acquisition, error) {
 	s.mu.Lock()
 	s.attempted = true
 	s.mu.Unlock()

@@ -69,10 +69,17 @@ const (
 //	rediss://redis.internal:26379?mode=sentinel&master_name=main
 //
 // The client always has ContextTimeoutEnabled set, so that every request
-// ends by the deadline the elector gives it. Unknown parameters, and a bad
-// value of a known one, fail with an error wrapping
-// election.ErrInvalidOptions.
+// ends by the deadline the elector gives it. The common election
+// parameters (resource, id, value, ttl, renewInterval, retryInterval,
+// waitTime, requestTimeout) override opts, as in backends.Open. Unknown
+// parameters, and a bad value of a known one, fail with an error wrapping
+// election.ErrInvalidOptions. OpenURL opens a Redis URL without linking the
+// other stores.
 func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (*election.Elector, error) {
+	opts, u, err := urlparam.WithCommon(u, opts)
+	if err != nil {
+		return nil, err
+	}
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}

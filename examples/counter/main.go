@@ -15,6 +15,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -55,6 +56,8 @@ func main() {
 	} else {
 		err = d.script(ctx, *n)
 	}
+	// The Opener's clients, once every elector closed.
+	err = errors.Join(err, d.opener.Close(context.Background()))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "counter:", err)
 		os.Exit(1)

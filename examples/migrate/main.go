@@ -16,6 +16,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/url"
@@ -39,7 +40,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	m := &mover{opener: &backends.Opener{}, opts: election.Options{Resource: "counter", TTL: *ttl}, step: 3 * time.Second}
-	if err := m.run(ctx, *from, *to, 3); err != nil {
+	err := m.run(ctx, *from, *to, 3)
+	// The Opener's clients, once every elector closed.
+	err = errors.Join(err, m.opener.Close(context.Background()))
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "migrate:", err)
 		os.Exit(1)
 	}

@@ -1,0 +1,97 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/consul-leader/consul-leader/conformance/testserver"
+	"github.com/consul-leader/consul-leader/election"
+)
+
+// acquireCounter counts the acquire scripts a client sends.
+type acquireCounter struct{ n atomic.Int64 }
+
+func (c *acquireCounter) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (c *acquireCounter) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		args := cmd.Args()
+		if len(args) > 1 {
+			switch a := args[1].(type) {
+			case string:
+				if a == acquireScript.Hash() {
+					c.n.Add(1)
+				}
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (c *acquireCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return next
+}
+
+// TestCandidatesTakeTurnsAtTheKey: the candidates of one process for one
+// resource send one acquisition at a time, and share its outcome, so that
+// a release costs a few scripts, not one per candidate.
+func TestCandidatesTakeTurnsAtTheKey(t *testing.T) {
+	srv := testserver.StartRedis(t, testserver.RedisOptions{})
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = client.Close() })
+	counter := &acquireCounter{}
+	client.AddHook(counter)
+	b, err := NewBackend(client, BackendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	const n = 40
+	ctx := context.Background()
+	leaders := make(chan *election.Elector, n)
+	for i := range n {
+		el, err := election.New(b, election.Options{Resource: "herd", ID: fmt.Sprint("c", i), TTL: 10 * time.Second, RetryInterval: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := el.Start(ctx, election.LeaderOnly(func(ctx context.Context, term uint64) error {
+			leaders <- el
+			<-ctx.Done()
+			return nil
+		})); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = el.Close(ctx) })
+	}
+	next := func() *election.Elector {
+		t.Helper()
+		select {
+		case el := <-leaders:
+			return el
+		case <-time.After(10 * time.Second):
+			t.Fatal("no leader within 10 s")
+			return nil
+		}
+	}
+	leader := next()
+	time.Sleep(time.Second) // every candidate follows
+	const handovers = 5
+	before := counter.n.Load()
+	for range handovers {
+		if err := leader.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		leader = next()
+		time.Sleep(200 * time.Millisecond)
+	}
+	per := float64(counter.n.Load()-before) / handovers
+	t.Logf("%d candidates: %.1f acquire scripts per handover", n, per)
+	if per > 5 {
+		t.Errorf("%.1f acquire scripts per handover among %d candidates of one process; want at most 5 (one in flight at a time)", per, n)
+	}
+}
