@@ -92,10 +92,12 @@ func (c *rpcCounter) total() int64 {
 	return n
 }
 
-// closeElectors closes the electors, 64 at a time.
-func closeElectors(els []*election.Elector) {
+// closeElectors closes the electors, 64 at a time, and fails b for those
+// whose Close fails.
+func closeElectors(b *testing.B, els []*election.Elector) {
 	sem := make(chan struct{}, 64)
 	var wg sync.WaitGroup
+	var failed atomic.Int64
 	for _, el := range els {
 		sem <- struct{}{}
 		wg.Add(1)
@@ -103,10 +105,15 @@ func closeElectors(els []*election.Elector) {
 			defer func() { <-sem; wg.Done() }()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			_ = el.Close(ctx)
+			if err := el.Close(ctx); err != nil && failed.Add(1) == 1 {
+				b.Errorf("close: %v", err)
+			}
 		}()
 	}
 	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		b.Errorf("%d of %d electors failed to close", n, len(els))
+	}
 }
 
 // leadElectors starts an elector per resource through one client: all on
@@ -171,7 +178,7 @@ func leadElectors(b *testing.B, endpoint string, shared bool) benchscale.Recipe 
 					b.Errorf("close shared session: %v", err)
 				}
 			}
-			closeElectors(els)
+			closeElectors(b, els)
 		},
 	}
 }
@@ -273,7 +280,7 @@ func candidateElectors(b *testing.B, endpoint string, n int, oneBackend bool) fu
 		return benchscale.Pool{
 			Release:  func(i int) error { return els[i].Release(context.Background()) },
 			Requests: counter.total,
-			Stop:     func() { closeElectors(els) },
+			Stop:     func() { closeElectors(b, els) },
 		}
 	}
 }
