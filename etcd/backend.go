@@ -27,9 +27,12 @@ type Backend struct {
 	log      *slog.Logger
 	timeout  time.Duration // bounds the hubs' own requests
 	retry    time.Duration // how long a failed hub waits
+	page     int           // keys per read of a group's load
+	alone    bool          // the backend of one elector: no group
 
-	mu   sync.Mutex
-	hubs map[string]*hub // per resource
+	mu    sync.Mutex
+	hubs  map[string]*hub // per resource
+	group *rootWatch      // the group watching the hubs under DefaultPrefixRoot
 }
 
 var (
@@ -62,15 +65,18 @@ func NewBackend(client *clientv3.Client, opts Options) (*Backend, error) {
 	if d.RetryInterval < 0 {
 		return nil, &election.OptionError{Field: "RetryInterval", Rule: "must not be negative", Value: d.RetryInterval.String()}
 	}
-	return &Backend{
+	b := &Backend{
 		client:   client,
 		resource: opts.Resource,
 		prefix:   opts.Prefix,
 		log:      d.Logger.With("backend", BackendName),
 		timeout:  d.RequestTimeout,
 		retry:    max(d.RetryInterval, 10*time.Millisecond),
+		page:     defaultPage,
 		hubs:     map[string]*hub{},
-	}, nil
+	}
+	b.group = newRootWatch(b)
+	return b, nil
 }
 
 // Name returns "etcd".
@@ -90,6 +96,7 @@ func (b *Backend) Close() error {
 		hubs = append(hubs, h)
 	}
 	b.mu.Unlock()
+	b.group.halt()
 	for _, h := range hubs {
 		h.halt()
 	}

@@ -66,9 +66,23 @@
 // revoked from outside frees every resource on it at once, and every term
 // on it ends as its watch or the next renewal tells; a process cut off from
 // etcd ends every term on its lease before etcd can expire it. Either way,
-// the electors campaign again on a new lease. The watches of the leaders'
-// keys share the client's one watch stream, and while the leaders stay,
-// the process sends nothing but the lease's keepalives.
+// the electors campaign again on a new lease. While the leaders stay, the
+// process sends nothing but the lease's keepalives.
+//
+// A Backend made with NewBackend or OpenBackend, as a SharedSession's is,
+// follows every election under its DefaultPrefix with one etcd watch of
+// the prefix root DefaultPrefixRoot + "/", run by one goroutine however
+// many resources it serves: it loads the candidates' keys and term offsets
+// of all those elections with one read of the root, in pages of 1,000 keys
+// at one revision, and hands each event to the election its key belongs
+// to. A watch that must resume from a compacted revision is created anew
+// and reloads. The backend keeps every key under the root in memory. A
+// client whose role may read some elections' prefixes but not the whole
+// root is refused that watch: the backend logs a warning and, for its
+// lifetime, watches each election's prefix on its own, with one watch and
+// one goroutine per resource watched. A resource with another Prefix is
+// watched on its own too, and so is the election of an elector made with
+// New without a session, or with OpenURL, whose backend serves it alone.
 //
 // # Fencing token
 //

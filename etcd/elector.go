@@ -33,6 +33,7 @@ func New(client *clientv3.Client, opts Options) (*election.Elector, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.alone = true
 	return election.New(b, opts.Options)
 }
 

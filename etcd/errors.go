@@ -3,8 +3,10 @@ package etcd
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -40,4 +42,15 @@ func permissionDenied(err error) bool {
 		}
 	}
 	return status.Code(err) == codes.PermissionDenied
+}
+
+// watchError wraps the error of a watch response as storeError does. etcd
+// cancels a watch of keys the user may not read with a reason that the
+// client hands over as text only: that text is recognized as a refusal.
+func watchError(op string, wr clientv3.WatchResponse) error {
+	err := wr.Err()
+	if wr.Canceled && strings.Contains(err.Error(), rpctypes.ErrPermissionDenied.Error()) {
+		return fmt.Errorf("etcd: %s: %w: %w", op, election.ErrPermissionDenied, err)
+	}
+	return storeError(op, err)
 }

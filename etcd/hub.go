@@ -30,6 +30,7 @@ type hub struct {
 	b        *Backend
 	resource string
 	prefix   string
+	member   bool // under its DefaultPrefix, of a backend not alone: b.group watches it
 
 	// Guarded by b.mu.
 	st      state
@@ -61,8 +62,11 @@ type hub struct {
 func (b *Backend) hubLocked(resource, prefix string) *hub {
 	h := b.hubs[resource]
 	if h == nil {
-		h = &hub{b: b, resource: resource, prefix: prefix, changed: make(chan struct{})}
+		h = &hub{b: b, resource: resource, prefix: prefix, member: !b.alone && member(resource, prefix), changed: make(chan struct{})}
 		b.hubs[resource] = h
+		if h.member {
+			b.group.members[prefix] = append(b.group.members[prefix], h)
+		}
 	}
 	return h
 }
@@ -122,6 +126,9 @@ func (h *hub) wentBackLocked(rev int64, sent time.Time) bool {
 	if h.rewatch != nil {
 		h.rewatch()
 	}
+	if h.member {
+		h.b.group.resetLocked()
+	}
 	return true
 }
 
@@ -168,6 +175,12 @@ func (h *hub) wakeLocked() {
 func (h *hub) setErr(err error) {
 	h.b.mu.Lock()
 	defer h.b.mu.Unlock()
+	h.setErrLocked(err)
+}
+
+// setErrLocked records why the watch fails, waking the waiting calls when
+// it starts or stops failing. b.mu is held.
+func (h *hub) setErrLocked(err error) {
 	wake := (h.err == nil) != (err == nil)
 	h.err = err
 	if wake {
@@ -179,6 +192,9 @@ func (h *hub) setErr(err error) {
 // not running. b.mu is held.
 func (h *hub) enterLocked() {
 	h.waiting++
+	if h.member {
+		h.b.group.waiting++
+	}
 	h.startLocked()
 }
 
@@ -189,10 +205,21 @@ func (h *hub) exit() {
 	if h.waiting--; h.waiting == 0 {
 		h.idle = time.Now()
 	}
+	if g := h.b.group; h.member {
+		if g.waiting--; g.waiting == 0 {
+			g.idle = time.Now()
+		}
+	}
 }
 
-// startLocked starts the watch unless it runs. b.mu is held.
+// startLocked starts the watch unless it runs: the group's, for a member
+// unless etcd refused the group its watch; the hub's own otherwise. b.mu is
+// held.
 func (h *hub) startLocked() {
+	if h.member && !h.b.group.denied {
+		h.b.group.startLocked(h)
+		return
+	}
 	if h.done != nil {
 		return
 	}
@@ -309,7 +336,7 @@ func (h *hub) follow(ctx context.Context) (again bool, err error) {
 			h.b.mu.Unlock()
 			return true, nil
 		case wr.Err() != nil:
-			return false, storeError("watch "+h.prefix, wr.Err())
+			return false, watchError("watch "+h.prefix, wr)
 		case wr.Created:
 			if err := h.load(ctx); err != nil {
 				return false, err

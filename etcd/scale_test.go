@@ -22,8 +22,8 @@ import (
 // BenchmarkSharedSessionScale measures one process leading many resources
 // on one shared session: the time until every elector leads, the
 // goroutines per resource the process then runs, and the requests its
-// client sends per second at rest over 10 s, once every leader's watch of
-// its key runs (TTL 15 s: a keepalive every
+// client sends per second at rest over 10 s, once every leader's watch
+// runs (TTL 15 s: a keepalive every
 // 5 s). ETCD_SCALE_RESOURCES sets the number of resources (default 1000).
 // Run it without -race, whose detector allows 8128 goroutines:
 //
@@ -96,8 +96,9 @@ func runScale(b *testing.B, client *clientv3.Client, n int, counter *rpcCounter,
 	}
 	took := time.Since(start)
 	acquired := counter.since(before)
-	// The leaders' watches start (one watch request and one read each):
-	// wait until a whole second passes without a watch request or a read.
+	// The leaders' watches start (one watch of the prefix root, and its
+	// paginated read): wait until a whole second passes without a watch
+	// request or a read.
 	last, lastAt := counter.snapshot(), time.Now()
 	for time.Since(lastAt) < time.Second {
 		time.Sleep(100 * time.Millisecond)
@@ -168,4 +169,181 @@ func goroutinesByCreator() string {
 		}
 	}
 	return s.String()
+}
+
+// BenchmarkFollowersOneResource measures many followers of one resource in
+// one process, each on a private session, all on one client: the
+// goroutines per follower, the requests per second at rest over 5 s, and,
+// when the leader closes, the time until the next leader's handler runs and
+// until every follower was told the new leader. ETCD_FOLLOWERS sets the
+// number of followers (default 1000). In "own-backends" each follower is
+// made with New, and has a backend of its own; in "one-backend" they all
+// run on one Backend. Run it without -race:
+//
+//	go test -run '^$' -bench FollowersOneResource -benchtime 1x ./etcd/
+func BenchmarkFollowersOneResource(b *testing.B) {
+	n := 1000
+	if s := os.Getenv("ETCD_FOLLOWERS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, shared := range []bool{false, true} {
+		name := "own-backends"
+		if shared {
+			name = "one-backend"
+		}
+		b.Run(name, func(b *testing.B) {
+			srv := benchServer(b)
+			for range b.N {
+				runFollowers(b, srv.Endpoint(), n, shared)
+			}
+		})
+	}
+}
+
+// told is what followers were told: the leader each was told last, and
+// when.
+type told struct {
+	mu     sync.Mutex
+	leader map[string]string
+	led    map[string]time.Time // when each candidate's leader call ran
+	change chan struct{}
+}
+
+func (t *told) handler(id string) election.Handler {
+	return func(ctx context.Context, l election.Leadership) error {
+		t.mu.Lock()
+		t.leader[id] = l.LeaderID
+		if l.IsLeader {
+			t.led[id] = time.Now()
+		}
+		close(t.change)
+		t.change = make(chan struct{})
+		t.mu.Unlock()
+		if l.IsLeader {
+			<-ctx.Done()
+		}
+		return nil
+	}
+}
+
+// wait waits up to d until cond holds of the leaders told, and returns when
+// it first held.
+func (t *told) wait(b *testing.B, d time.Duration, what string, cond func(map[string]string) bool) time.Time {
+	timeout := time.After(d)
+	for {
+		t.mu.Lock()
+		ok, ch := cond(t.leader), t.change
+		t.mu.Unlock()
+		if ok {
+			return time.Now()
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			b.Fatalf("%s: not within %v", what, d)
+		}
+	}
+}
+
+func runFollowers(b *testing.B, endpoint string, n int, shared bool) {
+	const resource = "followed"
+	tr := &told{leader: map[string]string{}, led: map[string]time.Time{}, change: make(chan struct{})}
+	leader, err := New(newClient(b, endpoint), opts(resource, "leader"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := leader.Start(context.Background(), tr.handler("leader")); err != nil {
+		b.Fatal(err)
+	}
+	tr.wait(b, 10*time.Second, "leader leads", func(m map[string]string) bool { return m["leader"] == "leader" })
+	counter := newRPCCounter()
+	client := newClient(b, endpoint, counter.install)
+	if _, err := client.Get(context.Background(), "connect"); err != nil {
+		b.Fatal(err)
+	}
+	var bk *Backend
+	if shared {
+		if bk, err = NewBackend(client, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	g0 := runtime.NumGoroutine()
+	els := make([]*election.Elector, n)
+	start := time.Now()
+	for i := range els {
+		o := opts(resource, fmt.Sprintf("f%04d", i))
+		if shared {
+			els[i], err = election.New(bk, o.Options)
+		} else {
+			els[i], err = New(client, o)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := els[i].Start(context.Background(), tr.handler(o.ID)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	all := func(want string) func(map[string]string) bool {
+		return func(m map[string]string) bool {
+			for i := range n {
+				if m[fmt.Sprintf("f%04d", i)] != want {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	tr.wait(b, time.Minute, "followers told", all("leader"))
+	following := time.Since(start)
+	time.Sleep(2 * time.Second) // the followers' watches start
+	goroutines := runtime.NumGoroutine() - g0
+	rest := counter.snapshot()
+	const window = 5 * time.Second
+	time.Sleep(window)
+	idle := counter.since(rest)
+	total := 0
+	for _, v := range idle {
+		total += v
+	}
+	b.Logf("%d followers following after %v; %d goroutines (%.2f per follower); goroutines by creator:\n%s",
+		n, following.Round(time.Millisecond), goroutines, float64(goroutines)/float64(n), goroutinesByCreator())
+	b.Logf("requests at rest over %v: %v", window, idle)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	released := time.Now()
+	if err := leader.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+	var next string
+	tr.wait(b, time.Minute, "a follower leads", func(m map[string]string) bool {
+		next = m["f0000"]
+		return next != "leader" && next != ""
+	})
+	everyone := tr.wait(b, time.Minute, "followers told the next leader", all(next))
+	tr.mu.Lock()
+	handover := tr.led[next].Sub(released)
+	tr.mu.Unlock()
+	b.Logf("the leader closed: %s leads after %v, every follower told after %v", next, handover.Round(time.Millisecond), everyone.Sub(released).Round(time.Millisecond))
+	b.ReportMetric(float64(goroutines)/float64(n), "goroutines/follower")
+	b.ReportMetric(float64(total)/window.Seconds(), "reqs/s-at-rest")
+	b.ReportMetric(handover.Seconds()*1000, "ms-handover")
+	b.ReportMetric(everyone.Sub(released).Seconds()*1000, "ms-all-told")
+	b.StopTimer()
+	var wg sync.WaitGroup
+	for _, el := range els {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = el.Close(ctx)
+		}()
+	}
+	wg.Wait()
+	if bk != nil {
+		_ = bk.Close()
+	}
 }

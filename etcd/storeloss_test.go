@@ -57,3 +57,35 @@ func TestLostDataSettles(t *testing.T) {
 	}
 	rec.CheckMonotonic(t)
 }
+
+// TestLostDataSettlesShared is TestLostDataSettles with electors on three
+// shared sessions, whose backends watch the prefix root: each must notice
+// the loss, watch afresh and settle as electors with their own watches do.
+func TestLostDataSettlesShared(t *testing.T) {
+	srv := startEtcd(t)
+	admin := newClient(t, srv.Endpoint())
+	ctx := testCtx(t, 5*time.Minute)
+	for i := range 1500 {
+		if _, err := admin.Put(ctx, fmt.Sprint("filler/", i%16), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := &conformance.TermLog{}
+	var ids []string
+	for _, id := range []string{"a", "b", "c"} {
+		startGroup(t, newClient(t, srv.Endpoint()), id, []string{"lost"}, rec)
+		ids = append(ids, id+"/lost")
+	}
+	leader, ok := rec.WaitLeader(time.Now(), 10*time.Second)
+	if !ok {
+		t.Fatal("no leader within 10 s")
+	}
+	for i := 1; i <= 3; i++ {
+		if !rec.WaitTold(ids, leader.L.Term, sharedTTL) {
+			t.Fatalf("loss %d: not every elector was told term %d within %v:\n%s", i, leader.L.Term, sharedTTL, rec.Since(leader.At))
+		}
+		time.Sleep(sharedTTL / 2) // some renewals first
+		leader = rec.CheckSettles(t, fmt.Sprintf("loss %d", i), sharedTTL, func() { srv.RestartEmpty(t) })
+	}
+	rec.CheckMonotonic(t)
+}

@@ -100,6 +100,7 @@ func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (*election.
 	if err != nil {
 		return nil, err
 	}
+	b.alone = true
 	e, err := election.New(b, opts)
 	if err != nil {
 		_ = b.Close()

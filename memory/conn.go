@@ -24,19 +24,29 @@ func (c *Conn) Name() string { return BackendName }
 
 // NewSession creates a session that expires p.TTL after its last renewal.
 func (c *Conn) NewSession(ctx context.Context, p election.SessionParams) (election.Session, error) {
-	if err := c.store.reach(ctx, c.name); err != nil {
+	id, err := c.newSession(ctx, p.TTL)
+	if err != nil {
 		return nil, err
 	}
-	if p.TTL <= 0 {
-		return nil, fmt.Errorf("memory: session TTL must be positive, got %v", p.TTL)
+	return &memSession{conn: c, id: id, resource: p.Resource, leaderID: p.ID, value: append([]byte(nil), p.Value...), ttl: p.TTL}, nil
+}
+
+// newSession creates a session that expires ttl after its last renewal,
+// and returns its ID.
+func (c *Conn) newSession(ctx context.Context, ttl time.Duration) (string, error) {
+	if err := c.store.reach(ctx, c.name); err != nil {
+		return "", err
+	}
+	if ttl <= 0 {
+		return "", fmt.Errorf("memory: session TTL must be positive, got %v", ttl)
 	}
 	c.store.mu.Lock()
-	ss := c.store.newSession(c.name, p.TTL)
+	ss := c.store.newSession(c.name, ttl)
 	c.store.mu.Unlock()
 	if err := c.store.reply(ctx, c.name); err != nil {
-		return nil, err
+		return "", err
 	}
-	return &memSession{conn: c, id: ss.id, resource: p.Resource, leaderID: p.ID, value: append([]byte(nil), p.Value...), ttl: p.TTL}, nil
+	return ss.id, nil
 }
 
 // Watch returns the record of resource once its revision differs from

@@ -13,19 +13,11 @@ var _ election.SessionSharer = (*Conn)(nil)
 // NewLease creates a session that expires p.TTL after its last renewal,
 // and may lead any number of resources.
 func (c *Conn) NewLease(ctx context.Context, p election.LeaseParams) (election.Lease, error) {
-	if err := c.store.reach(ctx, c.name); err != nil {
+	id, err := c.newSession(ctx, p.TTL)
+	if err != nil {
 		return nil, err
 	}
-	if p.TTL <= 0 {
-		return nil, fmt.Errorf("memory: session TTL must be positive, got %v", p.TTL)
-	}
-	c.store.mu.Lock()
-	ss := c.store.newSession(c.name, p.TTL)
-	c.store.mu.Unlock()
-	if err := c.store.reply(ctx, c.name); err != nil {
-		return nil, err
-	}
-	return &lease{conn: c, info: election.SessionInfo{Backend: BackendName, ID: ss.id, TTL: p.TTL}, claims: map[string]bool{}}, nil
+	return &lease{conn: c, info: election.SessionInfo{Backend: BackendName, ID: id, TTL: p.TTL}, claims: map[string]bool{}}, nil
 }
 
 // lease is a session shared by the claims of many resources.

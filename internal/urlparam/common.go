@@ -16,6 +16,10 @@ import (
 func Common(q url.Values, opts election.Options) (election.Options, url.Values, error) {
 	rest := url.Values{}
 	for key, vals := range q {
+		if !commonNames[key] {
+			rest[key] = vals // the store's, which checks them
+			continue
+		}
 		if len(vals) != 1 {
 			return opts, nil, fmt.Errorf("%w: parameter %s given %d times", election.ErrInvalidOptions, key, len(vals))
 		}
@@ -48,13 +52,22 @@ func Common(q url.Values, opts election.Options) (election.Options, url.Values, 
 	return opts, rest, nil
 }
 
+var commonNames = map[string]bool{
+	"resource": true, "id": true, "value": true, "ttl": true, "renewInterval": true,
+	"retryInterval": true, "waitTime": true, "requestTimeout": true,
+}
+
 // WithCommon returns opts with the common election parameters of u (see
 // Common), and a copy of u without them, for a store's OpenURL.
 func WithCommon(u *url.URL, opts election.Options) (election.Options, *url.URL, error) {
 	if u == nil {
 		return opts, nil, nil
 	}
-	opts, rest, err := Common(u.Query(), opts)
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return opts, u, nil // the store's own parsing reports it
+	}
+	opts, rest, err := Common(q, opts)
 	if err != nil {
 		return opts, nil, err
 	}
