@@ -214,6 +214,7 @@ func leadElectors(b *testing.B, srv *testserver.ConsulServer, shared bool) bench
 				}
 			}
 			closeAll(els)
+			_ = be.Close() // electors made by election.New leave it open
 		},
 	}
 }
@@ -321,7 +322,10 @@ func candidateElectors(b *testing.B, srv *testserver.ConsulServer, n int, oneBac
 			Release:  func(i int) error { return els[i].Release(context.Background()) },
 			Requests: tr.sent.Load,
 			Refused:  tr.refused.Load,
-			Stop:     func() { closeAll(els) },
+			Stop: func() {
+				closeAll(els)
+				_ = be.Close() // electors made by election.New leave it open
+			},
 		}
 	}
 }

@@ -179,6 +179,7 @@ func leadElectors(b *testing.B, endpoint string, shared bool) benchscale.Recipe 
 				}
 			}
 			closeElectors(b, els)
+			_ = be.Close() // electors made by election.New leave it open
 		},
 	}
 }
@@ -280,7 +281,10 @@ func candidateElectors(b *testing.B, endpoint string, n int, oneBackend bool) fu
 		return benchscale.Pool{
 			Release:  func(i int) error { return els[i].Release(context.Background()) },
 			Requests: counter.total,
-			Stop:     func() { closeElectors(b, els) },
+			Stop: func() {
+				closeElectors(b, els)
+				_ = be.Close() // electors made by election.New leave it open
+			},
 		}
 	}
 }

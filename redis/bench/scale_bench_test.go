@@ -166,6 +166,7 @@ func leadElectors(b *testing.B, addr string, shared bool) benchscale.Recipe {
 				}
 			}
 			closeElectors(els)
+			_ = be.Close() // electors made by election.New leave it open
 		},
 	}
 }
@@ -287,7 +288,10 @@ func candidateElectors(b *testing.B, addr string, n int, oneBackend bool) func(c
 		return benchscale.Pool{
 			Release:  func(i int) error { return els[i].Release(context.Background()) },
 			Requests: cnt.count,
-			Stop:     func() { closeElectors(els) },
+			Stop: func() {
+				closeElectors(els)
+				_ = be.Close() // electors made by election.New leave it open
+			},
 		}
 	}
 }
