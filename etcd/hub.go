@@ -2,13 +2,9 @@ package etcd
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/mvccpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -27,42 +23,43 @@ const hubIdle = 30 * time.Second
 // revision only once it has caught up, which it does every 100 ms, so a
 // watch created just before a change would delay it by up to that much.
 type hub struct {
-	b        *Backend
+	watcher  // of the prefix, unless b.group watches it
 	resource string
 	prefix   string
 	member   bool // under its DefaultPrefix, of a backend not alone: b.group watches it
 
 	// Guarded by b.mu.
 	st      state
-	known   bool                        // st was read at least once
-	queue   map[string]*mvccpb.KeyValue // every key under the prefix, as of queueAt
-	offset  termOffset                  // the term offset, as of queueAt
-	queueAt int64                       // 0 until the queue was loaded
-	err     error                       // why the watch fails right now
-	changed chan struct{}               // closed and replaced when st.rec or err changes
-	waiting int                         // Watch calls waiting on the hub
-	idle    time.Time                   // when waiting last dropped to zero
-	stop    context.CancelFunc
-	done    chan struct{} // closed when the running goroutine returns; nil if none
+	known   bool          // st was read at least once
+	queue   queue         // every key under the prefix, as of queueAt
+	offset  termOffset    // the term offset, as of queueAt
+	queueAt int64         // 0 until the queue was loaded
+	err     error         // why the watch fails right now
+	changed chan struct{} // closed and replaced when st.rec or err changes
 
 	// noted is when st was recorded. highest is the highest term of a
 	// leader seen. lost is set when etcd's revisions were seen to go back,
 	// as after a loss of its data (a member rebuilt empty): its term
 	// offset is lost too, and the next acquisition must first raise the
-	// term floor above highest. rewatch ends the current watch, which
-	// waits for revisions the member will reach only much later, so that
-	// it is created anew.
+	// term floor above highest; the current watch, which waits for
+	// revisions the member will reach only much later, is then created
+	// anew.
 	noted   time.Time
 	highest uint64
 	lost    bool
-	rewatch context.CancelFunc
 }
 
 // hubLocked returns the hub of resource, creating it. b.mu is held.
 func (b *Backend) hubLocked(resource, prefix string) *hub {
 	h := b.hubs[resource]
 	if h == nil {
-		h = &hub{b: b, resource: resource, prefix: prefix, member: !b.alone && member(resource, prefix), changed: make(chan struct{})}
+		h = &hub{
+			watcher:  watcher{b: b, attr: "prefix", name: prefix, key: offsetKey(prefix), end: clientv3.GetPrefixRangeEnd(prefix + "/")},
+			resource: resource,
+			prefix:   prefix,
+			member:   !b.alone && member(resource, prefix),
+			changed:  make(chan struct{}),
+		}
 		b.hubs[resource] = h
 		if h.member {
 			b.group.members[prefix] = append(b.group.members[prefix], h)
@@ -122,10 +119,8 @@ func (h *hub) wentBackLocked(rev int64, sent time.Time) bool {
 	h.b.log.Warn("etcd's revisions went back, as after a loss of its data; watching afresh",
 		"prefix", h.prefix, "revision", rev, "before", h.st.asOf)
 	h.lost = h.highest > 0
-	h.queue, h.queueAt = nil, 0
-	if h.rewatch != nil {
-		h.rewatch()
-	}
+	h.forgetLocked()
+	h.rewatchLocked()
 	if h.member {
 		h.b.group.resetLocked()
 	}
@@ -202,13 +197,9 @@ func (h *hub) enterLocked() {
 func (h *hub) exit() {
 	h.b.mu.Lock()
 	defer h.b.mu.Unlock()
-	if h.waiting--; h.waiting == 0 {
-		h.idle = time.Now()
-	}
-	if g := h.b.group; h.member {
-		if g.waiting--; g.waiting == 0 {
-			g.idle = time.Now()
-		}
+	h.leaveLocked()
+	if h.member {
+		h.b.group.leaveLocked()
 	}
 }
 
@@ -220,134 +211,40 @@ func (h *hub) startLocked() {
 		h.b.group.startLocked(h)
 		return
 	}
-	if h.done != nil {
-		return
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	h.stop, h.done = stop, done
-	go h.run(ctx, done)
+	h.launchLocked(h)
 }
 
-// halt stops the watch, if it runs, and waits for it.
-func (h *hub) halt() {
-	h.b.mu.Lock()
-	stop, done := h.stop, h.done
-	h.b.mu.Unlock()
-	if done != nil {
-		stop()
-		<-done
-	}
+// failed records why the watch failed: it is retried.
+func (h *hub) failed(err error) bool {
+	h.b.log.Warn("watch of the leader failed; retrying", "prefix", h.prefix, "err", err)
+	h.setErr(err)
+	return true
 }
 
-// idleNow reports whether no Watch call has waited for hubIdle.
-func (h *hub) idleNow() bool {
-	h.b.mu.Lock()
-	defer h.b.mu.Unlock()
-	return h.waiting == 0 && time.Since(h.idle) >= hubIdle
+// stoppedLocked wakes the calls still waiting, which start the watch
+// again; the queue is no longer kept up to date. b.mu is held.
+func (h *hub) stoppedLocked() {
+	h.forgetLocked()
+	h.wakeLocked()
 }
 
-// run watches until ctx ends or the hub is idle, retrying after failures.
-func (h *hub) run(ctx context.Context, done chan struct{}) {
-	for {
-		again, err := h.follow(ctx)
-		switch {
-		case again:
-			continue
-		case err != nil && ctx.Err() == nil:
-			h.b.log.Warn("watch of the leader failed; retrying", "prefix", h.prefix, "err", err)
-			h.setErr(err)
-			t := time.NewTimer(h.b.retry)
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
-			if !h.idleNow() {
-				continue
-			}
-		}
-		// Stopped, or idle: return unless a Watch call came meanwhile.
-		h.b.mu.Lock()
-		if ctx.Err() == nil && h.waiting > 0 {
-			h.b.mu.Unlock()
-			continue
-		}
-		h.stop()
-		h.stop, h.done = nil, nil
-		h.queue, h.queueAt = nil, 0 // no longer kept up to date
-		h.wakeLocked()              // calls still waiting start it again
-		close(done)
-		h.b.mu.Unlock()
-		return
-	}
+// forgetLocked drops the queue, which the next watch loads anew. b.mu is
+// held.
+func (h *hub) forgetLocked() {
+	h.queue, h.queueAt = nil, 0
 }
 
-// follow runs one watch. It returns again when the watch must be created
-// anew (the revisions it had to replay after a reconnection were
-// compacted), or an error; neither when the hub stops.
-//
-// The watch covers the term offset key and the candidates' keys, which
-// follow it in key order. It starts at the member's current revision, so
-// that the member counts it synced at once; the queue is loaded after the
+// created loads the queue once the watch of the prefix was created. The
+// watch covers the term offset key and the candidates' keys, which follow
+// it in key order. It starts at the member's current revision, so that
+// the member counts it synced at once; the queue is loaded after the
 // watch was created, and the events it already reflects are skipped.
-func (h *hub) follow(ctx context.Context) (again bool, err error) {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	h.b.mu.Lock()
-	h.rewatch = cancel
-	h.b.mu.Unlock()
-	defer func() {
-		h.b.mu.Lock()
-		h.rewatch = nil
-		h.b.mu.Unlock()
-	}()
-	wch := h.b.client.Watch(wctx, offsetKey(h.prefix),
-		clientv3.WithRange(clientv3.GetPrefixRangeEnd(h.prefix+"/")), clientv3.WithCreatedNotify())
-	tick := time.NewTicker(hubIdle / 4)
-	defer tick.Stop()
-	for {
-		var (
-			wr   clientv3.WatchResponse
-			open bool
-		)
-		select {
-		case <-ctx.Done():
-			return false, nil
-		case <-tick.C:
-			if h.idleNow() {
-				return false, nil
-			}
-			continue
-		case wr, open = <-wch:
-		}
-		switch {
-		case !open && ctx.Err() != nil:
-			return false, nil
-		case !open && wctx.Err() != nil:
-			return true, nil // ended by wentBackLocked
-		case !open:
-			return false, fmt.Errorf("etcd: watch %s: the watch ended without a reason (client closed?)", h.prefix)
-		case errors.Is(wr.Err(), rpctypes.ErrCompacted):
-			h.b.log.Debug("watch resumed from a compacted revision; watching afresh",
-				"prefix", h.prefix, "compacted", wr.CompactRevision)
-			h.b.mu.Lock()
-			h.queue, h.queueAt = nil, 0
-			h.b.mu.Unlock()
-			return true, nil
-		case wr.Err() != nil:
-			return false, watchError("watch "+h.prefix, wr)
-		case wr.Created:
-			if err := h.load(ctx); err != nil {
-				return false, err
-			}
-			h.setErr(nil)
-			continue
-		}
-		if err := h.apply(wr.Events); err != nil {
-			return false, err
-		}
+func (h *hub) created(ctx context.Context) (again bool, err error) {
+	if err := h.load(ctx); err != nil {
+		return false, err
 	}
+	h.setErr(nil)
+	return false, nil
 }
 
 // load reads every key under the prefix into the queue, and the term
@@ -367,7 +264,7 @@ func (h *hub) load(ctx context.Context) error {
 		return err
 	}
 	kvs := resp.Responses[0].GetResponseRange().GetKvs()
-	q := make(map[string]*mvccpb.KeyValue, len(kvs))
+	q := make(queue, len(kvs))
 	for _, kv := range kvs {
 		q[string(kv.Key)] = kv
 	}
@@ -396,20 +293,15 @@ func (h *hub) apply(events []*clientv3.Event) error {
 		case rev <= from:
 			continue
 		case key == off:
-			o := termOffset{} // deleted: no offset
-			if ev.Type != mvccpb.DELETE {
-				var err error
-				if o, err = parseOffset(ev.Kv); err != nil {
-					return err
-				}
+			o, err := offsetOf(ev)
+			if err != nil {
+				return err
 			}
 			h.offset = o
 		case !strings.HasPrefix(key, candidates):
 			continue // a key of no election between the two
-		case ev.Type == mvccpb.DELETE:
-			delete(h.queue, key)
 		default:
-			h.queue[key] = ev.Kv
+			h.queue.update(ev)
 		}
 		h.queueAt = max(h.queueAt, rev)
 	}
@@ -420,11 +312,5 @@ func (h *hub) apply(events []*clientv3.Event) error {
 // queueStateLocked is the state the queue shows: its first key by create
 // revision leads. b.mu is held.
 func (h *hub) queueStateLocked() state {
-	var lead *mvccpb.KeyValue
-	for _, kv := range h.queue {
-		if lead == nil || kv.CreateRevision < lead.CreateRevision {
-			lead = kv
-		}
-	}
-	return stateOf(h.prefix, lead, h.offset, h.queueAt)
+	return stateOf(h.prefix, h.queue.leader(), h.offset, h.queueAt)
 }

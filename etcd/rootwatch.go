@@ -3,7 +3,6 @@ package etcd
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -31,33 +30,33 @@ const defaultPage = 1000
 // the group then gives up for the backend's life, with a warning, and its
 // members watch their own prefixes.
 type rootWatch struct {
-	b    *Backend
-	root string // DefaultPrefixRoot + "/"
+	watcher        // of the root; its waiting counts the calls waiting on members
+	root    string // DefaultPrefixRoot + "/"
 
 	// Guarded by b.mu.
 	members map[string][]*hub // by prefix
 	elects  map[string]*elect // by prefix, as of at; nil until loaded
 	at      int64             // every event up to at is applied; 0 until loaded
 	err     error             // why the watch fails right now
-	waiting int               // Watch calls waiting on members
-	idle    time.Time         // when waiting last dropped to zero
 	denied  bool              // etcd refused the root watch: members watch alone
 	loading bool              // a load's states are handed to the members
-	stop    context.CancelFunc
-	done    chan struct{} // closed when the running goroutine returns; nil if none
-	rewatch context.CancelFunc
 }
 
 // elect is the queue of candidates' keys and the term offset of one
 // election, as a group knows them.
 type elect struct {
-	queue  map[string]*mvccpb.KeyValue
+	queue  queue
 	offset termOffset
 	err    error // the offset key's value is invalid
 }
 
 func newRootWatch(b *Backend) *rootWatch {
-	return &rootWatch{b: b, root: DefaultPrefixRoot + "/", members: map[string][]*hub{}}
+	root := DefaultPrefixRoot + "/"
+	return &rootWatch{
+		watcher: watcher{b: b, attr: "root", name: root, key: root, end: clientv3.GetPrefixRangeEnd(root)},
+		root:    root,
+		members: map[string][]*hub{},
+	}
 }
 
 // member reports whether the hub of resource under prefix is served by
@@ -67,11 +66,8 @@ func member(resource, prefix string) bool { return prefix == DefaultPrefix(resou
 // startLocked starts the group's watch unless it runs or was refused, and
 // hands h the state the group knows of its election. b.mu is held.
 func (g *rootWatch) startLocked(h *hub) {
-	if g.done == nil && !g.denied {
-		ctx, stop := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		g.stop, g.done = stop, done
-		go g.run(ctx, done)
+	if !g.denied {
+		g.launchLocked(g)
 	}
 	g.syncLocked(h)
 }
@@ -97,28 +93,14 @@ func (g *rootWatch) resetLocked() {
 	if g.loading {
 		return
 	}
+	g.forgetLocked()
+	g.rewatchLocked()
+}
+
+// forgetLocked drops the group's state, which the next watch loads anew.
+// b.mu is held.
+func (g *rootWatch) forgetLocked() {
 	g.elects, g.at = nil, 0
-	if g.rewatch != nil {
-		g.rewatch()
-	}
-}
-
-// halt stops the watch, if it runs, and waits for it.
-func (g *rootWatch) halt() {
-	g.b.mu.Lock()
-	stop, done := g.stop, g.done
-	g.b.mu.Unlock()
-	if done != nil {
-		stop()
-		<-done
-	}
-}
-
-// idleNow reports whether no Watch call has waited for hubIdle.
-func (g *rootWatch) idleNow() bool {
-	g.b.mu.Lock()
-	defer g.b.mu.Unlock()
-	return g.waiting == 0 && time.Since(g.idle) >= hubIdle
 }
 
 // membersLocked calls f for each member hub. b.mu is held.
@@ -138,109 +120,43 @@ func (g *rootWatch) setErr(err error) {
 	g.membersLocked(g.syncLocked)
 }
 
-// run watches until ctx ends, the group is idle, or etcd refuses the
-// watch, retrying after failures.
-func (g *rootWatch) run(ctx context.Context, done chan struct{}) {
-	for {
-		again, err := g.follow(ctx)
-		switch {
-		case again:
-			continue
-		case err != nil && ctx.Err() == nil && errors.Is(err, election.ErrPermissionDenied):
-			g.b.log.Warn("etcd refused a watch of every election under the prefix root; each election is watched on its own prefix",
-				"root", g.root, "err", err)
-			g.b.mu.Lock()
-			g.denied = true
-			g.b.mu.Unlock()
-		case err != nil && ctx.Err() == nil:
-			g.b.log.Warn("watch of the elections failed; retrying", "root", g.root, "err", err)
-			g.setErr(err)
-			t := time.NewTimer(g.b.retry)
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
-			if !g.idleNow() {
-				continue
-			}
-		}
+// failed records why the watch failed, and reports whether it is
+// retried: not if etcd refused it, for good.
+func (g *rootWatch) failed(err error) bool {
+	if errors.Is(err, election.ErrPermissionDenied) {
+		g.b.log.Warn("etcd refused a watch of every election under the prefix root; each election is watched on its own prefix",
+			"root", g.root, "err", err)
 		g.b.mu.Lock()
-		if ctx.Err() == nil && g.waiting > 0 && !g.denied {
-			g.b.mu.Unlock()
-			continue
-		}
-		g.stop()
-		g.stop, g.done = nil, nil
-		g.elects, g.at, g.err = nil, 0, nil
-		// Calls still waiting start it again, or their own watches.
-		g.membersLocked(func(h *hub) {
-			h.err = nil
-			h.wakeLocked()
-		})
-		close(done)
+		g.denied = true
 		g.b.mu.Unlock()
-		return
+		return false
 	}
+	g.b.log.Warn("watch of the elections failed; retrying", "root", g.root, "err", err)
+	g.setErr(err)
+	return true
 }
 
-// follow runs one watch of the root, as hub.follow does of one prefix.
-func (g *rootWatch) follow(ctx context.Context) (again bool, err error) {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	g.b.mu.Lock()
-	g.rewatch = cancel
-	g.b.mu.Unlock()
-	defer func() {
-		g.b.mu.Lock()
-		g.rewatch = nil
-		g.b.mu.Unlock()
-	}()
-	wch := g.b.client.Watch(wctx, g.root, clientv3.WithPrefix(), clientv3.WithCreatedNotify())
-	tick := time.NewTicker(hubIdle / 4)
-	defer tick.Stop()
-	for {
-		var (
-			wr   clientv3.WatchResponse
-			open bool
-		)
-		select {
-		case <-ctx.Done():
-			return false, nil
-		case <-tick.C:
-			if g.idleNow() {
-				return false, nil
-			}
-			continue
-		case wr, open = <-wch:
-		}
-		switch {
-		case !open && ctx.Err() != nil:
-			return false, nil
-		case !open && wctx.Err() != nil:
-			return true, nil // ended by resetLocked
-		case !open:
-			return false, fmt.Errorf("etcd: watch %s: the watch ended without a reason (client closed?)", g.root)
-		case errors.Is(wr.Err(), rpctypes.ErrCompacted):
-			g.b.log.Debug("watch resumed from a compacted revision; watching afresh",
-				"root", g.root, "compacted", wr.CompactRevision)
-			g.b.mu.Lock()
-			g.elects, g.at = nil, 0
-			g.b.mu.Unlock()
-			return true, nil
-		case wr.Err() != nil:
-			return false, watchError("watch "+g.root, wr)
-		case wr.Created:
-			switch err := g.load(ctx); {
-			case errors.Is(err, rpctypes.ErrCompacted):
-				return true, nil // a later page was compacted away
-			case err != nil:
-				return false, err
-			}
-			continue
-		}
-		g.apply(wr.Events)
+// stoppedLocked drops the group's state and wakes the members' waiting
+// calls, which start it again, or their own watches. b.mu is held.
+func (g *rootWatch) stoppedLocked() {
+	g.forgetLocked()
+	g.err = nil
+	g.membersLocked(func(h *hub) {
+		h.err = nil
+		h.wakeLocked()
+	})
+}
+
+// created loads the state of every election once the watch of the root
+// was created, as hub.created does for one prefix.
+func (g *rootWatch) created(ctx context.Context) (again bool, err error) {
+	switch err := g.load(ctx); {
+	case errors.Is(err, rpctypes.ErrCompacted):
+		return true, nil // a later page was compacted away
+	case err != nil:
+		return false, err
 	}
+	return false, nil
 }
 
 // load reads every key under the root, in pages of at most b.page keys,
@@ -291,11 +207,11 @@ func (g *rootWatch) load(ctx context.Context) error {
 // belong to, and hands the members whose election changed their state.
 // Events at or before the revision the state was loaded at are already in
 // it; a batch holds whole revisions.
-func (g *rootWatch) apply(events []*clientv3.Event) {
+func (g *rootWatch) apply(events []*clientv3.Event) error {
 	g.b.mu.Lock()
 	defer g.b.mu.Unlock()
 	if g.elects == nil {
-		return // not loaded: the watch is being recreated
+		return nil // not loaded: the watch is being recreated
 	}
 	from := g.at
 	changed := map[string]bool{}
@@ -310,21 +226,11 @@ func (g *rootWatch) apply(events []*clientv3.Event) {
 			continue // a key of no election
 		}
 		changed[prefix] = true
-		e := g.elects[prefix]
-		if e == nil {
-			e = &elect{queue: map[string]*mvccpb.KeyValue{}}
-			g.elects[prefix] = e
-		}
-		switch {
-		case !candidate:
-			e.offset, e.err = termOffset{}, nil // deleted: no offset
-			if ev.Type != mvccpb.DELETE {
-				e.offset, e.err = parseOffset(ev.Kv)
-			}
-		case ev.Type == mvccpb.DELETE:
-			delete(e.queue, string(ev.Kv.Key))
-		default:
-			e.queue[string(ev.Kv.Key)] = ev.Kv
+		e := electOf(g.elects, prefix)
+		if candidate {
+			e.queue.update(ev)
+		} else {
+			e.offset, e.err = offsetOf(ev)
 		}
 	}
 	for prefix := range changed {
@@ -334,6 +240,7 @@ func (g *rootWatch) apply(events []*clientv3.Event) {
 			h.setErrLocked(e.error())
 		}
 	}
+	return nil
 }
 
 // put adds kv, read under the root, to the election it belongs to.
@@ -342,16 +249,22 @@ func (g *rootWatch) put(elects map[string]*elect, kv *mvccpb.KeyValue) {
 	if prefix == "" {
 		return
 	}
-	e := elects[prefix]
-	if e == nil {
-		e = &elect{queue: map[string]*mvccpb.KeyValue{}}
-		elects[prefix] = e
-	}
+	e := electOf(elects, prefix)
 	if candidate {
 		e.queue[string(kv.Key)] = kv
 		return
 	}
 	e.offset, e.err = parseOffset(kv)
+}
+
+// electOf returns the election of prefix in elects, adding it.
+func electOf(elects map[string]*elect, prefix string) *elect {
+	e := elects[prefix]
+	if e == nil {
+		e = &elect{queue: queue{}}
+		elects[prefix] = e
+	}
+	return e
 }
 
 // electionOf returns the prefix of the election a key under the root
@@ -378,13 +291,7 @@ func (e *elect) state(prefix string, asOf int64) state {
 	if e == nil {
 		return stateOf(prefix, nil, termOffset{}, asOf)
 	}
-	var lead *mvccpb.KeyValue
-	for _, kv := range e.queue {
-		if lead == nil || kv.CreateRevision < lead.CreateRevision {
-			lead = kv
-		}
-	}
-	return stateOf(prefix, lead, e.offset, asOf)
+	return stateOf(prefix, e.queue.leader(), e.offset, asOf)
 }
 
 // error returns why the election's state is unusable, or nil.
