@@ -111,6 +111,19 @@ func newScaleTransport(b *testing.B) *scaleTransport {
 	return t
 }
 
+// newBoundedTransport is newScaleTransport with the bound of a client a
+// backend creates itself (OwnedMaxConns connections), for the electors:
+// a client given to a backend should be bounded below Consul's
+// http_max_conns_per_client as well. The native recipes keep the
+// defaults: a bound would block api.Lock, which holds a blocking read per
+// lock.
+func newBoundedTransport(b *testing.B) *scaleTransport {
+	t := &scaleTransport{base: api.DefaultConfig().Transport}
+	t.base.MaxConnsPerHost = consul.OwnedMaxConns
+	b.Cleanup(t.base.CloseIdleConnections)
+	return t
+}
+
 func (t *scaleTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	t.sent.Add(1)
 	resp, err := t.base.RoundTrip(r)
@@ -164,7 +177,7 @@ func closeAll(els []*election.Elector) {
 // leadElectors starts an elector per resource, all on one backend and one
 // SharedSession when shared, each with a session of its own otherwise.
 func leadElectors(b *testing.B, srv *testserver.ConsulServer, shared bool) benchscale.Recipe {
-	tr := newScaleTransport(b)
+	tr := newBoundedTransport(b)
 	client := tr.client(b, srv.Addr)
 	be, err := consul.NewBackend(consul.Options{Options: election.Options{Logger: quiet}, Client: client})
 	if err != nil {
@@ -289,6 +302,9 @@ func leadAPILock(b *testing.B, srv *testserver.ConsulServer) benchscale.Recipe {
 func candidateElectors(b *testing.B, srv *testserver.ConsulServer, n int, oneBackend, handoff bool) func(chan<- benchscale.Led) benchscale.Pool {
 	return func(leaders chan<- benchscale.Led) benchscale.Pool {
 		tr := newScaleTransport(b)
+		if oneBackend {
+			tr = newBoundedTransport(b) // a backend each would queue its own blocking reads behind the bound
+		}
 		client := tr.client(b, srv.Addr)
 		be, err := consul.NewBackend(consul.Options{Options: election.Options{Logger: quiet}, Client: client, Handoff: handoff})
 		if err != nil {
