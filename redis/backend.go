@@ -35,6 +35,9 @@ type Backend struct {
 	// the other candidates of this process for the key wait for (see
 	// session.Acquire).
 	acquiring flight.Group[election.Acquisition]
+	// reading has the read in flight of each leader key after each
+	// notice, which the key's other watchers share (see Watch).
+	reading flight.Group[readResult]
 }
 
 var _ election.Backend = (*Backend)(nil)

@@ -13,8 +13,8 @@ import (
 	"github.com/consul-leader/consul-leader/election"
 )
 
-// acquireCounter counts the acquire scripts a client sends.
-type acquireCounter struct{ n atomic.Int64 }
+// acquireCounter counts the acquire scripts a client sends, and its reads.
+type acquireCounter struct{ n, reads atomic.Int64 }
 
 func (c *acquireCounter) DialHook(next goredis.DialHook) goredis.DialHook { return next }
 
@@ -24,8 +24,11 @@ func (c *acquireCounter) ProcessHook(next goredis.ProcessHook) goredis.ProcessHo
 		if len(args) > 1 {
 			switch a := args[1].(type) {
 			case string:
-				if a == acquireScript.Hash() {
+				switch a {
+				case acquireScript.Hash():
 					c.n.Add(1)
+				case readScript.Hash():
+					c.reads.Add(1)
 				}
 			}
 		}
@@ -38,8 +41,9 @@ func (c *acquireCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) g
 }
 
 // TestCandidatesTakeTurnsAtTheKey: the candidates of one process for one
-// resource send one acquisition at a time, and share its outcome, so that
-// a release costs a few scripts, not one per candidate.
+// resource send one acquisition at a time, and share its outcome, and the
+// followers woken by a change share their read of it, so that a release
+// costs a few scripts, not one or two per candidate.
 func TestCandidatesTakeTurnsAtTheKey(t *testing.T) {
 	srv := testserver.StartRedis(t, testserver.RedisOptions{})
 	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
@@ -81,7 +85,7 @@ func TestCandidatesTakeTurnsAtTheKey(t *testing.T) {
 	leader := next()
 	time.Sleep(time.Second) // every candidate follows
 	const handovers = 5
-	before := counter.n.Load()
+	before, readsBefore := counter.n.Load(), counter.reads.Load()
 	for range handovers {
 		if err := leader.Release(ctx); err != nil {
 			t.Fatal(err)
@@ -90,7 +94,11 @@ func TestCandidatesTakeTurnsAtTheKey(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	per := float64(counter.n.Load()-before) / handovers
-	t.Logf("%d candidates: %.1f acquire scripts per handover", n, per)
+	reads := float64(counter.reads.Load()-readsBefore) / handovers
+	t.Logf("%d candidates: %.1f acquire scripts and %.1f reads per handover", n, per, reads)
+	if reads > 10 {
+		t.Errorf("%.1f reads per handover among %d candidates of one process; want at most 10 (one per notice)", reads, n)
+	}
 	if per > 5 {
 		t.Errorf("%.1f acquire scripts per handover among %d candidates of one process; want at most 5 (one in flight at a time)", per, n)
 	}

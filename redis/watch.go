@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -61,8 +62,15 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 		if !fresh {
 			sent := time.Now()
 			rctx, cancel := context.WithTimeout(ctx, budget)
-			var err error
-			rec, pttl, err = b.read(rctx, resource, k)
+			// The watchers of the key woken by one notice share one read:
+			// a read begun after the same notice sees what any of them
+			// would, and a change after it brings a notice of its own.
+			r, _, err := b.reading.Do(rctx, fmt.Sprintf("%s\x00%p", k.leader, changed), func() (readResult, error) {
+				rec, pttl, err := b.read(rctx, resource, k)
+				return readResult{rec, pttl}, err
+			})
+			rec, pttl = r.rec, r.pttl
+			rec.Value = bytes.Clone(rec.Value)
 			cancel()
 			if cerr := ctx.Err(); cerr != nil {
 				return election.Record{}, fmt.Errorf("redis: watch %s: %w", k.leader, cerr)
@@ -92,6 +100,12 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 			return election.Record{}, fmt.Errorf("redis: watch %s: %w", k.leader, ctx.Err())
 		}
 	}
+}
+
+// readResult is the outcome of a read, shared by the watchers of a key.
+type readResult struct {
+	rec  election.Record
+	pttl time.Duration
 }
 
 // requestBudget is how long one request of a blocking Watch may take: the
