@@ -139,9 +139,9 @@ func (b *Backend) Key(resource string) string {
 
 // Close stops the blocking reads that Watch calls share, and closes the
 // idle connections of a client the backend created; it does nothing else to
-// a client passed in Options.Client. The elector built on the backend calls
-// it in its own Close, so a backend that created its client belongs to one
-// elector; electors may share a client instead. Watch calls after Close, or
+// a client passed in Options.Client. Electors made by election.New leave
+// the backend open: close it once they are closed (an elector of New or
+// OpenURL owns its backend, and closes it). Watch calls after Close, or
 // waiting during it, each send their own blocking read.
 func (b *Backend) Close() error {
 	b.watches.close()

@@ -77,18 +77,19 @@ func ExampleOptions_handoff() {
 	defer el.Close(context.Background())
 }
 
-// NewBackend gives the backend itself, to build an elector with
-// election.New.
+// NewBackend gives the backend itself, to build electors with
+// election.New; they leave it open, for the others on it.
 func ExampleNewBackend() {
 	b, err := consul.NewBackend(consul.Options{LockDelay: 5 * time.Second})
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer b.Close() // last: closes the client the backend created
 	el, err := election.New(b, election.Options{Resource: "billing-cron", TTL: 10 * time.Second})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer el.Close(context.Background()) // closes the backend's client too
+	defer el.Close(context.Background())
 }
 
 // Electors of several resources can share one Consul client; an elector

@@ -56,7 +56,7 @@ func (m migrationStore) NewCandidate(t testing.TB, opts election.Options) (*elec
 		_ = cb.Close()
 		return nil, nil, err
 	}
-	el, err := election.New(b, opts)
+	el, err := election.NewOwning(b, opts)
 	if err != nil {
 		_ = b.(interface{ Close() error }).Close()
 	}
@@ -143,7 +143,7 @@ func TestMigrationToConsul(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		el, err := election.New(b, election.Options{Resource: resource, ID: id, TTL: 10 * time.Second})
+		el, err := election.NewOwning(b, election.Options{Resource: resource, ID: id, TTL: 10 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -82,7 +82,7 @@ func URLDefaults(u *url.URL, opts election.Options) election.Options {
 // OpenURL takes, for electors of opts: their TTL is checked against
 // Consul's bounds (with checkTTL, it must be set, to at most checkTTL), and
 // the key parameter names the key of opts.Resource. The backend owns the
-// client it creates and closes it in Close, so it belongs to one elector.
+// client it creates and closes it in Close.
 func OpenBackend(ctx context.Context, u *url.URL, opts election.Options) (*Backend, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -17,8 +17,10 @@ import (
 const BackendName = "etcd"
 
 // Backend is the etcd implementation of election.Backend. It is safe for
-// concurrent use and may serve any number of resources; as it implements
-// io.Closer, it belongs to one elector, which closes it.
+// concurrent use and may serve any number of resources and electors. Its
+// owner closes it once its electors are closed: electors made by
+// election.New leave it open; New and OpenURL make one that their elector
+// owns and closes.
 type Backend struct {
 	client   *clientv3.Client
 	owned    bool   // Close closes client

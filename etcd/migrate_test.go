@@ -46,7 +46,7 @@ func TestMigrationBetweenEtcds(t *testing.T) {
 		leading = make(chan string, 8)
 	)
 	start := func(name string, b election.Backend) *election.Elector {
-		el, err := election.New(b, election.Options{Resource: "moved", ID: name, TTL: etcd.MinTTL})
+		el, err := election.NewOwning(b, election.Options{Resource: "moved", ID: name, TTL: etcd.MinTTL})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -112,7 +112,7 @@ func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (*election.
 // OpenBackend returns the Backend for the URL u, with the parameters
 // OpenURL takes, for electors of opts: their TTL is checked, and the prefix
 // parameter names the prefix of opts.Resource. The backend owns the client
-// it creates and closes it in Close, so it belongs to one elector.
+// it creates and closes it in Close.
 func OpenBackend(ctx context.Context, u *url.URL, opts election.Options) (*Backend, error) {
 	cfg, eopts, err := parseURL(u, opts)
 	if err != nil {

@@ -32,7 +32,7 @@ func TestMigrationBetweenPrefixes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	el, err := election.New(m, opts("res", "a").Options)
+	el, err := election.NewOwning(m, opts("res", "a").Options)
 	if err != nil {
 		t.Fatal(err)
 	}
