@@ -141,39 +141,6 @@ func (t *scaleTransport) client(b *testing.B, addr string) *api.Client {
 	return c
 }
 
-// leaderOnce calls led at the first leadership, and lost when a term ends
-// before stopping was set.
-func leaderOnce(led, lost func(), stopping *atomic.Bool) election.Handler {
-	var once sync.Once
-	return func(ctx context.Context, l election.Leadership) error {
-		if l.IsLeader {
-			once.Do(led)
-			<-ctx.Done()
-			if !stopping.Load() {
-				lost()
-			}
-		}
-		return nil
-	}
-}
-
-// closeAll closes the electors, 64 at a time.
-func closeAll(els []*election.Elector) {
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
-	for _, el := range els {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_ = el.Close(ctx)
-		}()
-	}
-	wg.Wait()
-}
-
 // leadElectors starts an elector per resource, all on one backend and one
 // SharedSession when shared, each with a session of its own otherwise.
 func leadElectors(b *testing.B, srv *testserver.ConsulServer, shared bool) benchscale.Recipe {
@@ -191,11 +158,7 @@ func leadElectors(b *testing.B, srv *testserver.ConsulServer, shared bool) bench
 			b.Skipf("shared session: %v", err)
 		}
 	}
-	var (
-		mu       sync.Mutex
-		els      []*election.Elector
-		stopping atomic.Bool
-	)
+	var els benchscale.Electors
 	return benchscale.Recipe{
 		Start: func(_ context.Context, i int, led, lost func()) error {
 			o := election.Options{Resource: fmt.Sprintf("scale-%s-%d", name, i), ID: "p", Session: ss, Logger: quiet}
@@ -210,25 +173,11 @@ func leadElectors(b *testing.B, srv *testserver.ConsulServer, shared bool) bench
 			if err != nil {
 				return err
 			}
-			mu.Lock()
-			els = append(els, el)
-			mu.Unlock()
-			return el.Start(context.Background(), leaderOnce(led, lost, &stopping))
+			return els.StartLeader(el, led, lost)
 		},
 		Requests: tr.sent.Load,
 		Refused:  tr.refused.Load,
-		Stop: func() {
-			stopping.Store(true)
-			if ss != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				if err := ss.Close(ctx); err != nil {
-					b.Errorf("close shared session: %v", err)
-				}
-			}
-			closeAll(els)
-			_ = be.Close() // electors made by election.New leave it open
-		},
+		Stop:     func() { els.Stop(b, ss, be.Close) },
 	}
 }
 
@@ -311,6 +260,7 @@ func candidateElectors(b *testing.B, srv *testserver.ConsulServer, n int, oneBac
 			b.Fatal(err)
 		}
 		els := make([]*election.Elector, n)
+		var started benchscale.Electors
 		for i := range els {
 			o := election.Options{Resource: "scale-candidates", ID: fmt.Sprint("c", i), Logger: quiet}
 			var el *election.Elector
@@ -323,13 +273,7 @@ func candidateElectors(b *testing.B, srv *testserver.ConsulServer, n int, oneBac
 				b.Fatal(err)
 			}
 			els[i] = el
-			err = el.Start(context.Background(), func(ctx context.Context, l election.Leadership) error {
-				if l.IsLeader {
-					leaders <- benchscale.Led{ID: i, At: time.Now()}
-					<-ctx.Done()
-				}
-				return nil
-			})
+			err = started.StartCandidate(el, i, leaders)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -338,10 +282,7 @@ func candidateElectors(b *testing.B, srv *testserver.ConsulServer, n int, oneBac
 			Release:  func(i int) error { return els[i].Release(context.Background()) },
 			Requests: tr.sent.Load,
 			Refused:  tr.refused.Load,
-			Stop: func() {
-				closeAll(els)
-				_ = be.Close() // electors made by election.New leave it open
-			},
+			Stop:     func() { started.Stop(b, nil, be.Close) },
 		}
 	}
 }

@@ -92,30 +92,6 @@ func (c *rpcCounter) total() int64 {
 	return n
 }
 
-// closeElectors closes the electors, 64 at a time, and fails b for those
-// whose Close fails.
-func closeElectors(b *testing.B, els []*election.Elector) {
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	for _, el := range els {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := el.Close(ctx); err != nil && failed.Add(1) == 1 {
-				b.Errorf("close: %v", err)
-			}
-		}()
-	}
-	wg.Wait()
-	if n := failed.Load(); n > 0 {
-		b.Errorf("%d of %d electors failed to close", n, len(els))
-	}
-}
-
 // leadElectors starts an elector per resource through one client: all on
 // one backend and one SharedSession when shared, each with a backend and
 // lease of its own otherwise.
@@ -134,11 +110,7 @@ func leadElectors(b *testing.B, endpoint string, shared bool) benchscale.Recipe 
 			b.Skipf("shared session: %v", err)
 		}
 	}
-	var (
-		mu       sync.Mutex
-		els      []*election.Elector
-		stopping atomic.Bool
-	)
+	var els benchscale.Electors
 	return benchscale.Recipe{
 		Start: func(_ context.Context, i int, led, lost func()) error {
 			o := election.Options{Resource: fmt.Sprintf("scale-%s-%d", name, i), ID: "p", Session: ss, Logger: quiet}
@@ -153,34 +125,10 @@ func leadElectors(b *testing.B, endpoint string, shared bool) benchscale.Recipe 
 			if err != nil {
 				return err
 			}
-			mu.Lock()
-			els = append(els, el)
-			mu.Unlock()
-			var once sync.Once
-			return el.Start(context.Background(), func(ctx context.Context, l election.Leadership) error {
-				if l.IsLeader {
-					once.Do(led)
-					<-ctx.Done()
-					if !stopping.Load() {
-						lost()
-					}
-				}
-				return nil
-			})
+			return els.StartLeader(el, led, lost)
 		},
 		Requests: counter.total,
-		Stop: func() {
-			stopping.Store(true)
-			if ss != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				if err := ss.Close(ctx); err != nil {
-					b.Errorf("close shared session: %v", err)
-				}
-			}
-			closeElectors(b, els)
-			_ = be.Close() // electors made by election.New leave it open
-		},
+		Stop:     func() { els.Stop(b, ss, be.Close) },
 	}
 }
 
@@ -255,6 +203,7 @@ func candidateElectors(b *testing.B, endpoint string, n int, oneBackend bool) fu
 			b.Fatal(err)
 		}
 		els := make([]*election.Elector, n)
+		var started benchscale.Electors
 		for i := range els {
 			o := election.Options{Resource: "scale-candidates", ID: fmt.Sprint("c", i), Logger: quiet}
 			var el *election.Elector
@@ -267,13 +216,7 @@ func candidateElectors(b *testing.B, endpoint string, n int, oneBackend bool) fu
 				b.Fatal(err)
 			}
 			els[i] = el
-			err = el.Start(context.Background(), func(ctx context.Context, l election.Leadership) error {
-				if l.IsLeader {
-					leaders <- benchscale.Led{ID: i, At: time.Now()}
-					<-ctx.Done()
-				}
-				return nil
-			})
+			err = started.StartCandidate(el, i, leaders)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -281,10 +224,7 @@ func candidateElectors(b *testing.B, endpoint string, n int, oneBackend bool) fu
 		return benchscale.Pool{
 			Release:  func(i int) error { return els[i].Release(context.Background()) },
 			Requests: counter.total,
-			Stop: func() {
-				closeElectors(b, els)
-				_ = be.Close() // electors made by election.New leave it open
-			},
+			Stop:     func() { started.Stop(b, nil, be.Close) },
 		}
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,11 +40,7 @@ func leadMemory(b *testing.B, shared bool) benchscale.Recipe {
 			b.Skipf("shared session: %v", err)
 		}
 	}
-	var (
-		mu       sync.Mutex
-		els      []*election.Elector
-		stopping atomic.Bool
-	)
+	var els benchscale.Electors
 	return benchscale.Recipe{
 		Start: func(_ context.Context, i int, led, lost func()) error {
 			o := election.Options{Resource: fmt.Sprint("scale-", i), ID: "p", Session: ss, Logger: quiet}
@@ -61,34 +55,8 @@ func leadMemory(b *testing.B, shared bool) benchscale.Recipe {
 			if err != nil {
 				return err
 			}
-			mu.Lock()
-			els = append(els, el)
-			mu.Unlock()
-			var once sync.Once
-			return el.Start(context.Background(), func(ctx context.Context, l election.Leadership) error {
-				if l.IsLeader {
-					once.Do(led)
-					<-ctx.Done()
-					if !stopping.Load() {
-						lost()
-					}
-				}
-				return nil
-			})
+			return els.StartLeader(el, led, lost)
 		},
-		Stop: func() {
-			stopping.Store(true)
-			ctx := context.Background()
-			if ss != nil {
-				if err := ss.Close(ctx); err != nil {
-					b.Errorf("close shared session: %v", err)
-				}
-			}
-			var wg sync.WaitGroup
-			for _, el := range els {
-				wg.Go(func() { _ = el.Close(ctx) })
-			}
-			wg.Wait()
-		},
+		Stop: func() { els.Stop(b, ss) },
 	}
 }

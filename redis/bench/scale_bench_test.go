@@ -8,7 +8,6 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,23 +86,6 @@ func addrPort(b *testing.B, addr string) int {
 
 func (c *counter) count() int64 { return int64(c.total()) }
 
-// closeElectors closes the electors, 64 at a time.
-func closeElectors(els []*election.Elector) {
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
-	for _, el := range els {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_ = el.Close(ctx)
-		}()
-	}
-	wg.Wait()
-}
-
 // leadElectors starts an elector per resource through one client: all on
 // one backend and one SharedSession when shared, each with a backend and
 // session of its own otherwise.
@@ -121,11 +103,7 @@ func leadElectors(b *testing.B, addr string, shared bool) benchscale.Recipe {
 			b.Skipf("shared session: %v", err)
 		}
 	}
-	var (
-		mu       sync.Mutex
-		els      []*election.Elector
-		stopping atomic.Bool
-	)
+	var els benchscale.Electors
 	return benchscale.Recipe{
 		Start: func(_ context.Context, i int, led, lost func()) error {
 			o := election.Options{Resource: fmt.Sprintf("scale-%s-%d", name, i), ID: "p", Session: ss, Logger: quiet}
@@ -140,34 +118,10 @@ func leadElectors(b *testing.B, addr string, shared bool) benchscale.Recipe {
 			if err != nil {
 				return err
 			}
-			mu.Lock()
-			els = append(els, el)
-			mu.Unlock()
-			var once sync.Once
-			return el.Start(context.Background(), func(ctx context.Context, l election.Leadership) error {
-				if l.IsLeader {
-					once.Do(led)
-					<-ctx.Done()
-					if !stopping.Load() {
-						lost()
-					}
-				}
-				return nil
-			})
+			return els.StartLeader(el, led, lost)
 		},
 		Requests: cnt.count,
-		Stop: func() {
-			stopping.Store(true)
-			if ss != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				if err := ss.Close(ctx); err != nil {
-					b.Errorf("close shared session: %v", err)
-				}
-			}
-			closeElectors(els)
-			_ = be.Close() // electors made by election.New leave it open
-		},
+		Stop:     func() { els.Stop(b, ss, be.Close) },
 	}
 }
 
@@ -262,6 +216,7 @@ func candidateElectors(b *testing.B, addr string, n int, oneBackend bool) func(c
 			b.Fatal(err)
 		}
 		els := make([]*election.Elector, n)
+		var started benchscale.Electors
 		for i := range els {
 			o := election.Options{Resource: "scale-candidates", ID: fmt.Sprint("c", i), Logger: quiet}
 			var el *election.Elector
@@ -274,13 +229,7 @@ func candidateElectors(b *testing.B, addr string, n int, oneBackend bool) func(c
 				b.Fatal(err)
 			}
 			els[i] = el
-			err = el.Start(context.Background(), func(ctx context.Context, l election.Leadership) error {
-				if l.IsLeader {
-					leaders <- benchscale.Led{ID: i, At: time.Now()}
-					<-ctx.Done()
-				}
-				return nil
-			})
+			err = started.StartCandidate(el, i, leaders)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -288,10 +237,7 @@ func candidateElectors(b *testing.B, addr string, n int, oneBackend bool) func(c
 		return benchscale.Pool{
 			Release:  func(i int) error { return els[i].Release(context.Background()) },
 			Requests: cnt.count,
-			Stop: func() {
-				closeElectors(els)
-				_ = be.Close() // electors made by election.New leave it open
-			},
+			Stop:     func() { started.Stop(b, nil, be.Close) },
 		}
 	}
 }
