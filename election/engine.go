@@ -306,7 +306,7 @@ func (e *engine) runShared(ctx context.Context, d *dispatcher) {
 			sleep(ctx, e.storeRetry.failed())
 			continue
 		}
-		holdOff = e.campaign(ctx, d, &sessionHandle{Claim: claim}, u.ka, false, holdOff)
+		holdOff = e.campaign(ctx, d, &sessionHandle{Claim: claim, lease: u.ka}, u.ka, false, holdOff)
 		e.shared.done(u)
 	}
 }
@@ -560,8 +560,21 @@ func (e *engine) closeSession(ctx context.Context, s *sessionHandle) {
 	s.once.Do(func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.RequestTimeout)
 		defer cancel()
-		if err := s.Claim.Close(cctx); err != nil {
+		err := s.Claim.Close(cctx)
+		switch {
+		case err == nil:
+		case s.lease == nil:
+			// The session is no longer renewed: the store ends it, and
+			// frees what it held, within its TTL.
 			e.log.Warn("could not close session", "session", s.Info().ID, "err", err)
+		default:
+			// The claim may still hold the resource, through a lease that
+			// the other electors keep renewing: the resource would stay led
+			// by nobody. End the lease for every elector on it; its Close,
+			// or else its TTL, frees the resource, and the session makes a
+			// new lease.
+			e.log.Warn("could not give the resource up; ending the shared session so that the store frees it", "session", s.Info().ID, "err", err)
+			s.lease.cancel(fmt.Errorf("election: could not give %q up on the shared session: %w", e.opts.Resource, err))
 		}
 	})
 }
@@ -682,5 +695,6 @@ func sleep(ctx context.Context, d time.Duration) {
 // once.
 type sessionHandle struct {
 	Claim
-	once sync.Once
+	lease *keepalive // the renewals of the shared lease of a claim; nil for a session
+	once  sync.Once
 }
