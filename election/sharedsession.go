@@ -81,9 +81,8 @@ type SharedSession struct {
 
 	mu        sync.Mutex
 	closed    bool
-	started   bool
 	stop      context.CancelCauseFunc
-	loopDone  chan struct{}       // closed when the loop returned; nil before it starts
+	loopDone  chan struct{}       // closed when the loop returned; nil until the first use starts it
 	leases    sync.WaitGroup      // leases created and not yet closed
 	resources map[string]struct{} // the resources of its open electors
 	cur       *leaseUse           // the live lease; nil when none
@@ -163,7 +162,7 @@ func (s *SharedSession) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.closed {
 		s.closed = true
-		if s.started {
+		if s.loopDone != nil {
 			s.stop(ErrSessionClosed)
 		}
 		s.broadcastLocked()
@@ -230,7 +229,7 @@ func (s *SharedSession) use(ctx context.Context) (*leaseUse, error) {
 		switch {
 		case s.closed:
 			return nil, ErrSessionClosed
-		case !s.started:
+		case s.loopDone == nil:
 			s.startLocked()
 		case s.cur != nil && !s.cur.dead:
 			s.cur.users++
@@ -266,7 +265,6 @@ func (s *SharedSession) done(u *leaseUse) {
 }
 
 func (s *SharedSession) startLocked() {
-	s.started = true
 	ctx, stop := context.WithCancelCause(context.Background())
 	s.stop = stop
 	s.loopDone = make(chan struct{})
