@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"sync"
@@ -182,6 +183,35 @@ func (h *hub) remember(t *topic, wake chan struct{}, rec election.Record, pttl t
 	h.mu.Lock()
 	t.last = lastRead{rec: rec, pttl: pttl, at: at, wake: wake}
 	h.mu.Unlock()
+}
+
+// sinceNotice returns the latest read of t's record if it was sent while
+// wake, still t's current wake channel, was current: no notice arrived
+// since it was sent, so it shows what a read now would, but for an expiry,
+// which its remaining TTL accounts for. The watchers that one notice wakes
+// take turns this way: the first reads, the others reuse its read. It
+// reports false when t is not subscribed, as notices then do not arrive.
+func (h *hub) sinceNotice(t *topic, wake chan struct{}) (election.Record, time.Duration, bool) {
+	if t == nil {
+		return election.Record{}, 0, false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	last := t.last
+	if !t.active || last.wake != wake || wake != t.wake || last.at.IsZero() {
+		return election.Record{}, 0, false
+	}
+	pttl := last.pttl
+	if pttl > 0 {
+		age := time.Since(last.at)
+		if pttl <= age {
+			return election.Record{}, 0, false
+		}
+		pttl -= age
+	}
+	rec := last.rec
+	rec.Value = bytes.Clone(rec.Value)
+	return rec, pttl, true
 }
 
 // recall returns the latest read of t's record if it shows revision after,

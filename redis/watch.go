@@ -59,6 +59,9 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 		if recall {
 			rec, pttl, fresh = b.hub.recall(t, after, recallAge, b.leased)
 		}
+		if !fresh && !first {
+			rec, pttl, fresh = b.hub.sinceNotice(t, changed)
+		}
 		if !fresh {
 			sent := time.Now()
 			rctx, cancel := context.WithTimeout(ctx, budget)
