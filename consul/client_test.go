@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/consul-leader/consul-leader/conformance/testserver"
 	"github.com/consul-leader/consul-leader/consul"
 	"github.com/consul-leader/consul-leader/election"
@@ -15,16 +17,30 @@ import (
 // one from the CONSUL_* environment variables, as api.DefaultConfig does:
 // the agent's address and the ACL token, without which an agent that
 // denies by default refuses the session. The elector closes that client's
-// connections when it is closed (goleak, in TestMain, sees any left).
+// connections when it is closed.
 func TestNilClientFromEnvironment(t *testing.T) {
 	srv := testserver.StartConsul(t, testserver.ConsulOptions{ACL: true})
 	t.Setenv("CONSUL_HTTP_ADDR", srv.Addr)
 	t.Setenv("CONSUL_HTTP_TOKEN", srv.ManagementToken)
 
+	before := goleak.IgnoreCurrent()
 	o := consul.Options{Options: election.Options{Resource: "from-env", ID: "a", TTL: 10 * time.Second}}
-	_, ev := start(t, cand{nil, o})
+	el, ev := start(t, cand{nil, o})
 	ev.wait(t, 10*time.Second, "leader call", leads)
+	if _, err := el.Leader(context.Background()); err != nil {
+		t.Fatalf("Leader: %v", err)
+	}
+	// The client is closed with the elector: none of its connections'
+	// goroutines is left, though the agent still runs.
+	if err := el.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := goleak.Find(before); err != nil {
+		t.Errorf("the elector's own client was left open: %v", err)
+	}
 
+	_, ev = start(t, cand{nil, o})
+	ev.wait(t, 10*time.Second, "leader call", leads)
 	b, err := consul.NewBackend(nil, consul.Options{})
 	if err != nil {
 		t.Fatalf("NewBackend(nil): %v", err)
