@@ -58,30 +58,30 @@ type Backend struct {
 
 var _ election.Backend = (*Backend)(nil)
 
-// New returns an elector for o on client: a Backend for o, and the
-// election engine on it. It fails with an *election.OptionError if o is
+// New returns an elector for opts on client: a Backend for opts, and the
+// election engine on it. It fails with an *election.OptionError if opts is
 // invalid. A nil client is created from the environment as
 // api.DefaultConfig does (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN,
 // CONSUL_CACERT and the other CONSUL_* variables); the elector owns it and
 // closes it in Close. A client passed in stays the caller's.
 //
-// With o.Options.Session set, the elector is built on the session's
+// With opts.Options.Session set, the elector is built on the session's
 // backend instead, which must be a *Backend (see NewSharedSession): its
 // client and Consul options apply, and client must be nil or that
 // backend's client.
-func New(client *api.Client, o Options) (*election.Elector, error) {
-	if o.Session != nil {
-		return newOnSession(client, o)
+func New(client *api.Client, opts Options) (*election.Elector, error) {
+	if opts.Session != nil {
+		return newOnSession(client, opts)
 	}
-	o = o.withDefaults()
-	if err := o.Validate(); err != nil {
+	opts = opts.withDefaults()
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := NewBackend(client, o)
+	b, err := NewBackend(client, opts)
 	if err != nil {
 		return nil, err
 	}
-	el, err := election.NewOwning(b, o.Options)
+	el, err := election.NewOwning(b, opts.Options)
 	if err != nil {
 		_ = b.Close()
 		return nil, err
@@ -89,32 +89,32 @@ func New(client *api.Client, o Options) (*election.Elector, error) {
 	return el, nil
 }
 
-// NewBackend returns the Consul backend for o on client, to build electors
-// with election.New. It validates the Consul options of o, and its TTL when
-// set; o.Resource may be empty, as a backend serves any resource. A nil
+// NewBackend returns the Consul backend for opts on client, to build electors
+// with election.New. It validates the Consul options of opts, and its TTL when
+// set; opts.Resource may be empty, as a backend serves any resource. A nil
 // client is created from the environment, as in New, and the backend closes
 // its connections in Close; a client passed in stays the caller's.
-func NewBackend(client *api.Client, o Options) (*Backend, error) {
-	if err := o.validateBackend(); err != nil {
+func NewBackend(client *api.Client, opts Options) (*Backend, error) {
+	if err := opts.validateBackend(); err != nil {
 		return nil, err
 	}
-	if o.TTL != 0 {
-		if err := o.validateTTL(o.TTL); err != nil {
+	if opts.TTL != 0 {
+		if err := opts.validateTTL(opts.TTL); err != nil {
 			return nil, err
 		}
 	}
 	if client != nil {
-		return newBackend(o, client, nil), nil
+		return newBackend(opts, client, nil), nil
 	}
 	cfg := api.DefaultConfig()
-	if !o.Handoff {
+	if !opts.Handoff {
 		cfg.Transport.MaxConnsPerHost = OwnedMaxConns
 	}
 	client, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consul: client from the environment: %w", err)
 	}
-	return newBackend(o, client, cfg.Transport), nil
+	return newBackend(opts, client, cfg.Transport), nil
 }
 
 func newBackend(o Options, client *api.Client, owned *http.Transport) *Backend {

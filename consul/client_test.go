@@ -63,3 +63,14 @@ func TestNilClientFromEnvironment(t *testing.T) {
 		t.Errorf("Watch without CONSUL_HTTP_TOKEN = %v; want ErrPermissionDenied (the token of the first read came from the environment)", err)
 	}
 }
+
+// TestNilBackendOfSharedSession: NewSharedSession refuses a nil backend
+// with an *election.OptionError naming backend, as election.NewSharedSession
+// does.
+func TestNilBackendOfSharedSession(t *testing.T) {
+	_, err := consul.NewSharedSession(nil, election.SessionOptions{})
+	var oe *election.OptionError
+	if !errors.As(err, &oe) || oe.Field != "backend" || !errors.Is(err, election.ErrInvalidOptions) {
+		t.Errorf("NewSharedSession(nil) = %v; want an *election.OptionError naming backend", err)
+	}
+}

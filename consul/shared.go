@@ -16,7 +16,7 @@ import (
 // session does not close b, which belongs to the caller.
 func NewSharedSession(b *Backend, o election.SessionOptions) (*election.SharedSession, error) {
 	if b == nil {
-		return nil, fmt.Errorf("%w: consul backend is nil", election.ErrInvalidOptions)
+		return nil, &election.OptionError{Field: "backend", Rule: "must not be nil"}
 	}
 	if err := b.sharedSupported(); err != nil {
 		return nil, err
