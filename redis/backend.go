@@ -56,9 +56,9 @@ var _ election.Backend = (*Backend)(nil)
 //
 // With opts.Session set, the elector campaigns on that shared session, and
 // on its Backend, which must be a *Backend of this package, and on its
-// client; client must be nil or that Backend's client, and opts.Redis.KeyPrefix empty or the
-// Backend's. The elector then does not close the Backend: its owner does,
-// after closing the session.
+// client: client must be nil or that Backend's client, and
+// opts.Redis.KeyPrefix empty or the Backend's. The elector then does not
+// close the Backend: its owner does, after closing the session.
 func New(client goredis.UniversalClient, opts Options) (*election.Elector, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
