@@ -62,7 +62,7 @@ func urlDefaults(u *url.URL, opts election.Options) election.Options {
 }
 
 func openRedis(ctx context.Context, _ *Opener, u *url.URL, opts election.Options) (election.Backend, error) {
-	b, err := redis.OpenBackend(ctx, u, opts.Logger)
+	b, err := redis.OpenBackend(ctx, u, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadURL, err)
 	}

@@ -73,6 +73,7 @@ const (
 	RemoveRecord
 )
 
+// String returns "record" or "session", for test logs.
 func (r Removal) String() string {
 	if r == RemoveRecord {
 		return "record"

@@ -59,9 +59,8 @@ session_prefix "" { policy = "write" }`)
 key "service/acl-g/leader" { policy = "write" }
 session_prefix "" { policy = "write" }`)
 
-	mk := func(resource, id, token string) consul.Options {
-		o := candidate(t, srv, resource, id)
-		o.Client = newClient(t, srv.Addr, "") // no token of its own
+	mk := func(resource, id, token string) cand {
+		o := candidate(t, srv, resource, id) // a client without a token of its own
 		o.Token = token
 		return o
 	}

@@ -64,7 +64,7 @@ func apiLockContention(t *testing.T, srv *testserver.ConsulServer, resource stri
 
 	o := candidate(t, srv, resource, "ours")
 	o.Handoff = handoff
-	el, err := consul.New(o)
+	el, err := consul.New(o.client, o.Options)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 const BackendName = "consul"
 
 // OwnedMaxConns bounds the connections to Consul of a client a backend
-// creates itself (NewBackend without Options.Client), unless
+// creates itself (New or NewBackend with a nil client), unless
 // Options.Handoff is set: a request beyond it waits for a connection
 // instead of opening one more, well below the 200 connections per client
 // address a Consul agent accepts by default (http_max_conns_per_client),
@@ -27,7 +27,7 @@ const BackendName = "consul"
 // them, plus one per root, hold a connection for long, and the rest stay
 // free for sessions and acquisitions. With Handoff each watched key keeps
 // its own blocking read, which must not wait behind the others: no bound is
-// set then. A client passed in Options.Client is used as it is.
+// set then. A client passed to New or NewBackend is used as it is.
 const OwnedMaxConns = 32
 
 // Backend is the Consul election.Backend: sessions are Consul sessions, the
@@ -58,26 +58,30 @@ type Backend struct {
 
 var _ election.Backend = (*Backend)(nil)
 
-// New returns an elector for o: a Backend for o, and the election engine on
-// it. It fails with an *election.OptionError if o is invalid. When o.Client
-// is nil the elector owns the client it creates, and closes it in Close.
+// New returns an elector for opts on client: a Backend for opts, and the
+// election engine on it. It fails with an *election.OptionError if opts is
+// invalid. A nil client is created from the environment as
+// api.DefaultConfig does (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN,
+// CONSUL_CACERT and the other CONSUL_* variables); the elector owns it and
+// closes it in Close. A client passed in stays the caller's.
 //
-// With o.Options.Session set, the elector is built on the session's
+// With opts.Options.Session set, the elector is built on the session's
 // backend instead, which must be a *Backend (see NewSharedSession): its
-// Consul options apply, and o.Client must be nil or that backend's client.
-func New(o Options) (*election.Elector, error) {
-	if o.Session != nil {
-		return newOnSession(o)
+// client and Consul options apply, and client must be nil or that
+// backend's client.
+func New(client *api.Client, opts Options) (*election.Elector, error) {
+	if opts.Session != nil {
+		return newOnSession(client, opts)
 	}
-	o = o.withDefaults()
-	if err := o.Validate(); err != nil {
+	opts = opts.withDefaults()
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := NewBackend(o)
+	b, err := NewBackend(client, opts)
 	if err != nil {
 		return nil, err
 	}
-	el, err := election.NewOwning(b, o.Options)
+	el, err := election.NewOwning(b, opts.Options)
 	if err != nil {
 		_ = b.Close()
 		return nil, err
@@ -85,32 +89,32 @@ func New(o Options) (*election.Elector, error) {
 	return el, nil
 }
 
-// NewBackend returns the Consul backend for o, to build electors with
-// election.New. It validates the Consul options of o, and its TTL when set;
-// o.Resource may be empty, as a backend serves any resource. When o.Client
-// is nil the backend creates a client from the environment and closes it in
-// Close.
-func NewBackend(o Options) (*Backend, error) {
-	if err := o.validateBackend(); err != nil {
+// NewBackend returns the Consul backend for opts on client, to build electors
+// with election.New. It validates the Consul options of opts, and its TTL when
+// set; opts.Resource may be empty, as a backend serves any resource. A nil
+// client is created from the environment, as in New, and the backend closes
+// its connections in Close; a client passed in stays the caller's.
+func NewBackend(client *api.Client, opts Options) (*Backend, error) {
+	if err := opts.validateBackend(); err != nil {
 		return nil, err
 	}
-	if o.TTL != 0 {
-		if err := o.validateTTL(o.TTL); err != nil {
+	if opts.TTL != 0 {
+		if err := opts.validateTTL(opts.TTL); err != nil {
 			return nil, err
 		}
 	}
-	if o.Client != nil {
-		return newBackend(o, o.Client, nil), nil
+	if client != nil {
+		return newBackend(opts, client, nil), nil
 	}
 	cfg := api.DefaultConfig()
-	if !o.Handoff {
+	if !opts.Handoff {
 		cfg.Transport.MaxConnsPerHost = OwnedMaxConns
 	}
 	client, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consul: client from the environment: %w", err)
 	}
-	return newBackend(o, client, cfg.Transport), nil
+	return newBackend(opts, client, cfg.Transport), nil
 }
 
 func newBackend(o Options, client *api.Client, owned *http.Transport) *Backend {
@@ -139,7 +143,7 @@ func (b *Backend) Key(resource string) string {
 
 // Close stops the blocking reads that Watch calls share, and closes the
 // idle connections of a client the backend created; it does nothing else to
-// a client passed in Options.Client. Electors made by election.New leave
+// a client passed to New or NewBackend. Electors made by election.New leave
 // the backend open: close it once they are closed (an elector of New or
 // OpenURL owns its backend, and closes it). Watch calls after Close, or
 // waiting during it, each send their own blocking read.

@@ -18,7 +18,7 @@ func TestBackendContract(t *testing.T) {
 	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
 	admin := newClient(t, srv.Addr, "")
 	const lockDelay = 2 * time.Second
-	b, err := consul.NewBackend(consul.Options{Client: newClient(t, srv.Addr, ""), LockDelay: lockDelay})
+	b, err := consul.NewBackend(newClient(t, srv.Addr, ""), consul.Options{LockDelay: lockDelay})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,7 @@ func electorHandover(b *testing.B, srv *testserver.ConsulServer, handoff bool) h
 		o := candidate(b, srv, resource, fmt.Sprint("c", i))
 		o.RetryInterval = handoverPause / 3
 		o.Handoff = handoff
-		el, err := consul.New(o)
+		el, err := consul.New(o.client, o.Options)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -279,9 +279,8 @@ func benchIdle(b *testing.B, srv *testserver.ConsulServer) {
 			client, res = handoffClient, resource+"-handoff"
 		}
 		for i := range 3 {
-			el, err := consul.New(consul.Options{
+			el, err := consul.New(client, consul.Options{
 				Options: election.Options{Resource: res, ID: fmt.Sprint("c", i), TTL: ttl, RenewInterval: ttl / 2, WaitTime: wait},
-				Client:  client,
 				Handoff: withHandoff,
 			})
 			if err != nil {

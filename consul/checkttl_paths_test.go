@@ -24,7 +24,7 @@ func TestCheckTTLDefaultsTTLOnEveryPath(t *testing.T) {
 		open func(o election.Options) (*election.Elector, error)
 	}{
 		{"consul.New", func(o election.Options) (*election.Elector, error) {
-			return consul.New(consul.Options{Options: o, Client: newClient(t, srv.Addr, ""), CheckTTL: 2 * time.Second})
+			return consul.New(newClient(t, srv.Addr, ""), consul.Options{Options: o, CheckTTL: 2 * time.Second})
 		}},
 		{"consul.OpenURL", func(o election.Options) (*election.Elector, error) { return consul.OpenURL(ctx, u, o) }},
 		{"backends.Open", func(o election.Options) (*election.Elector, error) { return backends.Open(ctx, u.String(), o) }},

@@ -22,11 +22,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // candidate returns the options of candidate id of resource on srv, with a
 // client of its own and Consul's minimum TTL.
-func candidate(t testing.TB, srv *testserver.ConsulServer, resource, id string) consul.Options {
-	return consul.Options{
+func candidate(t testing.TB, srv *testserver.ConsulServer, resource, id string) cand {
+	return cand{newClient(t, srv.Addr, ""), consul.Options{
 		Options: election.Options{Resource: resource, ID: id, Value: []byte("value-of-" + id), TTL: 10 * time.Second},
-		Client:  newClient(t, srv.Addr, ""),
-	}
+	}}
 }
 
 // TestSessionShape checks the session a leader holds: no health checks,
@@ -106,7 +105,7 @@ func TestLockDelayRetry(t *testing.T) {
 	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
 	admin := newClient(t, srv.Addr, "")
 	const lockDelay = 3 * time.Second
-	mk := func(id string) consul.Options {
+	mk := func(id string) cand {
 		o := candidate(t, srv, "lockdelay", id)
 		o.LockDelay = lockDelay
 		o.RetryInterval = 5 * time.Second // what a blind retry would wait
@@ -209,7 +208,7 @@ func agentRestart(t *testing.T, handoff bool) {
 		}
 	}
 	logs := map[string]*lines{"a": {}, "b": {}}
-	mk := func(id string) consul.Options {
+	mk := func(id string) cand {
 		o := candidate(t, srv, "restart", id)
 		o.RetryInterval = 200 * time.Millisecond
 		o.Handoff = handoff
@@ -265,7 +264,7 @@ func agentRestart(t *testing.T, handoff bool) {
 // TestTTLBounds checks the options Consul bounds, without a server.
 func TestTTLBounds(t *testing.T) {
 	client := newClient(t, "127.0.0.1:1", "")
-	base := consul.Options{Options: election.Options{Resource: "bounds"}, Client: client}
+	base := consul.Options{Options: election.Options{Resource: "bounds"}}
 	cases := []struct {
 		name  string
 		field string // empty: valid
@@ -304,7 +303,7 @@ func TestTTLBounds(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := base
 			tc.edit(&o)
-			el, err := consul.New(o)
+			el, err := consul.New(client, o)
 			if tc.field == "" {
 				if err != nil {
 					t.Fatalf("New: %v", err)
@@ -327,7 +326,7 @@ func TestTTLBounds(t *testing.T) {
 // whose TTL the engine accepts and Consul does not: New refuses it at once,
 // naming the TTL, without a request to Consul.
 func TestBackendRefusesTTL(t *testing.T) {
-	b, err := consul.NewBackend(consul.Options{Client: newClient(t, "127.0.0.1:1", "")})
+	b, err := consul.NewBackend(newClient(t, "127.0.0.1:1", ""), consul.Options{})
 	if err != nil {
 		t.Fatalf("NewBackend: %v", err)
 	}

@@ -1,10 +1,12 @@
 // Package consul elects leaders with Consul sessions and KV locks.
 //
-//	el, err := consul.New(consul.Options{
+//	el, err := consul.New(nil, consul.Options{
 //		Options: election.Options{Resource: "billing-cron", TTL: 15 * time.Second},
 //	})
 //
-// New returns an *election.Elector: the engine of package election on the
+// New takes a Consul client and the options, as the constructors of the
+// other stores do; a nil client is created from the CONSUL_* environment
+// variables and closed with the elector. New returns an *election.Elector: the engine of package election on the
 // Backend of this package, which only maps the engine's primitives onto
 // Consul. NewBackend returns that Backend, for election.New; OpenURL and
 // OpenBackend open an elector or a backend from a consul:// URL, for
@@ -201,7 +203,7 @@
 //
 // Key: service/<resource>/leader. LockDelay: 15 s (none with CheckTTL).
 // Handoff: off. Checks: none. SessionName: "consul-leader: <resource>". Datacenter and
-// Token: the client's. Client: api.DefaultConfig, from the CONSUL_*
+// Token: the client's. A nil client: api.DefaultConfig, from the CONSUL_*
 // environment variables. The election options keep their defaults (TTL
 // 15 s, renewals every TTL/3, blocking reads of WaitTime 5 s), with Consul's
 // TTL bounds of 10 s to 24 h unless CheckTTL is set.

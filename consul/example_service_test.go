@@ -14,13 +14,14 @@ import (
 
 // The whole life of a service: it campaigns until SIGINT or SIGTERM, does
 // the leader's work while it leads, and gives the leadership up on its way
-// out. The Consul client comes from the environment (CONSUL_HTTP_ADDR,
+// out. The nil Consul client is made from the environment (CONSUL_HTTP_ADDR,
 // CONSUL_HTTP_TOKEN, ...). The README's quick start is this function's body.
 func Example_service() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	el, err := consul.New(consul.Options{Options: election.Options{Resource: "billing-cron"}})
+	// nil: a Consul client from CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, ..., closed with the elector.
+	el, err := consul.New(nil, consul.Options{Options: election.Options{Resource: "billing-cron"}})
 	if err != nil {
 		log.Fatal(err) // an *election.OptionError names the field at fault
 	}

@@ -15,9 +15,10 @@ import (
 
 // A cron job that must run in one place only: the handler does the
 // leader's work until its context ends, passing the term along as a fencing
-// token. The client comes from the environment (CONSUL_HTTP_ADDR, ...).
+// token. The nil client is made from the environment (CONSUL_HTTP_ADDR,
+// ...), and closed with the elector.
 func ExampleNew() {
-	el, err := consul.New(consul.Options{
+	el, err := consul.New(nil, consul.Options{
 		Options: election.Options{Resource: "billing-cron", TTL: 15 * time.Second},
 	})
 	if err != nil {
@@ -53,7 +54,7 @@ func runBilling(ctx context.Context, fencingToken uint64) {}
 // agent, so a crashed leader is replaced about 2 s later instead of up to
 // 2×TTL + lock-delay.
 func ExampleOptions_checkTTL() {
-	el, err := consul.New(consul.Options{
+	el, err := consul.New(nil, consul.Options{
 		Options:  election.Options{Resource: "billing-cron"},
 		CheckTTL: 2 * time.Second, // the election TTL defaults to it
 	})
@@ -67,7 +68,7 @@ func ExampleOptions_checkTTL() {
 // longest, one round trip sooner than a plain release. The price is that a
 // frozen candidate can be handed the key (see Options.Handoff).
 func ExampleOptions_handoff() {
-	el, err := consul.New(consul.Options{
+	el, err := consul.New(nil, consul.Options{
 		Options: election.Options{Resource: "billing-cron", TTL: 15 * time.Second},
 		Handoff: true,
 	})
@@ -80,7 +81,7 @@ func ExampleOptions_handoff() {
 // NewBackend gives the backend itself, to build electors with
 // election.New; they leave it open, for the others on it.
 func ExampleNewBackend() {
-	b, err := consul.NewBackend(consul.Options{LockDelay: 5 * time.Second})
+	b, err := consul.NewBackend(nil, consul.Options{LockDelay: 5 * time.Second})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -94,15 +95,14 @@ func ExampleNewBackend() {
 
 // Electors of several resources can share one Consul client; an elector
 // does not close a client it was given.
-func ExampleOptions_sharedClient() {
+func ExampleNew_sharedClient() {
 	client, err := api.NewClient(api.DefaultConfig())
 	if err != nil {
 		log.Fatal(err)
 	}
 	for _, resource := range []string{"billing-cron", "report-mailer"} {
-		el, err := consul.New(consul.Options{
+		el, err := consul.New(client, consul.Options{
 			Options: election.Options{Resource: resource},
-			Client:  client,
 		})
 		if err != nil {
 			log.Fatal(err)
@@ -127,9 +127,10 @@ func ExampleOpenURL() {
 
 // Many resources on one Consul session: one session, renewed once per
 // RenewInterval, holds the leadership of every shard this process leads.
-// Each elector is made by New with the session in Options.Session.
+// Each elector is made by New with the session in Options.Session, and no
+// client of its own: it uses the session's backend's.
 func ExampleNewSharedSession() {
-	b, err := consul.NewBackend(consul.Options{}) // a client from the environment
+	b, err := consul.NewBackend(nil, consul.Options{}) // a client from the environment
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func ExampleNewSharedSession() {
 	defer ss.Close(context.Background())
 
 	for i := range 100 {
-		el, err := consul.New(consul.Options{
+		el, err := consul.New(nil, consul.Options{
 			Options: election.Options{Resource: fmt.Sprintf("shard-%03d", i), Session: ss},
 		})
 		if err != nil {

@@ -17,7 +17,7 @@ import (
 // has seen nothing yet.
 func newBackend(t testing.TB, srv *testserver.ConsulServer) *consul.Backend {
 	t.Helper()
-	b, err := consul.NewBackend(consul.Options{Client: newClient(t, srv.Addr, ""), LockDelay: consul.NoLockDelay})
+	b, err := consul.NewBackend(newClient(t, srv.Addr, ""), consul.Options{LockDelay: consul.NoLockDelay})
 	if err != nil {
 		t.Fatalf("NewBackend: %v", err)
 	}

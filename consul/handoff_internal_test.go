@@ -24,7 +24,7 @@ func TestHandOffRefusedReleases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := newBackend(Options{Client: client, Handoff: true, LockDelay: 30 * time.Second}, client, nil)
+	b := newBackend(Options{Handoff: true, LockDelay: 30 * time.Second}, client, nil)
 	ctx := context.Background()
 	sess, err := b.NewSession(ctx, election.SessionParams{Resource: "refused", ID: "a", TTL: 10 * time.Second})
 	if err != nil {

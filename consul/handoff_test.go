@@ -35,7 +35,7 @@ func (l *lines) String() string {
 
 // handoffCandidate is a candidate with Handoff, renewing every 500 ms and
 // logging at Debug level into logs, if not nil.
-func handoffCandidate(t testing.TB, srv *testserver.ConsulServer, resource, id string, logs *lines) consul.Options {
+func handoffCandidate(t testing.TB, srv *testserver.ConsulServer, resource, id string, logs *lines) cand {
 	o := candidate(t, srv, resource, id)
 	o.Handoff = true
 	o.LockDelay = consul.NoLockDelay
@@ -305,7 +305,7 @@ func TestHandoffToFrozenCheckBoundCandidate(t *testing.T) {
 	t.Parallel()
 	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
 	admin := newClient(t, srv.Addr, "")
-	mk := func(id string) consul.Options {
+	mk := func(id string) cand {
 		o := handoffCandidate(t, srv, "frozen-check", id, nil)
 		o.CheckTTL, o.TTL, o.RenewInterval, o.LockDelay = 2*time.Second, 0, 0, 0
 		return o

@@ -148,10 +148,16 @@ func sees(leader string) func(event) bool {
 	return func(ev event) bool { return !ev.IsLeader && ev.LeaderID == leader }
 }
 
+// cand is what New takes for one candidate: its client and options.
+type cand struct {
+	client *api.Client
+	consul.Options
+}
+
 // start creates and starts an elector that is closed when t ends.
-func start(t testing.TB, o consul.Options) (*election.Elector, *events) {
+func start(t testing.TB, o cand) (*election.Elector, *events) {
 	t.Helper()
-	el, err := consul.New(o)
+	el, err := consul.New(o.client, o.Options)
 	if err != nil {
 		t.Fatalf("consul.New: %v", err)
 	}

@@ -39,7 +39,7 @@ func TestCandidatesTakeTurnsAtTheLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewBackend(Options{Client: client, LockDelay: NoLockDelay})
+	b, err := NewBackend(client, Options{LockDelay: NoLockDelay})
 	if err != nil {
 		t.Fatal(err)
 	}

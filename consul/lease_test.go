@@ -49,7 +49,7 @@ func TestLeaseContract(t *testing.T) {
 	t.Parallel()
 	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
 	admin := newClient(t, srv.Addr, "")
-	b, err := consul.NewBackend(consul.Options{Client: newClient(t, srv.Addr, ""), LockDelay: 30 * time.Second})
+	b, err := consul.NewBackend(newClient(t, srv.Addr, ""), consul.Options{LockDelay: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestLeaseContract(t *testing.T) {
 	}
 
 	// Without LeaseParams.Name, Options.SessionName names the session.
-	named, err := consul.NewBackend(consul.Options{Client: newClient(t, srv.Addr, ""), SessionName: "ops"})
+	named, err := consul.NewBackend(newClient(t, srv.Addr, ""), consul.Options{SessionName: "ops"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestLeaseCheckTTL(t *testing.T) {
 	t.Parallel()
 	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
 	admin := newClient(t, srv.Addr, "")
-	b, err := consul.NewBackend(consul.Options{Client: newClient(t, srv.Addr, ""), CheckTTL: 2 * time.Second})
+	b, err := consul.NewBackend(newClient(t, srv.Addr, ""), consul.Options{CheckTTL: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestSharedSessionBadInput(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	hb, err := consul.NewBackend(consul.Options{Client: client, Handoff: true})
+	hb, err := consul.NewBackend(client, consul.Options{Handoff: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,14 +260,14 @@ func TestSharedSessionBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hs.Close(ctx)
-	if _, err := consul.New(consul.Options{Options: election.Options{Resource: "r", Session: hs}}); field(err) != "Handoff" {
+	if _, err := consul.New(nil, consul.Options{Options: election.Options{Resource: "r", Session: hs}}); field(err) != "Handoff" {
 		t.Errorf("consul.New on a shared session with Handoff = %v, want an OptionError naming Handoff", err)
 	}
 	if _, err := election.New(hb, election.Options{Resource: "r", Session: hs}); field(err) != "Handoff" {
 		t.Errorf("election.New on a shared session with Handoff = %v, want an OptionError naming Handoff", err)
 	}
 
-	b, err := consul.NewBackend(consul.Options{Client: client})
+	b, err := consul.NewBackend(client, consul.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,15 +280,20 @@ func TestSharedSessionBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := consul.New(consul.Options{Options: election.Options{Resource: "r", Session: ss}, Client: other}); field(err) != "Client" {
-		t.Errorf("consul.New with another Client than the session's backend's = %v, want an OptionError naming Client", err)
+	if _, err := consul.New(other, consul.Options{Options: election.Options{Resource: "r", Session: ss}}); field(err) != "client" {
+		t.Errorf("consul.New with another client than the session's backend's = %v, want an OptionError naming client", err)
 	}
-	if _, err := consul.New(consul.Options{Options: election.Options{Resource: "r", Session: ss}, Key: "elsewhere"}); field(err) != "Key" {
+	if _, err := consul.New(nil, consul.Options{Options: election.Options{Resource: "r", Session: ss}, Key: "elsewhere"}); field(err) != "Key" {
 		t.Errorf("consul.New with another Key than the session's backend's = %v, want an OptionError naming Key", err)
 	}
-	el, err := consul.New(consul.Options{Options: election.Options{Resource: "r", Session: ss}, Client: client})
+	el, err := consul.New(client, consul.Options{Options: election.Options{Resource: "r", Session: ss}})
 	if err != nil {
 		t.Fatalf("consul.New with the session's own client: %v", err)
+	}
+	_ = el.Close(ctx)
+	el, err = consul.New(nil, consul.Options{Options: election.Options{Resource: "r", Session: ss}})
+	if err != nil {
+		t.Fatalf("consul.New with a nil client on a session: %v", err)
 	}
 	_ = el.Close(ctx)
 
@@ -297,7 +302,7 @@ func TestSharedSessionBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ms.Close(ctx)
-	if _, err := consul.New(consul.Options{Options: election.Options{Resource: "r", Session: ms}}); field(err) != "Session" {
+	if _, err := consul.New(nil, consul.Options{Options: election.Options{Resource: "r", Session: ms}}); field(err) != "Session" {
 		t.Errorf("consul.New on another backend's session = %v, want an OptionError naming Session", err)
 	}
 

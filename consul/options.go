@@ -59,13 +59,6 @@ type Options struct {
 	// fast failover.
 	election.Options
 
-	// Client is the Consul API client. Default (nil): a client created from
-	// the environment as api.DefaultConfig does (CONSUL_HTTP_ADDR,
-	// CONSUL_HTTP_TOKEN, CONSUL_CACERT and the other CONSUL_* variables),
-	// owned by the elector and closed with it. A client passed here is not
-	// closed.
-	Client *api.Client
-
 	// Key is the KV key of Resource's leadership. Default:
 	// DefaultKeyPrefix + Resource + DefaultKeySuffix, that is
 	// "service/<Resource>/leader". A backend serving other resources too

@@ -146,7 +146,7 @@ func (t *scaleTransport) client(b *testing.B, addr string) *api.Client {
 func leadElectors(b *testing.B, srv *testserver.ConsulServer, shared bool) benchscale.Recipe {
 	tr := newBoundedTransport(b)
 	client := tr.client(b, srv.Addr)
-	be, err := consul.NewBackend(consul.Options{Options: election.Options{Logger: quiet}, Client: client})
+	be, err := consul.NewBackend(client, consul.Options{Options: election.Options{Logger: quiet}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func leadElectors(b *testing.B, srv *testserver.ConsulServer, shared bool) bench
 				el, err = election.New(be, o)
 			} else {
 				o.TTL = 15 * time.Second
-				el, err = consul.New(consul.Options{Options: o, Client: client})
+				el, err = consul.New(client, consul.Options{Options: o})
 			}
 			if err != nil {
 				return err
@@ -255,7 +255,7 @@ func candidateElectors(b *testing.B, srv *testserver.ConsulServer, n int, oneBac
 			tr = newBoundedTransport(b) // a backend each would queue its own blocking reads behind the bound
 		}
 		client := tr.client(b, srv.Addr)
-		be, err := consul.NewBackend(consul.Options{Options: election.Options{Logger: quiet}, Client: client, Handoff: handoff})
+		be, err := consul.NewBackend(client, consul.Options{Options: election.Options{Logger: quiet}, Handoff: handoff})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -267,7 +267,7 @@ func candidateElectors(b *testing.B, srv *testserver.ConsulServer, n int, oneBac
 			if oneBackend {
 				el, err = election.New(be, o)
 			} else {
-				el, err = consul.New(consul.Options{Options: o, Client: client, Handoff: handoff})
+				el, err = consul.New(client, consul.Options{Options: o, Handoff: handoff})
 			}
 			if err != nil {
 				b.Fatal(err)

@@ -3,6 +3,8 @@ package consul
 import (
 	"fmt"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/consul-leader/consul-leader/election"
 )
 
@@ -14,7 +16,7 @@ import (
 // session does not close b, which belongs to the caller.
 func NewSharedSession(b *Backend, o election.SessionOptions) (*election.SharedSession, error) {
 	if b == nil {
-		return nil, fmt.Errorf("%w: consul backend is nil", election.ErrInvalidOptions)
+		return nil, &election.OptionError{Field: "backend", Rule: "must not be nil"}
 	}
 	if err := b.sharedSupported(); err != nil {
 		return nil, err
@@ -23,13 +25,13 @@ func NewSharedSession(b *Backend, o election.SessionOptions) (*election.SharedSe
 }
 
 // newOnSession builds the elector of o on the backend of o.Session.
-func newOnSession(o Options) (*election.Elector, error) {
+func newOnSession(client *api.Client, o Options) (*election.Elector, error) {
 	b, ok := o.Session.Backend().(*Backend)
 	if !ok {
 		return nil, &election.OptionError{Field: "Session", Rule: "must be a shared session of a *consul.Backend", Value: o.Session.Backend().Name()}
 	}
-	if o.Client != nil && o.Client != b.client {
-		return nil, &election.OptionError{Field: "Client", Rule: "must be nil or the client of the Session's backend, whose Consul options an elector on the session uses"}
+	if client != nil && client != b.client {
+		return nil, &election.OptionError{Field: "client", Rule: "must be nil or the client of the Session's backend, whose client and Consul options an elector on the session uses", Value: "another client"}
 	}
 	if o.Key != "" && o.Key != b.Key(o.Resource) {
 		return nil, &election.OptionError{Field: "Key", Rule: "must be empty or the key the Session's backend gives the resource (set Options.Key of that backend)", Value: fmt.Sprintf("%q", o.Key)}

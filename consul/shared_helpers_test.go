@@ -50,7 +50,7 @@ type process struct {
 }
 
 // newProcess returns a process of candidate id on srv with the backend
-// options o (its Client is set here) and the session options so, whose
+// options o (its client is made here) and the session options so, whose
 // electors record their handler calls in log. Its session is closed when t
 // ends, after its electors.
 func newProcess(t testing.TB, srv *testserver.ConsulServer, id string, log *conformance.TermLog, o consul.Options, so election.SessionOptions) *process {
@@ -61,8 +61,7 @@ func newProcess(t testing.TB, srv *testserver.ConsulServer, id string, log *conf
 	if err != nil {
 		t.Fatalf("consul client: %v", err)
 	}
-	o.Client = client
-	b, err := consul.NewBackend(o)
+	b, err := consul.NewBackend(client, o)
 	if err != nil {
 		t.Fatalf("NewBackend: %v", err)
 	}
@@ -84,7 +83,7 @@ func newProcess(t testing.TB, srv *testserver.ConsulServer, id string, log *conf
 // when t ends; its handler calls are logged under the process's ID.
 func (p *process) elect(t testing.TB, resource string) *election.Elector {
 	t.Helper()
-	el, err := consul.New(consul.Options{Options: election.Options{Resource: resource, ID: p.id, Session: p.ss}})
+	el, err := consul.New(nil, consul.Options{Options: election.Options{Resource: resource, ID: p.id, Session: p.ss}})
 	if err != nil {
 		t.Fatalf("consul.New on a shared session: %v", err)
 	}

@@ -72,9 +72,9 @@ func TestAgentLostData(t *testing.T) {
 
 // startHandler creates and starts an elector with handler h, closed when
 // t ends.
-func startHandler(t *testing.T, o consul.Options, h election.Handler) {
+func startHandler(t *testing.T, o cand, h election.Handler) {
 	t.Helper()
-	el, err := consul.New(o)
+	el, err := consul.New(o.client, o.Options)
 	if err != nil {
 		t.Fatalf("consul.New: %v", err)
 	}

@@ -147,7 +147,7 @@ func testWatchSharesOneKey(t *testing.T, srv *testserver.ConsulServer, handoff b
 	one := fmt.Sprintf("one-%v", handoff)
 	client, tr := countingClient(t, srv)
 	ignore := goleak.IgnoreCurrent()
-	b, err := NewBackend(Options{Client: client, Handoff: handoff})
+	b, err := NewBackend(client, Options{Handoff: handoff})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestWatchManyKeysShareOneListing(t *testing.T) {
 	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
 	client, tr := countingClient(t, srv)
 	ignore := goleak.IgnoreCurrent()
-	b, err := NewBackend(Options{Client: client})
+	b, err := NewBackend(client, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestWatchCallersKeepTheirOwnWait(t *testing.T) {
 	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
 	client, tr := countingClient(t, srv)
 	ignore := goleak.IgnoreCurrent()
-	b, err := NewBackend(Options{Client: client})
+	b, err := NewBackend(client, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +397,7 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 // bounds its connections, except with Handoff.
 func TestOwnedTransportBoundsConnections(t *testing.T) {
 	for _, handoff := range []bool{false, true} {
-		b, err := NewBackend(Options{Handoff: handoff})
+		b, err := NewBackend(nil, Options{Handoff: handoff})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -433,7 +433,7 @@ func TestWatchListRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	ignore := goleak.IgnoreCurrent()
-	b, err := NewBackend(Options{Client: client, Token: tok.SecretID})
+	b, err := NewBackend(client, Options{Token: tok.SecretID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,7 +487,7 @@ func TestWatchListRefused(t *testing.T) {
 func TestElectorsShareWatches(t *testing.T) {
 	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
 	client, tr := countingClient(t, srv)
-	b, err := NewBackend(Options{Client: client})
+	b, err := NewBackend(client, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -569,7 +569,7 @@ func TestWatchListedKeyDeleted(t *testing.T) {
 	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
 	client, tr := countingClient(t, srv)
 	ignore := goleak.IgnoreCurrent()
-	b, err := NewBackend(Options{Client: client})
+	b, err := NewBackend(client, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,8 +37,8 @@ func NewOwning(b Backend, opts Options) (*Elector, error) {
 }
 
 func newElector(b Backend, opts Options, owns bool) (*Elector, error) {
-	if b == nil {
-		return nil, fmt.Errorf("%w: backend is nil", ErrInvalidOptions)
+	if nilBackend(b) {
+		return nil, errNilBackend()
 	}
 	if err := opts.Validate(); err != nil {
 		return nil, err

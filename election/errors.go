@@ -50,6 +50,7 @@ type OptionError struct {
 	Value string
 }
 
+// Error names the option, the rule it breaks and, when known, its value.
 func (e *OptionError) Error() string {
 	if e.Value == "" {
 		return fmt.Sprintf("election: invalid option %s: %s", e.Field, e.Rule)
@@ -70,6 +71,7 @@ type PanicError struct {
 	Stack []byte
 }
 
+// Error returns the panic value, as text.
 func (e *PanicError) Error() string { return fmt.Sprintf("election: handler panicked: %v", e.Value) }
 
 // Unwrap returns the panic value when it is an error.

@@ -105,8 +105,8 @@ type leaseUse struct {
 // *OptionError for invalid options. It sends no request: the store session
 // is created when the first elector on it starts.
 func NewSharedSession(b Backend, o SessionOptions) (*SharedSession, error) {
-	if b == nil {
-		return nil, fmt.Errorf("%w: backend is nil", ErrInvalidOptions)
+	if nilBackend(b) {
+		return nil, errNilBackend()
 	}
 	sharer, ok := b.(SessionSharer)
 	if !ok {

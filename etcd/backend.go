@@ -43,14 +43,15 @@ var (
 )
 
 // NewBackend returns a backend on client, for use with election.New. It does
-// not close client. Of opts it uses Prefix, which then applies to
+// not close client. A nil client is refused with an *election.OptionError
+// naming client. Of opts it uses Prefix, which then applies to
 // opts.Resource only (the backend serves other resources under their
 // DefaultPrefix), Logger, and RequestTimeout and RetryInterval for the
 // requests of its background watches; it checks the TTL of each session it
 // creates.
 func NewBackend(client *clientv3.Client, opts Options) (*Backend, error) {
 	if client == nil {
-		return nil, fmt.Errorf("%w: etcd client is nil", election.ErrInvalidOptions)
+		return nil, &election.OptionError{Field: "client", Rule: "must not be nil"}
 	}
 	if err := validatePrefix(opts.Prefix); err != nil {
 		return nil, err

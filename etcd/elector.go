@@ -10,14 +10,17 @@ import (
 
 // New returns an elector for opts.Resource on client. The client stays the
 // caller's: closing the elector does not close it. New fails with an
-// *election.OptionError if opts are invalid.
+// *election.OptionError if opts are invalid, or naming client if client is
+// nil (etcd has no environment to make one from; OpenURL makes one from a
+// URL).
 //
 // With opts.Session set, the elector campaigns on that shared session's
-// backend, which must be an etcd Backend on client: its Prefix,
-// RequestTimeout, RetryInterval and Logger apply, and opts.Prefix must be
-// empty or the prefix that backend gives opts.Resource. A session of
-// another backend is refused with an *election.OptionError naming the
-// Session field.
+// backend, which must be an etcd Backend: its client, Prefix,
+// RequestTimeout, RetryInterval and Logger apply; client must be nil or
+// that backend's client, and opts.Prefix empty or the prefix that backend
+// gives opts.Resource. A session of another backend is refused with an
+// *election.OptionError naming the Session field, another client with one
+// naming client.
 func New(client *clientv3.Client, opts Options) (*election.Elector, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -45,10 +48,8 @@ func sessionBackend(client *clientv3.Client, opts Options) (*Backend, error) {
 	switch {
 	case !ok:
 		return nil, &election.OptionError{Field: "Session", Rule: "must be a shared session of an etcd backend", Value: sb.Name()}
-	case client == nil:
-		return nil, fmt.Errorf("%w: etcd client is nil", election.ErrInvalidOptions)
-	case b.client != client:
-		return nil, &election.OptionError{Field: "Session", Rule: "must be a shared session of an etcd backend on the same client", Value: "a backend on another client"}
+	case client != nil && b.client != client:
+		return nil, &election.OptionError{Field: "client", Rule: "must be nil or the client of the Session's backend", Value: "another client"}
 	}
 	if opts.Prefix != "" {
 		prefix, err := b.Prefix(opts.Resource)

@@ -50,11 +50,11 @@ func TestOptionsValidate(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
-	if _, err := New(nil, Options{Options: election.Options{Resource: "r"}}); !errors.Is(err, election.ErrInvalidOptions) {
-		t.Errorf("New with a nil client = %v, want ErrInvalidOptions", err)
+	if _, err := New(nil, Options{Options: election.Options{Resource: "r"}}); !isOptionError(err, "client") {
+		t.Errorf("New with a nil client = %v, want an OptionError on client", err)
 	}
-	if _, err := NewBackend(nil, Options{}); !errors.Is(err, election.ErrInvalidOptions) {
-		t.Errorf("NewBackend with a nil client = %v, want ErrInvalidOptions", err)
+	if _, err := NewBackend(nil, Options{}); !isOptionError(err, "client") {
+		t.Errorf("NewBackend with a nil client = %v, want an OptionError on client", err)
 	}
 }
 

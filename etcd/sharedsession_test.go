@@ -478,7 +478,8 @@ func TestSharedSessionBadInput(t *testing.T) {
 		field  string
 	}{
 		"wrapped backend":    {client, Options{Options: election.Options{Resource: "r", Session: mem}}, "Session"},
-		"another client":     {other, Options{Options: election.Options{Resource: "r", Session: ss}}, "Session"},
+		"another client":     {other, Options{Options: election.Options{Resource: "r", Session: ss}}, "client"},
+		"nil client":         {nil, Options{Options: election.Options{Resource: "r", Session: ss}}, ""},
 		"another prefix":     {client, Options{Prefix: "mine/r", Options: election.Options{Resource: "r", Session: ss}}, "Prefix"},
 		"another TTL":        {client, Options{Options: election.Options{Resource: "r", Session: ss, TTL: 3 * time.Second}}, "TTL"},
 		"same prefix, given": {client, Options{Prefix: DefaultPrefix("r"), Options: election.Options{Resource: "r", Session: ss}}, ""},

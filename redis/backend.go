@@ -3,6 +3,7 @@ package redis
 import (
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -45,17 +46,19 @@ var _ election.Backend = (*Backend)(nil)
 // New returns an elector for opts that campaigns through client, a go-redis
 // client for a single server, a Sentinel-managed primary or a Redis Cluster.
 // The elector does not close client. It fails with an *election.OptionError
-// if opts are invalid.
+// if opts are invalid, or naming client if client is nil (a nil interface or
+// a nil pointer): Redis has no environment to make one from; OpenURL makes
+// one from a URL.
 //
 // Set ContextTimeoutEnabled in the client's options: without it go-redis
 // applies its own read and write timeouts instead of the deadlines the
 // elector gives each request (New logs a warning when it can tell).
 //
 // With opts.Session set, the elector campaigns on that shared session, and
-// on its Backend, which must be a *Backend of this package; client must be
-// nil or that Backend's client, and opts.Redis.KeyPrefix empty or the
-// Backend's. The elector then does not close the Backend: its owner does,
-// after closing the session.
+// on its Backend, which must be a *Backend of this package, and on its
+// client: client must be nil or that Backend's client, and
+// opts.Redis.KeyPrefix empty or the Backend's. The elector then does not
+// close the Backend: its owner does, after closing the session.
 func New(client goredis.UniversalClient, opts Options) (*election.Elector, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -85,7 +88,7 @@ func newShared(client goredis.UniversalClient, opts Options) (*election.Elector,
 	if !ok {
 		return nil, &election.OptionError{Field: "Session", Rule: "must be a shared session of a redis Backend", Value: opts.Session.Backend().Name()}
 	}
-	if client != nil && client != b.client {
+	if !isNil(client) && client != b.client {
 		return nil, &election.OptionError{Field: "client", Rule: "must be nil or the client of the Backend of Options.Session", Value: "another client"}
 	}
 	if opts.Redis.KeyPrefix != "" && opts.Redis.KeyPrefix != b.opts.KeyPrefix {
@@ -98,9 +101,10 @@ func newShared(client goredis.UniversalClient, opts Options) (*election.Elector,
 }
 
 // NewBackend returns a Backend that uses client, which it does not close.
-// Build an elector on it with election.New, or use New, which does both.
+// Build an elector on it with election.New, or use New, which does both. A
+// nil client is refused with an *election.OptionError naming client.
 func NewBackend(client goredis.UniversalClient, opts BackendOptions) (*Backend, error) {
-	if client == nil {
+	if isNil(client) {
 		return nil, &election.OptionError{Field: "client", Rule: "must not be nil"}
 	}
 	if err := opts.Validate(); err != nil {
@@ -215,6 +219,16 @@ func (b *Backend) floor(resource string) uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.floors[resource]
+}
+
+// isNil reports whether c is nil, or a nil pointer of a client type, whose
+// methods would panic.
+func isNil(c goredis.UniversalClient) bool {
+	if c == nil {
+		return true
+	}
+	v := reflect.ValueOf(c)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 // clientDB returns the database number the client selects, for the name of

@@ -37,7 +37,7 @@ var _ conformance.SessionStore = conformanceStore{}
 // t ends, and a shared session on it.
 func (s conformanceStore) NewSharedSession(t testing.TB, o election.SessionOptions) (*election.SharedSession, conformance.Link, error) {
 	p := testserver.NewProxy(t, s.srv.Addr())
-	b, err := redis.OpenBackend(context.Background(), &url.URL{Scheme: "redis", Host: p.Addr()}, nil)
+	b, err := redis.OpenBackend(context.Background(), &url.URL{Scheme: "redis", Host: p.Addr()}, election.Options{})
 	if err != nil {
 		return nil, nil, err
 	}

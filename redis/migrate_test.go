@@ -22,7 +22,7 @@ func TestMigrationBetweenPrefixes(t *testing.T) {
 
 	open := func(prefix string) *redis.Backend {
 		u := &url.URL{Scheme: "redis", Host: srv.Addr(), RawQuery: "keyPrefix=" + prefix}
-		b, err := redis.OpenBackend(ctx, u, nil)
+		b, err := redis.OpenBackend(ctx, u, election.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -54,7 +54,16 @@ func TestNewRejectsNilClient(t *testing.T) {
 	if !errors.As(err, &oe) || oe.Field != "client" {
 		t.Fatalf("New(nil) = %v; want an *election.OptionError for client", err)
 	}
-	if _, err := redis.NewBackend(nil, redis.BackendOptions{}); !errors.Is(err, election.ErrInvalidOptions) {
-		t.Fatalf("NewBackend(nil) = %v", err)
+	if _, err := redis.NewBackend(nil, redis.BackendOptions{}); !errors.As(err, &oe) || oe.Field != "client" {
+		t.Fatalf("NewBackend(nil) = %v; want an *election.OptionError for client", err)
+	}
+	// A nil pointer of a client type is refused too, not dereferenced.
+	for _, c := range []goredis.UniversalClient{(*goredis.Client)(nil), (*goredis.ClusterClient)(nil), (*goredis.Ring)(nil)} {
+		if _, err := redis.NewBackend(c, redis.BackendOptions{}); !errors.As(err, &oe) || oe.Field != "client" {
+			t.Errorf("NewBackend(%T(nil)) = %v; want an *election.OptionError for client", c, err)
+		}
+		if _, err := redis.New(c, redis.Options{Options: election.Options{Resource: "res"}}); !errors.As(err, &oe) || oe.Field != "client" {
+			t.Errorf("New(%T(nil)) = %v; want an *election.OptionError for client", c, err)
+		}
 	}
 }

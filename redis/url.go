@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"strings"
 
@@ -83,7 +82,7 @@ func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (*election.
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := OpenBackend(ctx, u, opts.Logger)
+	b, err := OpenBackend(ctx, u, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -96,9 +95,12 @@ func OpenURL(ctx context.Context, u *url.URL, opts election.Options) (*election.
 }
 
 // OpenBackend returns a Backend for a redis:// or rediss:// URL, as OpenURL
-// describes, that owns its go-redis client: Backend.Close closes it. logger
-// receives the backend's logs; nil discards them.
-func OpenBackend(ctx context.Context, u *url.URL, logger *slog.Logger) (*Backend, error) {
+// describes, that owns its go-redis client: Backend.Close closes it. It
+// takes the arguments of consul.OpenBackend and etcd.OpenBackend; of opts
+// it uses Logger alone, for the backend's logs (default:
+// election.DefaultLogger()), as the election options are checked by
+// election.New for each elector.
+func OpenBackend(ctx context.Context, u *url.URL, opts election.Options) (*Backend, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("redis: open: %w", err)
 	}
@@ -109,7 +111,7 @@ func OpenBackend(ctx context.Context, u *url.URL, logger *slog.Logger) (*Backend
 		return nil, fmt.Errorf("%w: redis: URL %s: scheme must be redis or rediss", election.ErrInvalidOptions, u.Redacted())
 	}
 	q := u.Query()
-	bo := BackendOptions{Logger: logger}
+	bo := BackendOptions{Logger: opts.Logger}
 	mode := ModeSingle
 	for name, dst := range map[string]*string{ParamKeyPrefix: &bo.KeyPrefix, ParamMode: &mode} {
 		vs, ok := q[name]

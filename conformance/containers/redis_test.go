@@ -121,7 +121,7 @@ func (s *redisConformance) NewCandidate(t testing.TB, opts election.Options) (*e
 // its own, closed when t ends, and a shared session on it.
 func (s *redisConformance) NewSharedSession(t testing.TB, o election.SessionOptions) (*election.SharedSession, conformance.Link, error) {
 	p := testserver.NewProxy(t, s.addr)
-	b, err := redis.OpenBackend(context.Background(), &url.URL{Scheme: "redis", Host: p.Addr()}, nil)
+	b, err := redis.OpenBackend(context.Background(), &url.URL{Scheme: "redis", Host: p.Addr()}, election.Options{})
 	if err != nil {
 		return nil, nil, err
 	}
