@@ -32,6 +32,12 @@ type SessionOptions struct {
 	Name string
 	// Logger receives the session's logs. Default: DefaultLogger().
 	Logger *slog.Logger
+	// Observers receive the session's own events (see Observer): its
+	// renewals, which serve every term on it, and the failures of its own
+	// requests (creation, renewal, close), with Resource and ID empty.
+	// The events of each term are its elector's (Options.Observers). None
+	// may be nil. Default: none, at no cost.
+	Observers []*Observer
 }
 
 // options returns o as the Options that carry its durations, with defaults
@@ -57,7 +63,12 @@ func (o SessionOptions) WithDefaults() SessionOptions {
 
 // Validate reports the first invalid option, with defaults applied, as an
 // *OptionError naming the field and the rule it breaks.
-func (o SessionOptions) Validate() error { return o.options().Validate() }
+func (o SessionOptions) Validate() error {
+	if err := o.options().Validate(); err != nil {
+		return err
+	}
+	return validateObservers(o.Observers)
+}
 
 // SharedSession is one store session for the electors of many resources in
 // one process: a Consul session holding many locks, an etcd lease holding
