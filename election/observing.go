@@ -86,8 +86,8 @@ type termEvents struct {
 	began time.Time
 	stop  func() bool // stops the report of the end at the context's end
 
-	once     sync.Once
-	endedAt  time.Time // set once the end was reported
+	once    sync.Once
+	endedAt time.Time // set once the end was reported
 	overran bool      // an overrun was reported; under the warning's lock
 }
 
