@@ -12,15 +12,16 @@ import (
 // (SessionOptions.Observers). Every field is optional: a nil function is not
 // called, and fields may be added in later versions, so set them by name.
 //
-// The engine calls each function synchronously, on its own goroutines,
-// where the event happens: it must return quickly, must not block (on the
-// store, on a lock held across calls of the elector, on a full channel), and
-// must not panic, which would crash the process like a panic on any
-// goroutine. It may be called concurrently with the other functions of the
-// same Observer (a renewal while a term ends), so it must be safe for
-// concurrent use. It may call the elector's IsLeader and State, but not
-// Close, Release or Leader. The event structs are values, valid after the
-// call returns.
+// The engine calls each function synchronously, where the event happens:
+// on its own goroutines, or on the caller's for a failed Elector.Leader (a
+// StoreFailed with OpRead). A function must return quickly and must not
+// block (on the store, on a lock held across calls of the elector, on a
+// full channel); it must not panic, which would crash the process like a
+// panic on any goroutine. It may be called concurrently with the other
+// functions of the same Observer (a renewal while a term ends), so it must
+// be safe for concurrent use. It may call the elector's IsLeader and State,
+// but not Close, Release or Leader. The event structs are values, valid
+// after the call returns.
 //
 // An elector with no Observer pays nothing for this: no event is built and
 // nothing is allocated.

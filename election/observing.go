@@ -84,7 +84,6 @@ type termEvents struct {
 	ctx   context.Context // the elector's: ended when it stops
 	tctx  context.Context // the term's
 	began time.Time
-	stop  func() bool // stops the report of the end at the context's end
 
 	once    sync.Once
 	endedAt time.Time // set once the end was reported
@@ -102,7 +101,9 @@ func (o *observing) startTerm(ctx, tctx context.Context, number uint64, session 
 			ob.TermStarted(ev)
 		}
 	}
-	te.stop = context.AfterFunc(tctx, te.ended)
+	// The term's context always ends (lead waits for it), and this reports
+	// the end then: nothing to stop.
+	context.AfterFunc(tctx, te.ended)
 	return te
 }
 
