@@ -110,7 +110,7 @@ func testObservedStepDown(s *suite) {
 
 // testObservedRemoved: a leader whose session or record is removed from
 // outside reports the end of its term with that cause, within the bound of
-// testRemoved.
+// testRemoved and before its step-down deadline.
 func testObservedRemoved(s *suite, what Removal) {
 	obs := newObserved()
 	o := s.options(s.resource, "o-r")
@@ -131,6 +131,11 @@ func testObservedRemoved(s *suite, what Removal) {
 	// with the record.
 	if e.Cause != election.CauseSessionLost && e.Cause != election.CauseLost {
 		s.t.Errorf("%s removed: cause %v (%v), want %v or %v", what, e.Cause, e.Err, election.CauseLost, election.CauseSessionLost)
+	}
+	// The leader learns it from its store before its step-down deadline
+	// would have ended the term anyway.
+	if stepDown := s.c.TTL - election.StepDownMargin(s.c.TTL); e.at.Sub(removed) > stepDown {
+		s.t.Errorf("%s removed: TermEnded %v after, later than the step-down deadline %v", what, e.at.Sub(removed), stepDown)
 	}
 	s.t.Logf("%s removed: TermEnded %v after, cause %v", what, e.at.Sub(removed), e.Cause)
 }
