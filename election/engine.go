@@ -132,6 +132,9 @@ func (e *engine) Start(ctx context.Context, handler Handler) error {
 		e.setGoroutine(&e.runGoroutine)
 		e.run(runCtx, d)
 		e.setPhase(PhaseStopped)
+		if e.obs != nil {
+			e.obs.stopped()
+		}
 		d.close()
 		<-d.done
 		stop()

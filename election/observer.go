@@ -49,6 +49,12 @@ type Observer struct {
 	// the call, and once more, with Returned set, when the call returns
 	// after such a report.
 	HandlerOverran func(HandlerOverrun)
+	// Stopped is called once as an elector stops campaigning (Close, or
+	// the end of Start's context), after its other events; for the
+	// observers of a SharedSession, once its Close has ended the store
+	// session. Whatever is kept for it (a health state, a metric's series)
+	// can be dropped.
+	Stopped func(Stop)
 }
 
 // Source names what an event is about.
@@ -131,6 +137,11 @@ type HandlerOverrun struct {
 	Overrun time.Duration
 	// Returned is set on the last report, made as the call returns.
 	Returned bool
+}
+
+// Stop is an elector, or a shared session, that stopped.
+type Stop struct {
+	Source
 }
 
 // Op is a kind of store request, as StoreFailure reports it. Its values are

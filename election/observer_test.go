@@ -28,6 +28,7 @@ type events struct {
 	failures  []election.StoreFailure
 	recovered []election.StoreRecovery
 	overruns  []election.HandlerOverrun
+	stops     []election.Stop
 	order     []string // the kinds of events, in order
 }
 
@@ -66,6 +67,12 @@ func (r *events) observer() *election.Observer {
 			defer r.mu.Unlock()
 			r.overruns = append(r.overruns, e)
 			r.order = append(r.order, fmt.Sprintf("overrun returned=%v", e.Returned))
+		},
+		Stopped: func(e election.Stop) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.stops = append(r.stops, e)
+			r.order = append(r.order, "stop")
 		},
 	}
 }
@@ -181,7 +188,19 @@ func TestTermEndedCauses(t *testing.T) {
 				time.Sleep(ttl)
 				synctest.Wait()
 				rec.mu.Lock()
+				stops := len(rec.stops)
+				rec.mu.Unlock()
+				if stops != 0 && c.want != election.CauseClosed {
+					t.Errorf("Stopped before Close")
+				}
+				if err := el.Close(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				rec.mu.Lock()
 				defer rec.mu.Unlock()
+				if len(rec.stops) != 1 || rec.order[len(rec.order)-1] != "stop" || rec.stops[0].Source != (election.Source{Resource: "r", ID: "a", Backend: memory.BackendName}) {
+					t.Errorf("stops %+v, events %v: want one Stopped naming the elector, last", rec.stops, rec.order)
+				}
 				if len(rec.ended) == 0 {
 					t.Fatalf("no TermEnded; events %v", rec.order)
 				}
@@ -411,6 +430,9 @@ func TestSharedSessionObservers(t *testing.T) {
 		}
 		if len(srec.started) != 0 {
 			t.Errorf("session saw terms %+v", srec.started)
+		}
+		if len(srec.stops) != 1 || len(erec.stops) != 1 || srec.stops[0].Resource != "" || erec.stops[0].Resource != "r" {
+			t.Errorf("stops of the session %+v, of the elector %+v: want one each", srec.stops, erec.stops)
 		}
 	})
 }

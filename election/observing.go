@@ -143,3 +143,13 @@ func (te *termEvents) overrun(returned bool) {
 		}
 	}
 }
+
+// stopped reports that the elector or session stopped.
+func (o *observing) stopped() {
+	ev := Stop{Source: o.src}
+	for _, ob := range o.list {
+		if ob.Stopped != nil {
+			ob.Stopped(ev)
+		}
+	}
+}

@@ -173,7 +173,8 @@ func (s *SharedSession) Info() SessionInfo {
 // the same way. It does not close the backend, which belongs to its owner.
 func (s *SharedSession) Close(ctx context.Context) error {
 	s.mu.Lock()
-	if !s.closed {
+	first := !s.closed
+	if first {
 		s.closed = true
 		if s.loopDone != nil {
 			s.stop(ErrSessionClosed)
@@ -183,12 +184,18 @@ func (s *SharedSession) Close(ctx context.Context) error {
 	loopDone := s.loopDone
 	s.mu.Unlock()
 	if loopDone == nil {
+		if first && s.obs != nil {
+			s.obs.stopped()
+		}
 		return nil
 	}
 	done := make(chan struct{})
 	go func() {
 		<-loopDone
 		s.leases.Wait()
+		if first && s.obs != nil {
+			s.obs.stopped()
+		}
 		close(done)
 	}()
 	select {

@@ -98,8 +98,9 @@ func (o Options) Validate() error {
 //   - every store request of one of them has failed for more than
 //     MaxUnreachable.
 //
-// It is an http.Handler for a liveness probe. Its methods are safe for
-// concurrent use.
+// An elector or session that stopped (closed) no longer counts. It is an
+// http.Handler for a liveness probe. Its methods are safe for concurrent
+// use.
 type Check struct {
 	opts Options
 	obs  *election.Observer
@@ -137,6 +138,7 @@ func New(o Options) (*Check, error) {
 		StoreFailed:    c.storeFailed,
 		StoreRecovered: c.storeRecovered,
 		HandlerOverran: c.handlerOverran,
+		Stopped:        c.stopped,
 	}
 	return c, nil
 }
@@ -238,6 +240,15 @@ func (c *Check) handlerOverran(ev election.HandlerOverrun) {
 		return
 	}
 	st.overrunSince = now.Add(-ev.Overrun)
+}
+
+// stopped forgets an elector or session that stopped: it has no health of
+// its own any more.
+func (c *Check) stopped(ev election.Stop) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.electors, keyOf(ev.Source))
+	c.forgetEnded()
 }
 
 // Err returns nil while every elector and session the check watches is

@@ -330,6 +330,22 @@ func TestRecoveryWithoutRenewals(t *testing.T) {
 		if err := c.Err(); err != nil {
 			t.Errorf("with the store back: %v, want healthy", err)
 		}
+		// Closed while cut off, the elector no longer counts.
+		store.Cut("p1")
+		time.Sleep(3 * ttl)
+		synctest.Wait()
+		if err := c.Err(); !errors.Is(err, health.ErrUnhealthy) {
+			t.Errorf("cut off again: %v, want unhealthy", err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, ttl)
+		defer cancel()
+		if err := el.Close(cctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Err(); err != nil {
+			t.Errorf("closed: %v, want healthy", err)
+		}
+		store.Heal("p1")
 		if err := el.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
