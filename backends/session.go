@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
 	"time"
 
 	"github.com/consul-leader/consul-leader/election"
@@ -75,7 +76,7 @@ func (o *Opener) Session(ctx context.Context, rawURL string, so election.Session
 		return nil, ErrClosed
 	}
 	if s := o.sessions[key]; s != nil {
-		if want != (election.SessionOptions{}) && !sameSessionOptions(so.WithDefaults(), s.Options()) {
+		if !isZeroSession(want) && !sameSessionOptions(so.WithDefaults(), s.Options()) {
 			return nil, fmt.Errorf("%w: the Opener has a session of %s already, with other options (%+v)", election.ErrInvalidOptions, u.Redacted(), sessionDurations(s.Options()))
 		}
 		return s, nil
@@ -150,14 +151,23 @@ func fillSession(so election.SessionOptions, opts election.Options) election.Ses
 	return so
 }
 
-// sessionDurations is so without its logger, to compare and print.
+// sessionDurations is so without its logger and observers, to compare and
+// print.
 func sessionDurations(so election.SessionOptions) election.SessionOptions {
 	so.Logger = nil
+	so.Observers = nil
 	return so
 }
 
+// sameSessionOptions reports whether a and b have the same settings, other
+// than their loggers and observers.
 func sameSessionOptions(a, b election.SessionOptions) bool {
-	return sessionDurations(a) == sessionDurations(b)
+	return reflect.DeepEqual(sessionDurations(a), sessionDurations(b))
+}
+
+// isZeroSession reports whether so sets nothing.
+func isZeroSession(so election.SessionOptions) bool {
+	return so.Logger == nil && len(so.Observers) == 0 && sameSessionOptions(so, election.SessionOptions{})
 }
 
 // takeSession removes the parameter session from q, and reports whether it

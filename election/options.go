@@ -131,6 +131,10 @@ type Options struct {
 	// private session for each campaign of this elector.
 	Session *SharedSession
 
+	// Observers receive the elector's events (see Observer), in order.
+	// None may be nil. Default: none, at no cost.
+	Observers []*Observer
+
 	// Logger receives the elector's logs. Default: DefaultLogger(), which
 	// passes warnings and errors (slog.LevelWarn and above) to the handler
 	// of slog.Default() and drops the rest. To discard every log, set
@@ -191,6 +195,9 @@ func (o Options) Validate() error {
 		return &OptionError{Field: "Value", Rule: fmt.Sprintf("must be at most %d bytes", MaxValueSize), Value: fmt.Sprintf("%d bytes", len(o.Value))}
 	}
 	if err := o.validateDurations(); err != nil {
+		return err
+	}
+	if err := validateObservers(o.Observers); err != nil {
 		return err
 	}
 	if o.Session != nil {

@@ -32,6 +32,12 @@ type SessionOptions struct {
 	Name string
 	// Logger receives the session's logs. Default: DefaultLogger().
 	Logger *slog.Logger
+	// Observers receive the session's own events (see Observer): its
+	// renewals, which serve every term on it, and the failures of its own
+	// requests (creation, renewal, close), with Resource and ID empty.
+	// The events of each term are its elector's (Options.Observers). None
+	// may be nil. Default: none, at no cost.
+	Observers []*Observer
 }
 
 // options returns o as the Options that carry its durations, with defaults
@@ -57,7 +63,12 @@ func (o SessionOptions) WithDefaults() SessionOptions {
 
 // Validate reports the first invalid option, with defaults applied, as an
 // *OptionError naming the field and the rule it breaks.
-func (o SessionOptions) Validate() error { return o.options().Validate() }
+func (o SessionOptions) Validate() error {
+	if err := o.options().Validate(); err != nil {
+		return err
+	}
+	return validateObservers(o.Observers)
+}
 
 // SharedSession is one store session for the electors of many resources in
 // one process: a Consul session holding many locks, an etcd lease holding
@@ -78,6 +89,7 @@ type SharedSession struct {
 	opts   SessionOptions // defaults applied
 	log    *slog.Logger
 	jitter *jitter
+	obs    *observing // the session's Observers; nil when none
 
 	mu        sync.Mutex
 	closed    bool
@@ -128,6 +140,7 @@ func NewSharedSession(b Backend, o SessionOptions) (*SharedSession, error) {
 		opts:      o,
 		log:       o.Logger.With("backend", b.Name(), "shared_session", true),
 		jitter:    j,
+		obs:       newObserving(o.Observers, "", "", b.Name()),
 		resources: make(map[string]struct{}),
 		changed:   make(chan struct{}),
 	}, nil
@@ -160,7 +173,8 @@ func (s *SharedSession) Info() SessionInfo {
 // the same way. It does not close the backend, which belongs to its owner.
 func (s *SharedSession) Close(ctx context.Context) error {
 	s.mu.Lock()
-	if !s.closed {
+	first := !s.closed
+	if first {
 		s.closed = true
 		if s.loopDone != nil {
 			s.stop(ErrSessionClosed)
@@ -170,12 +184,18 @@ func (s *SharedSession) Close(ctx context.Context) error {
 	loopDone := s.loopDone
 	s.mu.Unlock()
 	if loopDone == nil {
+		if first && s.obs != nil {
+			s.obs.stopped()
+		}
 		return nil
 	}
 	done := make(chan struct{})
 	go func() {
 		<-loopDone
 		s.leases.Wait()
+		if first && s.obs != nil {
+			s.obs.stopped()
+		}
 		close(done)
 	}()
 	select {
@@ -286,6 +306,9 @@ func (s *SharedSession) loop(ctx context.Context) {
 		rctx, cancel := context.WithTimeout(ctx, o.RequestTimeout)
 		l, err := s.sharer.NewLease(rctx, LeaseParams{TTL: o.TTL, Name: s.opts.Name})
 		cancel()
+		if s.obs != nil {
+			s.obs.request(ctx, OpCreateSession, "", created, err)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -301,7 +324,7 @@ func (s *SharedSession) loop(ctx context.Context) {
 			continue
 		}
 		s.leases.Add(1)
-		u := &leaseUse{lease: l, ka: startKeepalive(ctx, o, s.log, l, created)}
+		u := &leaseUse{lease: l, ka: startKeepalive(ctx, o, s.log, l, created, s.obs)}
 		s.mu.Lock()
 		s.cur = u
 		s.broadcastLocked()
@@ -338,7 +361,12 @@ func (s *SharedSession) closeLease(u *leaseUse) {
 	defer s.leases.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
 	defer cancel()
-	if err := u.lease.Close(ctx); err != nil {
+	sent := time.Now()
+	err := u.lease.Close(ctx)
+	if s.obs != nil {
+		s.obs.request(context.Background(), OpRelease, u.lease.Info().ID, sent, err)
+	}
+	if err != nil {
 		s.log.Warn("could not close the shared session", "session", u.lease.Info().ID, "err", err)
 	}
 }
