@@ -1,0 +1,2 @@
+// Package leaderprom exports the elections of consul-leader as Prometheus metrics.
+package leaderprom

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/memory"
+	leaderprom "github.com/consul-leader/consul-leader/prometheus"
+)
+
+type config struct {
+	handover   time.Duration // between two releases of the leader
+	ttl        time.Duration
+	candidates int
+	resource   string
+	logger     *slog.Logger
+	out        io.Writer // where the elections are narrated
+}
+
+// candidate is one elector of the demo.
+type candidate struct {
+	id string
+	el *election.Elector
+}
+
+// run serves the demo on ln until ctx ends, then closes every elector and
+// the server.
+func run(ctx context.Context, cfg config, ln net.Listener) error {
+	if cfg.candidates < 1 {
+		_ = ln.Close()
+		return fmt.Errorf("-candidates must be at least 1, got %d", cfg.candidates)
+	}
+	if cfg.handover <= 0 {
+		_ = ln.Close()
+		return fmt.Errorf("-handover must be positive, got %v", cfg.handover)
+	}
+	reg := prometheus.NewRegistry()
+	metrics, err := leaderprom.New(leaderprom.Options{})
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	reg.MustRegister(metrics)
+	metrics.Track(cfg.resource)
+
+	store := memory.NewStore()
+	var cs []*candidate
+	defer func() { closeAll(cs) }()
+	var mu sync.Mutex // orders the narration
+	for i := 1; i <= cfg.candidates; i++ {
+		id := fmt.Sprintf("node-%d", i)
+		el, err := memory.New(store, election.Options{
+			Resource:  cfg.resource,
+			ID:        id,
+			TTL:       cfg.ttl,
+			Logger:    cfg.logger,
+			Observers: []*election.Observer{metrics.Observer()},
+		})
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		cs = append(cs, &candidate{id: id, el: el})
+		err = el.Start(ctx, election.LeaderOnly(func(ctx context.Context, term uint64) error {
+			mu.Lock()
+			fmt.Fprintf(cfg.out, "%s leads, term %d\n", id, term)
+			mu.Unlock()
+			<-ctx.Done()
+			mu.Lock()
+			fmt.Fprintf(cfg.out, "%s stops leading, term %d: %v\n", id, term, context.Cause(ctx))
+			mu.Unlock()
+			return nil
+		}))
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+	}
+
+	srv := &http.Server{Handler: mux(reg, cs), ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	handOver(ctx, cfg, cs, &mu)
+
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// mux serves the metrics of reg, the health of the candidates and whether
+// each leads.
+func mux(reg *prometheus.Registry, cs []*candidate) *http.ServeMux {
+	m := http.NewServeMux()
+	m.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		for _, c := range cs {
+			if p := c.el.Phase(); p == election.PhaseStopped {
+				http.Error(w, c.id+" is not campaigning", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	m.HandleFunc("GET /leader/{id}", func(w http.ResponseWriter, r *http.Request) {
+		for _, c := range cs {
+			if c.id != r.PathValue("id") {
+				continue
+			}
+			if !c.el.IsLeader() {
+				http.Error(w, c.id+" does not lead: "+c.el.Phase().String(), http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, c.id, "leads")
+			return
+		}
+		http.NotFound(w, r)
+	})
+	return m
+}
+
+// handOver makes the leader release its leadership every cfg.handover,
+// until ctx ends.
+func handOver(ctx context.Context, cfg config, cs []*candidate, mu *sync.Mutex) {
+	t := time.NewTicker(cfg.handover)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, c := range cs {
+			if !c.el.IsLeader() {
+				continue
+			}
+			mu.Lock()
+			fmt.Fprintf(cfg.out, "%s releases\n", c.id)
+			mu.Unlock()
+			rctx, cancel := context.WithTimeout(ctx, cfg.ttl)
+			_ = c.el.Release(rctx)
+			cancel()
+		}
+	}
+}
+
+// closeAll closes the followers first and the leader last, so that closing
+// hands nothing over.
+func closeAll(cs []*candidate) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range cs {
+		if !c.el.IsLeader() {
+			_ = c.el.Close(ctx)
+		}
+	}
+	for _, c := range cs {
+		_ = c.el.Close(ctx) // a second Close returns at once
+	}
+}
