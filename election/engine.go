@@ -46,6 +46,8 @@ type engine struct {
 
 	jitter *jitter // the random source of retry delays
 
+	obs *observing // the Observers; nil when none
+
 	// Owned by the run goroutine.
 	last          notice  // the last notification sent
 	highest       uint64  // the highest term seen of the resource
@@ -97,6 +99,7 @@ func newEngine(b Backend, opts Options) *engine {
 		log:          opts.Logger.With("resource", opts.Resource, "id", opts.ID, "backend", b.Name()),
 		closing:      make(chan struct{}),
 		jitter:       j,
+		obs:          newObserving(opts.Observers, opts.Resource, opts.ID, b.Name()),
 		storeRetry:   backoff{opts: opts, rng: j},
 		handlerRetry: backoff{opts: opts, rng: j},
 	}
@@ -184,7 +187,11 @@ func (e *engine) Leader(ctx context.Context) (Leadership, error) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
 	defer cancel()
+	sent := time.Now()
 	rec, err := e.b.Watch(rctx, e.opts.Resource, 0, 0)
+	if e.obs != nil {
+		e.obs.request(ctx, OpRead, e.currentSession().ID, sent, err)
+	}
 	if err != nil {
 		return Leadership{}, fmt.Errorf("election: read leader of %q: %w", e.opts.Resource, err)
 	}
@@ -270,7 +277,7 @@ func (e *engine) run(ctx context.Context, d *dispatcher) {
 			}
 			continue
 		}
-		ka := startKeepalive(ctx, e.opts, e.log, sess, created)
+		ka := startKeepalive(ctx, e.opts, e.log, sess, created, e.obs)
 		holdOff = e.campaign(ctx, d, &sessionHandle{Claim: sess}, ka, true, holdOff)
 	}
 }
@@ -322,6 +329,10 @@ func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHan
 	l := Leadership{Resource: e.opts.Resource, LeaderID: e.opts.ID, Value: e.opts.Value, IsLeader: true, Term: rec.Term, Session: info}
 	e.last = noticeOf(l, rec.Session)
 	e.log.Info("became leader", "term", rec.Term, "session", info.ID)
+	var te *termEvents // nil without observers
+	if e.obs != nil {
+		te = e.obs.startTerm(ctx, tctx, rec.Term, info.ID, e.opts.TTL)
+	}
 	// Watch the record in the background: it must stay ours. The term ends
 	// when tctx does, without waiting for a blocked read to unwind. The read
 	// itself is abandoned only once the store is released: a release ends a
@@ -337,12 +348,13 @@ func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHan
 	// The leader call runs on this goroutine, which has nothing else to do
 	// until the term ends: the handler learns of the term without a
 	// goroutine switch, and the store is released as soon as it returns.
-	stopWarning := e.warnWhileOverdue(t)
+	stopWarning := e.warnWhileOverdue(t, te)
 	d.callHere(event{ctx: tctx, l: l, done: t.handlerDone, onError: func(err error) {
 		t.end(fmt.Errorf("%w: %w", ErrHandlerFailed, err))
 	}})
 	stopWarning()
 	<-tctx.Done() // a handler may return before its term ends
+	te.ended()
 	cause := context.Cause(tctx)
 	e.setPhase(PhaseReleasing)
 	if ownsKA {
@@ -422,9 +434,7 @@ func (e *engine) termWentBack(ctx, sctx context.Context, d *dispatcher, rec Reco
 			e.log.Warn("the store issued a term not above one seen before, as after a loss of its data; raising its term floor and campaigning again",
 				"term", rec.Term, "highest_seen", e.highest)
 		}
-		rctx, cancel := context.WithTimeout(sctx, e.opts.RequestTimeout)
-		err := r.RaiseTermFloor(rctx, e.opts.Resource, e.highest)
-		cancel()
+		err := e.raiseTermFloor(sctx, r)
 		if err != nil {
 			if sctx.Err() == nil {
 				e.fail(ctx, d, "raise term floor", err)
@@ -459,9 +469,7 @@ func (e *engine) followBehind(ctx context.Context, d *dispatcher, own SessionInf
 		e.log.Warn("the store shows a leader with a term below one seen before, as after a loss of its data; not announcing it",
 			"leader", rec.LeaderID, "term", rec.Term, "highest_seen", e.highest)
 		if r, ok := e.b.(TermFloorRaiser); ok && e.raised < e.highest {
-			rctx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
-			err := r.RaiseTermFloor(rctx, e.opts.Resource, e.highest)
-			cancel()
+			err := e.raiseTermFloor(ctx, r)
 			if err == nil {
 				e.raised = e.highest
 			} else {
@@ -502,7 +510,10 @@ func (e *engine) watchTerm(t *term, wctx context.Context, own SessionInfo, rec R
 // It checks on a timer, every TTL from the start of the call, so that the
 // end of a term costs nothing. The returned function, called once the call
 // returned, stops the checks.
-func (e *engine) warnWhileOverdue(t *term) (stop func()) {
+//
+// te, when set, reports each such check as an overrun, and the call's
+// return after one.
+func (e *engine) warnWhileOverdue(t *term, te *termEvents) (stop func()) {
 	var (
 		mu      sync.Mutex
 		stopped bool
@@ -522,6 +533,7 @@ func (e *engine) warnWhileOverdue(t *term) (stop func()) {
 			}
 			e.log.Warn("handler still running after its term ended; this elector will not campaign until it returns",
 				"term", t.number, "for_at_least", now.Sub(since).Round(time.Millisecond))
+			te.overrun(false)
 		}
 		timer.Reset(e.opts.TTL)
 	}
@@ -532,26 +544,57 @@ func (e *engine) warnWhileOverdue(t *term) (stop func()) {
 		mu.Lock()
 		stopped = true
 		timer.Stop()
+		te.overrun(true)
 		mu.Unlock()
 	}
 }
 
+// The store requests of the engine follow, each with its deadline; each
+// reports its outcome to the observers.
+
 func (e *engine) newSession(ctx context.Context) (Session, error) {
 	rctx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
 	defer cancel()
-	return e.b.NewSession(rctx, SessionParams{Resource: e.opts.Resource, ID: e.opts.ID, Value: e.opts.Value, TTL: e.opts.TTL})
+	sent := time.Now()
+	s, err := e.b.NewSession(rctx, SessionParams{Resource: e.opts.Resource, ID: e.opts.ID, Value: e.opts.Value, TTL: e.opts.TTL})
+	if e.obs != nil {
+		e.obs.request(ctx, OpCreateSession, "", sent, err)
+	}
+	return s, err
 }
 
 func (e *engine) acquire(ctx context.Context, s Claim) (Acquisition, error) {
 	rctx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
 	defer cancel()
-	return s.Acquire(rctx)
+	sent := time.Now()
+	acq, err := s.Acquire(rctx)
+	if e.obs != nil {
+		e.obs.request(ctx, OpAcquire, s.Info().ID, sent, err)
+	}
+	return acq, err
 }
 
 func (e *engine) watch(ctx context.Context, after uint64, wait time.Duration) (Record, error) {
 	rctx, cancel := context.WithTimeout(ctx, wait+e.opts.RequestTimeout)
 	defer cancel()
-	return e.b.Watch(rctx, e.opts.Resource, after, wait)
+	sent := time.Now()
+	r, err := e.b.Watch(rctx, e.opts.Resource, after, wait)
+	if e.obs != nil {
+		e.obs.request(ctx, OpWatch, e.currentSession().ID, sent, err)
+	}
+	return r, err
+}
+
+// raiseTermFloor raises r's term floor above the highest term seen.
+func (e *engine) raiseTermFloor(ctx context.Context, r TermFloorRaiser) error {
+	rctx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
+	defer cancel()
+	sent := time.Now()
+	err := r.RaiseTermFloor(rctx, e.opts.Resource, e.highest)
+	if e.obs != nil {
+		e.obs.request(ctx, OpRaiseTermFloor, e.currentSession().ID, sent, err)
+	}
+	return err
 }
 
 // closeSession releases and ends a session with a fresh, bounded context, so
@@ -560,7 +603,11 @@ func (e *engine) closeSession(ctx context.Context, s *sessionHandle) {
 	s.once.Do(func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.RequestTimeout)
 		defer cancel()
+		sent := time.Now()
 		err := s.Claim.Close(cctx)
+		if e.obs != nil {
+			e.obs.request(context.WithoutCancel(ctx), OpRelease, s.Info().ID, sent, err)
+		}
 		switch {
 		case err == nil:
 		case s.lease == nil:

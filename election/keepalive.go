@@ -19,6 +19,7 @@ type keepalive struct {
 	o    Options // TTL, RenewInterval, RetryInterval, RequestTimeout
 	log  *slog.Logger
 	sess renewer
+	obs  *observing // reports each renewal; nil when none
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -43,15 +44,17 @@ type renewer interface {
 	Renew(ctx context.Context) error
 }
 
-// startKeepalive renews sess with o's intervals, logging to log. validFrom
-// is when the request that created sess was sent.
-func startKeepalive(parent context.Context, o Options, log *slog.Logger, sess renewer, validFrom time.Time) *keepalive {
+// startKeepalive renews sess with o's intervals, logging to log and
+// reporting to obs (which may be nil). validFrom is when the request that
+// created sess was sent.
+func startKeepalive(parent context.Context, o Options, log *slog.Logger, sess renewer, validFrom time.Time, obs *observing) *keepalive {
 	ctx, cancel := context.WithCancelCause(parent)
 	deadline := validFrom.Add(o.TTL - StepDownMargin(o.TTL))
 	k := &keepalive{
 		o:        o,
 		log:      log,
 		sess:     sess,
+		obs:      obs,
 		ctx:      ctx,
 		cancel:   cancel,
 		stepDown: newStepDown(deadline),
@@ -112,7 +115,7 @@ func (k *keepalive) loop() {
 			return
 		case <-t.C:
 		}
-		inflight, ok := k.startRenewal()
+		inflight, deadline, ok := k.startRenewal()
 		if !ok {
 			return
 		}
@@ -124,6 +127,12 @@ func (k *keepalive) loop() {
 		k.renewing = nil
 		k.mu.Unlock()
 		close(inflight)
+		if k.obs != nil && k.renewCtx.Err() == nil {
+			// A renewal abandoned at halt is no outcome.
+			id := k.sess.Info().ID
+			k.obs.renewed(id, sent, deadline, err)
+			k.obs.request(k.renewCtx, OpRenew, id, sent, err)
+		}
 		switch {
 		case err == nil:
 			k.renewed(sent)
@@ -140,15 +149,16 @@ func (k *keepalive) loop() {
 	}
 }
 
-// startRenewal marks a renewal in flight, unless renewals were stopped.
-func (k *keepalive) startRenewal() (inflight chan struct{}, ok bool) {
+// startRenewal marks a renewal in flight, unless renewals were stopped,
+// and returns the step-down deadline as it stands.
+func (k *keepalive) startRenewal() (inflight chan struct{}, deadline time.Time, ok bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.halted {
-		return nil, false
+		return nil, time.Time{}, false
 	}
 	k.renewing = make(chan struct{})
-	return k.renewing, true
+	return k.renewing, k.deadline, true
 }
 
 // stopRenewing stops renewing and abandons a renewal in flight, without

@@ -89,6 +89,7 @@ type SharedSession struct {
 	opts   SessionOptions // defaults applied
 	log    *slog.Logger
 	jitter *jitter
+	obs    *observing // the session's Observers; nil when none
 
 	mu        sync.Mutex
 	closed    bool
@@ -139,6 +140,7 @@ func NewSharedSession(b Backend, o SessionOptions) (*SharedSession, error) {
 		opts:      o,
 		log:       o.Logger.With("backend", b.Name(), "shared_session", true),
 		jitter:    j,
+		obs:       newObserving(o.Observers, "", "", b.Name()),
 		resources: make(map[string]struct{}),
 		changed:   make(chan struct{}),
 	}, nil
@@ -297,6 +299,9 @@ func (s *SharedSession) loop(ctx context.Context) {
 		rctx, cancel := context.WithTimeout(ctx, o.RequestTimeout)
 		l, err := s.sharer.NewLease(rctx, LeaseParams{TTL: o.TTL, Name: s.opts.Name})
 		cancel()
+		if s.obs != nil {
+			s.obs.request(ctx, OpCreateSession, "", created, err)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -312,7 +317,7 @@ func (s *SharedSession) loop(ctx context.Context) {
 			continue
 		}
 		s.leases.Add(1)
-		u := &leaseUse{lease: l, ka: startKeepalive(ctx, o, s.log, l, created)}
+		u := &leaseUse{lease: l, ka: startKeepalive(ctx, o, s.log, l, created, s.obs)}
 		s.mu.Lock()
 		s.cur = u
 		s.broadcastLocked()
@@ -349,7 +354,12 @@ func (s *SharedSession) closeLease(u *leaseUse) {
 	defer s.leases.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RequestTimeout)
 	defer cancel()
-	if err := u.lease.Close(ctx); err != nil {
+	sent := time.Now()
+	err := u.lease.Close(ctx)
+	if s.obs != nil {
+		s.obs.request(context.Background(), OpRelease, u.lease.Info().ID, sent, err)
+	}
+	if err != nil {
 		s.log.Warn("could not close the shared session", "session", u.lease.Info().ID, "err", err)
 	}
 }
