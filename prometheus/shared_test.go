@@ -36,7 +36,7 @@ func startShared(t *testing.T, p *proc, store *memory.Store, resources ...string
 }
 
 // TestSharedSession: the terms of every resource of a shared session show
-// the session's renewals, and a lost session ends all of them.
+// the session's renewals, and an expired session ends all of them.
 func TestSharedSession(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := memory.NewStore()
@@ -55,11 +55,14 @@ func TestSharedSession(t *testing.T) {
 			t.Errorf("%v renewals ok after a TTL, want 3 (one every TTL/3)", v)
 		}
 
-		store.Expire("r1") // ends the session, and so both terms
+		// The session expires in the store, which frees both records: each
+		// leader's watch sees its record go, a loss. (A session found gone
+		// by its renewal is session_lost: TestRedisSharedSessionLost.)
+		store.Expire("r1")
 		synctest.Wait()
 		for _, r := range []string{"r1", "r2"} {
-			if v := p.value(t, "leader_election_terms_ended_total", "resource", r, "cause", "session_lost"); v != 1 {
-				t.Errorf("%s: terms ended for session_lost %v, want 1", r, v)
+			if v := p.value(t, "leader_election_terms_ended_total", "resource", r, "cause", "lost"); v != 1 {
+				t.Errorf("%s: terms ended for lost %v, want 1", r, v)
 			}
 		}
 		// Both led again, on a new session.
