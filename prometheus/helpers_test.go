@@ -3,6 +3,7 @@ package leaderprom_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"strings"
 	"testing"
@@ -136,6 +137,9 @@ func hasLabels(m *dto.Metric, labels []string) bool {
 func (p *proc) startElector(t testing.TB, store *memory.Store, opts election.Options, h election.Handler) *election.Elector {
 	t.Helper()
 	opts.Observers = append(opts.Observers, p.m.Observer())
+	if opts.Logger == nil {
+		opts.Logger = quiet
+	}
 	el, err := memory.New(store, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +165,9 @@ func waitForEnd(ctx context.Context, l election.Leadership) error {
 	}
 	return nil
 }
+
+// quiet discards the electors' logs: the tests fail stores on purpose.
+var quiet = slog.New(slog.DiscardHandler)
 
 func termLine(resource string, term uint64) string {
 	return fmt.Sprintf(`leader_election_term{resource=%q} %d`, resource, term)

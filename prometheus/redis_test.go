@@ -72,6 +72,7 @@ func startRedisElector(t *testing.T, p *proc, addr string, opts election.Options
 	c := goredis.NewClient(&goredis.Options{Addr: addr, ContextTimeoutEnabled: true, MaxRetries: -1})
 	t.Cleanup(func() { _ = c.Close() })
 	opts.Observers = []*election.Observer{p.m.Observer()}
+	opts.Logger = quiet
 	el, err := redis.New(c, redis.Options{Options: opts})
 	if err != nil {
 		t.Fatal(err)
@@ -104,4 +105,76 @@ func (p *proc) waitValue(t *testing.T, want float64, within time.Duration, name 
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestRedisSharedSessionLost: on a real Redis server, a shared session
+// whose lease key is deleted from outside is found gone by its next
+// renewal: every term on it ends as session_lost, and the resources are
+// led again on a new session.
+func TestRedisSharedSessionLost(t *testing.T) {
+	srv := testserver.StartRedis(t, testserver.RedisOptions{})
+	const ttl = time.Second
+	p := newProc(t, leaderprom.Options{})
+	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { _ = c.Close() })
+	backend, err := redis.NewBackend(c, redis.BackendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = backend.Close() })
+	sess, err := election.NewSharedSession(backend, election.SessionOptions{TTL: ttl, Logger: quiet, Observers: []*election.Observer{p.m.Observer()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := sess.Close(ctx); err != nil {
+			t.Errorf("close the shared session: %v", err)
+		}
+	})
+	resources := []string{"r1", "r2", "r3"}
+	for _, r := range resources {
+		el, err := election.New(backend, election.Options{Resource: r, Session: sess, Logger: quiet, Observers: []*election.Observer{p.m.Observer()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := el.Start(context.Background(), waitForEnd); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := el.Close(ctx); err != nil {
+				t.Errorf("Close %s: %v", r, err)
+			}
+		})
+	}
+	for _, r := range resources {
+		p.waitValue(t, 1, 5*time.Second, "leader_election_is_leader", "resource", r)
+	}
+	time.Sleep(ttl / 2) // a renewal
+	for _, r := range resources {
+		if v := p.value(t, "leader_election_last_renewal_timestamp_seconds", "resource", r); math.IsNaN(v) {
+			t.Errorf("%s: no last_renewal_timestamp_seconds while leading", r)
+		}
+	}
+	lease := sess.Info().Fields["lease"]
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if n, err := c.Del(ctx, lease).Result(); err != nil || n != 1 {
+		t.Fatalf("delete the lease key %q: %d, %v", lease, n, err)
+	}
+	opts := sess.Options()
+	for _, r := range resources {
+		p.waitValue(t, 1, opts.RenewInterval+opts.RequestTimeout, "leader_election_terms_ended_total", "resource", r, "cause", "session_lost")
+	}
+	for _, r := range resources {
+		p.waitValue(t, 2, 5*time.Second, "leader_election_terms_started_total", "resource", r)
+		p.waitValue(t, 1, time.Second, "leader_election_is_leader", "resource", r)
+	}
+	p.expect(t,
+		`leader_election_terms_ended_total{cause="session_lost",resource="r1"} 1`,
+		`leader_election_terms_ended_total{cause="session_lost",resource="r2"} 1`,
+		`leader_election_terms_ended_total{cause="session_lost",resource="r3"} 1`)
 }

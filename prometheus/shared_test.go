@@ -18,7 +18,7 @@ import (
 func startShared(t *testing.T, p *proc, store *memory.Store, resources ...string) (*election.SharedSession, []*election.Elector) {
 	t.Helper()
 	sess, err := election.NewSharedSession(store.Connect("shared"), election.SessionOptions{
-		TTL: ttl, Observers: []*election.Observer{p.m.Observer()},
+		TTL: ttl, Logger: quiet, Observers: []*election.Observer{p.m.Observer()},
 	})
 	if err != nil {
 		t.Fatal(err)
