@@ -92,7 +92,7 @@ func run(ctx context.Context, cfg config, ln net.Listener) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
-	handOver(ctx, cfg, cs, &mu)
+	handOver(ctx, cfg, store, cs, &mu)
 
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -134,27 +134,51 @@ func mux(reg *prometheus.Registry, cs []*candidate) *http.ServeMux {
 	return m
 }
 
-// handOver makes the leader release its leadership every cfg.handover,
-// until ctx ends.
-func handOver(ctx context.Context, cfg config, cs []*candidate, mu *sync.Mutex) {
+// handOver makes the leadership move every cfg.handover, until ctx ends:
+// twice the leader releases it, the third time it is cut off from the store
+// (its requests hang), steps down by itself before its TTL runs out, and
+// another candidate takes over once the store expires its session; its
+// connection heals at the first step two TTLs later.
+func handOver(ctx context.Context, cfg config, store *memory.Store, cs []*candidate, mu *sync.Mutex) {
 	t := time.NewTicker(cfg.handover)
 	defer t.Stop()
-	for {
+	cut, cutAt := "", time.Time{}
+	defer func() {
+		if cut != "" {
+			store.Heal(cut)
+		}
+	}()
+	say := func(format string, args ...any) {
+		mu.Lock()
+		fmt.Fprintf(cfg.out, format+"\n", args...)
+		mu.Unlock()
+	}
+	for step := 1; ; step++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		if cut != "" && time.Since(cutAt) >= 2*cfg.ttl {
+			say("%s is connected again", cut)
+			store.Heal(cut)
+			cut = ""
+		}
 		for _, c := range cs {
-			if !c.el.IsLeader() {
-				continue
+			if !c.el.IsLeader() || c.id == cut {
+				continue // a leader cut off steps down by itself
 			}
-			mu.Lock()
-			fmt.Fprintf(cfg.out, "%s releases\n", c.id)
-			mu.Unlock()
+			if step%3 == 0 && cut == "" {
+				say("%s is cut off from the store", c.id)
+				store.Cut(c.id)
+				cut, cutAt = c.id, time.Now()
+				break
+			}
+			say("%s releases", c.id)
 			rctx, cancel := context.WithTimeout(ctx, cfg.ttl)
 			_ = c.el.Release(rctx)
 			cancel()
+			break
 		}
 	}
 }

@@ -1,8 +1,9 @@
 // Command demo exports elections as Prometheus metrics: it runs three
 // candidates of one resource on the in-memory store in this process, serves
 // their metrics, a health check and a leader readiness check on 127.0.0.1,
-// and makes the leader release its leadership every few seconds, so that
-// the metrics move. From the prometheus directory of the repository:
+// and makes the leadership move every few seconds, so that the metrics
+// move: the leader releases it twice, then is cut off from the store and
+// steps down by itself. From the prometheus directory of the repository:
 //
 //	go run ./examples/demo                      # until Ctrl-C, on 127.0.0.1:9464
 //	curl -s 127.0.0.1:9464/metrics | grep ^leader_election_
@@ -31,7 +32,7 @@ import (
 func main() {
 	cfg := config{}
 	port := flag.Int("port", 9464, "port on 127.0.0.1 to serve /metrics, /healthz and /leader/{id} on")
-	flag.DurationVar(&cfg.handover, "handover", 5*time.Second, "how often the leader releases its leadership")
+	flag.DurationVar(&cfg.handover, "handover", 5*time.Second, "how often the leadership moves (a release, or a leader cut off from the store)")
 	flag.DurationVar(&cfg.ttl, "ttl", 2*time.Second, "the candidates' session TTL")
 	flag.IntVar(&cfg.candidates, "candidates", 3, "number of candidates")
 	flag.StringVar(&cfg.resource, "resource", "demo", "the resource to lead")

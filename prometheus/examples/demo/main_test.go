@@ -18,8 +18,9 @@ import (
 )
 
 // TestDemo runs the demo with a fast handover, scrapes it as Prometheus
-// would, and checks that the leadership moved, that exactly one candidate
-// reports itself leader, and that nothing outlives it.
+// would, and checks that the leadership moved, by releases and by a leader
+// cut off from the store, that exactly one candidate reports itself
+// leader, and that nothing outlives it.
 func TestDemo(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -47,15 +48,19 @@ func TestDemo(t *testing.T) {
 	for {
 		_, body := get(t, hc, base+"/metrics")
 		if m := started.FindStringSubmatch(body); m != nil {
-			if n, _ := strconv.Atoi(m[1]); n >= 3 {
+			n, _ := strconv.Atoi(m[1])
+			if n >= 4 && strings.Contains(body, `leader_election_terms_ended_total{cause="store_unreachable",resource="demo"} 1`) {
 				if !strings.Contains(body, `leader_election_terms_ended_total{cause="released",resource="demo"}`) {
 					t.Errorf("no release counted after %d terms:\n%s", n, body)
+				}
+				if strings.Contains(body, `leader_election_store_errors_total{op="renew"} 0`) {
+					t.Errorf("no failed renewal of the leader cut off:\n%s", body)
 				}
 				break
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("fewer than 3 terms after 10s:\n%s\nnarration:\n%s", body, out.String())
+			t.Fatalf("fewer than 4 terms, or no step-down of a leader cut off, after 10s:\n%s\nnarration:\n%s", body, out.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -86,8 +91,8 @@ func TestDemo(t *testing.T) {
 	if code, _ := get(t, hc, base+"/leader/node-9"); code != http.StatusNotFound {
 		t.Errorf("/leader/node-9: %d, want 404", code)
 	}
-	if !strings.Contains(out.String(), "releases") {
-		t.Errorf("no release narrated:\n%s", out.String())
+	if !strings.Contains(out.String(), "releases") || !strings.Contains(out.String(), "is cut off from the store") {
+		t.Errorf("no release or cut narrated:\n%s", out.String())
 	}
 }
 
