@@ -360,7 +360,7 @@ func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHan
 	if ownsKA {
 		ka.halt()
 	}
-	e.log.Info("term ended", "term", t.number, "cause", cause)
+	e.log.Info("term ended", "term", t.number, "session", info.ID, "cause", cause)
 	e.closeSession(ctx, sess)
 	stopWatch()
 	close(t.ended)
@@ -606,7 +606,7 @@ func (e *engine) closeSession(ctx context.Context, s *sessionHandle) {
 		sent := time.Now()
 		err := s.Claim.Close(cctx)
 		if e.obs != nil {
-			e.obs.request(context.WithoutCancel(ctx), OpRelease, s.Info().ID, sent, err)
+			e.obs.request(context.Background(), OpRelease, s.Info().ID, sent, err) // a release is never cancelled
 		}
 		switch {
 		case err == nil:

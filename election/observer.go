@@ -40,9 +40,8 @@ type Observer struct {
 	// StoreFailed is called for every failed store request, by operation.
 	StoreFailed func(StoreFailure)
 	// StoreRecovered is called for the first successful store request of
-	// an elector after one or more failed ones (renewals excepted, which
-	// Renewed reports). A session's successful renewal also shows that the
-	// store is reachable.
+	// an elector, or of a shared session, after one or more failed ones:
+	// the store can be reached again.
 	StoreRecovered func(StoreRecovery)
 	// HandlerOverran is called while a leader call of the handler keeps
 	// running after its term ended: at a check every TTL from the start of
@@ -210,13 +209,13 @@ func (c EndCause) String() string {
 // context's cause (context.Cause). closed reports whether the elector was
 // stopping (closed, or its Start context cancelled) when the term ended.
 func causeOf(err error, closed bool) EndCause {
-	var pe *PanicError
 	switch {
 	case errors.Is(err, ErrReleased):
 		return CauseReleased
-	case errors.As(err, &pe):
-		return CauseHandlerPanic
 	case errors.Is(err, ErrHandlerFailed):
+		if pe := (*PanicError)(nil); errors.As(err, &pe) {
+			return CauseHandlerPanic
+		}
 		return CauseHandlerError
 	case errors.Is(err, ErrLeadershipLost):
 		return CauseLost

@@ -201,6 +201,12 @@ func TestTermEndedCauses(t *testing.T) {
 				if e.Err == nil || e.Duration <= 0 {
 					t.Errorf("TermEnd Err %v, Duration %v: want the cause and the term's length", e.Err, e.Duration)
 				}
+				if len(rec.overruns) != 0 {
+					t.Errorf("overruns %+v of a handler that returned at the end of its term", rec.overruns)
+				}
+				if c.want != election.CauseSessionLost && c.want != election.CauseStoreUnreachable && len(rec.failures) != 0 {
+					t.Errorf("store failures %+v, want none: no request failed, and those ended by the elector are none", rec.failures)
+				}
 			})
 		})
 	}
@@ -263,6 +269,31 @@ func TestTermEndedAtStepDownDeadline(t *testing.T) {
 	})
 }
 
+// TestRenewalLatencyAndMargin: a renewal reports how long its reply took,
+// and the time then left before the step-down deadline as it stood.
+func TestRenewalLatencyAndMargin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := memory.NewStore()
+		const ttl = 15 * time.Second
+		rec := &events{}
+		ch := make(chan election.Leadership, 10)
+		startElector(t, store, election.Options{Resource: "r", ID: "a", TTL: ttl, Observers: []*election.Observer{rec.observer()}}, blockingLeader(ch, nil))
+		waitLeader(t, ch)
+		store.Delay("a", time.Second)
+		time.Sleep(7 * time.Second) // the renewal sent at 5 s is answered at 6 s
+		synctest.Wait()
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		if len(rec.renewals) != 1 {
+			t.Fatalf("renewals %+v, want one", rec.renewals)
+		}
+		// The deadline stood at 13.5 s.
+		if r := rec.renewals[0]; r.Err != nil || r.Latency != time.Second || r.Margin != 7500*time.Millisecond {
+			t.Errorf("renewal %+v, want a success after 1 s with 7.5 s left", r)
+		}
+	})
+}
+
 // TestStoreRecovered: a follower cut off from its store reports its failed
 // requests, and the first success once the store is back.
 func TestStoreRecovered(t *testing.T) {
@@ -314,9 +345,13 @@ func TestHandlerOverran(t *testing.T) {
 				return nil
 			}))
 		synctest.Wait()
+		base := time.Now()
 		time.Sleep(time.Second)
 		_ = el.Release(context.Background())
 		time.Sleep(2*ttl + time.Second) // checks at 10 s and 20 s
+		if _, at, ok := rec.lastEnd(); !ok || !at.Equal(base.Add(time.Second)) {
+			t.Errorf("TermEnded at +%v, want at the Release, +1s, while the handler still runs", at.Sub(base))
+		}
 		synctest.Wait()
 		close(unblock)
 		synctest.Wait()

@@ -52,7 +52,8 @@ func slogLevel(l zapcore.Level) slog.Level {
 	return slog.LevelError
 }
 
-// attrs converts zap fields to slog attributes, in key order.
+// attrs converts zap fields to slog attributes, in key order. An error,
+// which zap keys "error", is keyed "err", as in every log of the module.
 func attrs(fields []zapcore.Field) []any {
 	if len(fields) == 0 {
 		return nil
@@ -68,7 +69,11 @@ func attrs(fields []zapcore.Field) []any {
 	slices.Sort(keys)
 	out := make([]any, 0, len(keys))
 	for _, k := range keys {
-		out = append(out, slog.Any(k, enc.Fields[k]))
+		name := k
+		if k == "error" {
+			name = "err"
+		}
+		out = append(out, slog.Any(name, enc.Fields[k]))
 	}
 	return out
 }

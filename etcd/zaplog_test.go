@@ -15,7 +15,7 @@ func TestZapToSlog(t *testing.T) {
 	l.Debug("hidden")
 	l.With(zap.String("endpoint", "127.0.0.1:2379")).Warn("retrying", zap.Int("attempt", 2), zap.Error(errTest))
 	out := buf.String()
-	for _, want := range []string{"level=WARN", `msg=retrying`, "component=etcd-client", "endpoint=127.0.0.1:2379", "attempt=2", "error=boom"} {
+	for _, want := range []string{"level=WARN", `msg=retrying`, "component=etcd-client", "endpoint=127.0.0.1:2379", "attempt=2", "err=boom"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log %q lacks %q", out, want)
 		}
