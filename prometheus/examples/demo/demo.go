@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/election/health"
 	"github.com/consul-leader/consul-leader/memory"
 	leaderprom "github.com/consul-leader/consul-leader/prometheus"
 )
@@ -54,6 +55,13 @@ func run(ctx context.Context, cfg config, ln net.Listener) error {
 	reg.MustRegister(metrics)
 	metrics.Track(cfg.resource)
 
+	// The liveness check of the three candidates, fed by the same events.
+	check, err := health.New(health.Options{TTL: cfg.ttl})
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+
 	store := memory.NewStore()
 	var cs []*candidate
 	defer func() { closeAll(cs) }()
@@ -65,7 +73,7 @@ func run(ctx context.Context, cfg config, ln net.Listener) error {
 			ID:        id,
 			TTL:       cfg.ttl,
 			Logger:    cfg.logger,
-			Observers: []*election.Observer{metrics.Observer()},
+			Observers: []*election.Observer{metrics.Observer(), check.Observer()},
 		})
 		if err != nil {
 			_ = ln.Close()
@@ -88,7 +96,7 @@ func run(ctx context.Context, cfg config, ln net.Listener) error {
 		}
 	}
 
-	srv := &http.Server{Handler: mux(reg, cs), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: mux(reg, check, cs), ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -103,34 +111,15 @@ func run(ctx context.Context, cfg config, ln net.Listener) error {
 	return err
 }
 
-// mux serves the metrics of reg, the health of the candidates and whether
-// each leads.
-func mux(reg *prometheus.Registry, cs []*candidate) *http.ServeMux {
+// mux serves the metrics of reg, the liveness check, and a readiness check
+// of each candidate that is ready only while it leads.
+func mux(reg *prometheus.Registry, check *health.Check, cs []*candidate) *http.ServeMux {
 	m := http.NewServeMux()
 	m.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		for _, c := range cs {
-			if p := c.el.Phase(); p == election.PhaseStopped {
-				http.Error(w, c.id+" is not campaigning", http.StatusServiceUnavailable)
-				return
-			}
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	m.HandleFunc("GET /leader/{id}", func(w http.ResponseWriter, r *http.Request) {
-		for _, c := range cs {
-			if c.id != r.PathValue("id") {
-				continue
-			}
-			if !c.el.IsLeader() {
-				http.Error(w, c.id+" does not lead: "+c.el.Phase().String(), http.StatusServiceUnavailable)
-				return
-			}
-			fmt.Fprintln(w, c.id, "leads")
-			return
-		}
-		http.NotFound(w, r)
-	})
+	m.Handle("GET /healthz", check)
+	for _, c := range cs {
+		m.Handle("GET /leader/"+c.id, health.LeaderHandler(c.el))
+	}
 	return m
 }
 

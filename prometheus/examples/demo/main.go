@@ -7,8 +7,8 @@
 //
 //	go run ./examples/demo                      # until Ctrl-C, on 127.0.0.1:9464
 //	curl -s 127.0.0.1:9464/metrics | grep ^leader_election_
-//	curl -i 127.0.0.1:9464/healthz              # 200 while every candidate campaigns
-//	curl -i 127.0.0.1:9464/leader/node-1        # 200 while node-1 leads, else 503
+//	curl -i 127.0.0.1:9464/healthz              # liveness: 500 while a leader cannot renew
+//	curl -i 127.0.0.1:9464/leader/node-1        # readiness: 200 while node-1 leads, else 503
 //
 // Flags: -port, -handover (the time between releases), -ttl, -candidates,
 // -for (stop after that long; default: run until interrupted).
