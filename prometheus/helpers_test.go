@@ -172,3 +172,29 @@ var quiet = slog.New(slog.DiscardHandler)
 func termLine(resource string, term uint64) string {
 	return fmt.Sprintf(`leader_election_term{resource=%q} %d`, resource, term)
 }
+
+// causes returns the terms of resource ended so far, by cause, gathered
+// from p's registry.
+func (p *proc) causes(t testing.TB, resource string) map[string]float64 {
+	t.Helper()
+	mfs, err := p.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "leader_election_terms_ended_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if hasLabels(m, []string{"resource", resource}) {
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == "cause" {
+						out[lp.GetValue()] = m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+	}
+	return out
+}

