@@ -63,10 +63,11 @@ func (m *Metrics) termEnded(e election.TermEnd) {
 	r := m.resourceLabel(e.Resource)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.running[k]; ok {
-		delete(m.running, k)
-		m.isLeader.WithLabelValues(r).Dec()
+	if _, ok := m.running[k]; !ok {
+		return // forgotten (Forget) while it ran
 	}
+	delete(m.running, k)
+	m.isLeader.WithLabelValues(r).Dec()
 	m.ended.WithLabelValues(r, e.Cause.String()).Inc()
 }
 
