@@ -54,8 +54,8 @@
 //
 // A resource shows up at its first term. Track creates its series at zero
 // beforehand, so that a follower shows is_leader 0 and the first term
-// counts in increase(). Series are never removed: a process that campaigns
-// for ever new resources keeps the series of the old ones.
+// counts in increase(). Forget removes them, once the process no longer
+// campaigns for the resource.
 //
 // # Many resources
 //
