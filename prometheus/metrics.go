@@ -40,10 +40,18 @@ type Metrics struct {
 	renewalByOut [3]prometheus.Observer // ok, late, error
 
 	mu       sync.Mutex
-	running  map[termKey]string   // the running terms, with their session IDs
-	overran  map[termKey]struct{} // the terms whose handlers are reported running past their end
-	sessions map[string]time.Time // by session ID: start of its last successful renewal
-	pruneAt  int                  // len(sessions) at which to drop stale ones
+	running  map[termKey]string     // the running terms, with their session IDs
+	overran  map[termKey]struct{}   // the terms whose handlers are reported running past their end
+	sessions map[string]renewalTime // by session ID: start of its last successful renewal
+	pruneAt  int                    // len(sessions) at which to drop stale ones
+}
+
+// renewalTime is when the last successful renewal of a session started.
+type renewalTime struct {
+	at time.Time
+	// guessed: no renewal seen yet, at is the start of a term on the
+	// session, taken for its creation; any renewal replaces it.
+	guessed bool
 }
 
 // termKey names one term of one resource.
@@ -65,7 +73,7 @@ func New(opts Options) (*Metrics, error) {
 		label:    opts.ResourceLabel,
 		running:  map[termKey]string{},
 		overran:  map[termKey]struct{}{},
-		sessions: map[string]time.Time{},
+		sessions: map[string]renewalTime{},
 		pruneAt:  minPrune,
 		isLeader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: ns, Name: "is_leader",
@@ -144,10 +152,11 @@ func (m *Metrics) renewals() map[string]time.Time {
 	defer m.mu.Unlock()
 	out := map[string]time.Time{}
 	for k, session := range m.running {
-		ts, ok := m.sessions[session]
+		rn, ok := m.sessions[session]
 		if !ok {
 			continue
 		}
+		ts := rn.at
 		r := m.resourceLabel(k.resource)
 		if old, seen := out[r]; !seen || ts.Before(old) {
 			out[r] = ts

@@ -52,7 +52,7 @@ func (m *Metrics) termStarted(e election.TermStart) {
 	if _, ok := m.sessions[e.Session]; !ok {
 		// Not renewed yet: the session was created right before the
 		// acquisition that started the term.
-		m.sessions[e.Session] = time.Now()
+		m.sessions[e.Session] = renewalTime{at: time.Now(), guessed: true}
 	}
 	m.term.WithLabelValues(r).Set(float64(e.Term))
 	m.started.WithLabelValues(r).Inc()
@@ -87,8 +87,8 @@ func (m *Metrics) renewed(e election.Renewal) {
 	sent := time.Now().Add(-e.Latency)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if sent.After(m.sessions[e.Session]) {
-		m.sessions[e.Session] = sent
+	if last := m.sessions[e.Session]; last.guessed || sent.After(last.at) {
+		m.sessions[e.Session] = renewalTime{at: sent}
 	}
 	if len(m.sessions) >= m.pruneAt {
 		m.pruneSessions()
@@ -103,8 +103,8 @@ func (m *Metrics) pruneSessions() {
 		inUse[s] = true
 	}
 	cutoff := time.Now().Add(-staleSession)
-	for s, ts := range m.sessions {
-		if !inUse[s] && ts.Before(cutoff) {
+	for s, rn := range m.sessions {
+		if !inUse[s] && rn.at.Before(cutoff) {
 			delete(m.sessions, s)
 		}
 	}
