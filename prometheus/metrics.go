@@ -62,7 +62,7 @@ type termKey struct {
 
 // New returns the metrics of opts, not yet registered: pass them to a
 // Registerer's Register or MustRegister. Invalid options are an
-// *OptionError.
+// *election.OptionError.
 func New(opts Options) (*Metrics, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err

@@ -3,6 +3,9 @@ package leaderprom
 import (
 	"fmt"
 	"regexp"
+	"strconv"
+
+	"github.com/consul-leader/consul-leader/election"
 )
 
 // DefaultNamespace prefixes every metric name when Options.Namespace is
@@ -41,16 +44,6 @@ type Options struct {
 // whatever the number of resources it leads.
 func AllResources(string) string { return "all" }
 
-// OptionError reports an invalid option: the field and the rule it breaks.
-type OptionError struct {
-	Field string
-	Rule  string
-}
-
-func (e *OptionError) Error() string {
-	return fmt.Sprintf("leaderprom: invalid option %s: %s", e.Field, e.Rule)
-}
-
 var metricNamePart = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
 
 // WithDefaults returns o with every zero field set to its default.
@@ -64,18 +57,19 @@ func (o Options) WithDefaults() Options {
 	return o
 }
 
-// Validate reports the first invalid option, as an *OptionError.
+// Validate reports the first invalid option, with defaults applied, as an
+// *election.OptionError naming the field.
 func (o Options) Validate() error {
 	o = o.WithDefaults()
 	if !metricNamePart.MatchString(o.Namespace) {
-		return &OptionError{Field: "Namespace", Rule: fmt.Sprintf("must match %s, as a metric name (got %q)", metricNamePart, o.Namespace)}
+		return &election.OptionError{Field: "Namespace", Rule: "must match " + metricNamePart.String() + ", as a metric name does", Value: strconv.Quote(o.Namespace)}
 	}
 	if len(o.RenewalBuckets) == 0 {
-		return &OptionError{Field: "RenewalBuckets", Rule: "must hold at least one bound, or be nil for the default"}
+		return &election.OptionError{Field: "RenewalBuckets", Rule: "must hold at least one bound, or be nil for the default", Value: "[]"}
 	}
 	for i := 1; i < len(o.RenewalBuckets); i++ {
 		if !(o.RenewalBuckets[i] > o.RenewalBuckets[i-1]) {
-			return &OptionError{Field: "RenewalBuckets", Rule: fmt.Sprintf("must increase (got %v after %v)", o.RenewalBuckets[i], o.RenewalBuckets[i-1])}
+			return &election.OptionError{Field: "RenewalBuckets", Rule: "must increase", Value: fmt.Sprintf("%v after %v", o.RenewalBuckets[i], o.RenewalBuckets[i-1])}
 		}
 	}
 	return nil

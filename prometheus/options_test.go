@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/consul-leader/consul-leader/election"
+
 	leaderprom "github.com/consul-leader/consul-leader/prometheus"
 )
 
@@ -16,15 +18,16 @@ func TestOptionsValidate(t *testing.T) {
 		field string
 	}{
 		{leaderprom.Options{Namespace: "leader-election"}, "Namespace"},
+		{leaderprom.Options{Namespace: "leader election"}, "Namespace"},
 		{leaderprom.Options{Namespace: "9lives"}, "Namespace"},
 		{leaderprom.Options{RenewalBuckets: []float64{}}, "RenewalBuckets"},
 		{leaderprom.Options{RenewalBuckets: []float64{1, 0.5}}, "RenewalBuckets"},
 		{leaderprom.Options{RenewalBuckets: []float64{1, 1}}, "RenewalBuckets"},
 	} {
 		_, err := leaderprom.New(tc.opts)
-		var oe *leaderprom.OptionError
-		if !errors.As(err, &oe) || oe.Field != tc.field {
-			t.Errorf("New(%+v): %v, want an *OptionError on %s", tc.opts, err, tc.field)
+		var oe *election.OptionError
+		if !errors.As(err, &oe) || oe.Field != tc.field || !errors.Is(err, election.ErrInvalidOptions) {
+			t.Errorf("New(%+v): %v, want an *election.OptionError on %s", tc.opts, err, tc.field)
 		}
 	}
 	for _, o := range []leaderprom.Options{{}, {Namespace: "myapp_leader"}, {RenewalBuckets: []float64{0.01, 0.1}}} {
