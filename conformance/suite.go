@@ -46,6 +46,10 @@ func Run(t *testing.T, c Config) {
 		{"SharedIndependentResources", testSharedIndependent, true},
 		{"SharedSessionRemoved", testSharedRemoved, true},
 		{"SharedBadInput", testSharedBadInput, true},
+		{"ObservedStepDown", testObservedStepDown, true},
+		{"ObservedSessionRemoved", func(s *suite) { testObservedRemoved(s, RemoveSession) }, true},
+		{"ObservedRecordRemoved", func(s *suite) { testObservedRemoved(s, RemoveRecord) }, true},
+		{"ObservedOverrunUnhealthy", testObservedOverrun, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

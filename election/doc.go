@@ -123,4 +123,17 @@
 // follower notification still waiting for the handler when a newer one
 // arrives is replaced by it. Leader calls are never dropped or reordered,
 // nor is the notification that a term ended.
+//
+// # Observing
+//
+// An Observer, attached by Options.Observers (and SessionOptions.Observers
+// for a shared session's renewals), receives the engine's events as they
+// happen: a term started or ended, and why (EndCause), each renewal with
+// its latency and the margin it left before the step-down deadline, each
+// failed store request by operation (Op), and a handler still running
+// after its term ended. An elector without observers pays nothing for
+// them. Package election/health builds a liveness check and a leader-only
+// readiness handler on them. Every log record names the elector, term,
+// session, backend, cause and error with the attributes resource, id,
+// term, session, backend, cause and err.
 package election

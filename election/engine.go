@@ -360,7 +360,7 @@ func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHan
 	if ownsKA {
 		ka.halt()
 	}
-	e.log.Info("term ended", "term", t.number, "session", info.ID, "cause", cause)
+	e.log.Info("term ended", "term", t.number, "cause", cause)
 	e.closeSession(ctx, sess)
 	stopWatch()
 	close(t.ended)
