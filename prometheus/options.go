@@ -12,10 +12,12 @@ import (
 // empty: leader_election_is_leader, leader_election_terms_started_total, …
 const DefaultNamespace = "leader_election"
 
-// DefaultRenewalBuckets are the upper bounds, in seconds, of the renewal
-// duration histogram when Options.RenewalBuckets is nil: from 1 ms, a
-// renewal on a local store, to 10 s, the longest default RequestTimeout.
-var DefaultRenewalBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+// DefaultRenewalBuckets returns the upper bounds, in seconds, of the
+// renewal duration histogram when Options.RenewalBuckets is nil: from 1 ms,
+// a renewal on a local store, to 10 s, the longest default RequestTimeout.
+func DefaultRenewalBuckets() []float64 {
+	return []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+}
 
 // Options configure Metrics. The zero value selects every default.
 type Options struct {
@@ -35,7 +37,7 @@ type Options struct {
 
 	// RenewalBuckets are the upper bounds, in seconds, of the buckets of
 	// the renewal duration histogram, in increasing order. Default:
-	// DefaultRenewalBuckets.
+	// DefaultRenewalBuckets().
 	RenewalBuckets []float64
 }
 
@@ -52,7 +54,7 @@ func (o Options) WithDefaults() Options {
 		o.Namespace = DefaultNamespace
 	}
 	if o.RenewalBuckets == nil {
-		o.RenewalBuckets = DefaultRenewalBuckets
+		o.RenewalBuckets = DefaultRenewalBuckets()
 	}
 	return o
 }
