@@ -55,7 +55,7 @@ func run(ctx context.Context, cfg config, ln net.Listener) error {
 	reg.MustRegister(metrics)
 	metrics.Track(cfg.resource)
 
-	// The liveness check of the three candidates, fed by the same events.
+	// The liveness check of the candidates, fed by the same events.
 	check, err := health.New(health.Options{TTL: cfg.ttl})
 	if err != nil {
 		_ = ln.Close()
