@@ -28,7 +28,7 @@ func TestConsulSessionDestroyed(t *testing.T) {
 	}
 	p := newProc(t, leaderprom.Options{})
 	sessions := make(chan string, 1)
-	el, err := consul.New(consul.Options{Client: client, Options: election.Options{
+	el, err := consul.New(client, consul.Options{Options: election.Options{
 		Resource: "r", ID: "a", TTL: 10 * time.Second, Logger: quiet,
 		Observers: []*election.Observer{p.m.Observer()},
 	}})

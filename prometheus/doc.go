@@ -14,7 +14,7 @@
 //
 //	metrics, err := leaderprom.New(leaderprom.Options{})
 //	reg.MustRegister(metrics)
-//	el, err := consul.New(consul.Options{Options: election.Options{
+//	el, err := consul.New(nil, consul.Options{Options: election.Options{
 //		Resource:  "billing-cron",
 //		Observers: []*election.Observer{metrics.Observer()},
 //	}})
