@@ -287,15 +287,15 @@ func TestConcurrentOpensCreateOneBackend(t *testing.T) {
 // rather than fail with another caller's context.
 func TestSharedBackendCancelledCreatorNotShared(t *testing.T) {
 	store := memory.NewStore()
-	started := make(chan struct{})
+	started := make(chan struct{}, 1)
+	var dials atomic.Int32
 	o := &Opener{schemes: map[string]openFunc{"dial": func(ctx context.Context, _ *Opener, _ *url.URL, _ election.Options) (election.Backend, error) {
-		select {
-		case started <- struct{}{}:
+		if dials.Add(1) == 1 {
+			started <- struct{}{}
 			<-ctx.Done() // the first caller's dial, until it gives up
 			return nil, fmt.Errorf("dial: %w", ctx.Err())
-		default:
-			return store.Connect("x"), nil
 		}
+		return store.Connect("x"), nil
 	}}}
 	cctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
