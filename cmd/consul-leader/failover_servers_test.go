@@ -1,0 +1,191 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/consul-leader/consul-leader/conformance/testserver"
+)
+
+// failoverRounds is the number of rounds of each fault, on each store.
+const failoverRounds = 20
+
+// A fault hits the leading runner; restore undoes it once another runner's
+// command runs.
+type fault struct {
+	name    string
+	inject  func(s *slot)
+	restore func(t *testing.T, s *slot)
+}
+
+// slot is one of the two runners of a failover test: its process (replaced
+// when it is killed or stopped) and its own proxy to the store.
+type slot struct {
+	name  string
+	proxy *testserver.Proxy
+	start func() *runnerProc
+	proc  *runnerProc
+}
+
+var faults = []fault{
+	{"kill", func(s *slot) { s.proc.kill() }, func(t *testing.T, s *slot) {
+		s.proc.wait(t, 10*time.Second)
+		s.proc = s.start()
+	}},
+	{"partition", func(s *slot) { s.proxy.Cut() }, func(t *testing.T, s *slot) { s.proxy.Heal() }},
+	{"pause", func(s *slot) { s.proc.signal(syscall.SIGSTOP) }, func(t *testing.T, s *slot) { s.proc.signal(syscall.SIGCONT) }},
+	{"release", func(s *slot) { s.proc.signal(syscall.SIGTERM) }, func(t *testing.T, s *slot) {
+		if code := s.proc.wait(t, 10*time.Second); code != 0 {
+			t.Errorf("runner %s stopped with SIGTERM exited %d, want its command's 0", s.name, code)
+		}
+		s.proc = s.start()
+	}},
+}
+
+// TestFailover runs two runners of one resource on each store, and hits
+// the leading one with each fault in turn (killed, cut off from the store,
+// stopped with SIGSTOP, stopped with SIGTERM), failoverRounds times each.
+// The two commands must never run at the same time, by the monotonic times
+// they record, and the other runner's command must start within the
+// failover bound after each fault.
+func TestFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real-server failover rounds skipped in -short mode")
+	}
+	for _, sc := range failoverStores {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			addr := sc.start(t)
+			testFailover(t, sc, addr)
+		})
+	}
+}
+
+// storeCase is a store of the failover tests, with settings for a fast
+// failover.
+type storeCase struct {
+	name  string
+	ttl   time.Duration            // the election TTL the URL sets
+	start func(t *testing.T) string // starts the server, returns its address
+	url   func(addr string) string  // the URL of the store at addr
+	// bound is the longest failover after a fault that leaves the session to
+	// expire (kill, partition, pause): the TTL, then the follower's
+	// acquisition, on a busy machine.
+	bound time.Duration
+}
+
+var failoverStores = []storeCase{
+	{
+		name:  "consul",
+		ttl:   time.Second,
+		start: func(t *testing.T) string { return testserver.StartConsul(t, testserver.ConsulOptions{}).Addr },
+		url:   func(addr string) string { return "consul://" + addr + "?checkTTL=1s" },
+		bound: 4 * time.Second,
+	},
+	{
+		name:  "etcd",
+		ttl:   2 * time.Second,
+		start: func(t *testing.T) string { return testserver.StartEtcd(t, testserver.EtcdOptions{}).Endpoint() },
+		url:   func(addr string) string { return "etcd://" + addr + "?ttl=2s" },
+		bound: 5 * time.Second,
+	},
+	{
+		name:  "redis",
+		ttl:   time.Second,
+		start: func(t *testing.T) string { return testserver.StartRedis(t, testserver.RedisOptions{}).Addr() },
+		url:   func(addr string) string { return "redis://" + addr + "?ttl=1s" },
+		bound: 4 * time.Second,
+	},
+}
+
+// releaseBound is the longest failover after a runner's stop by SIGTERM:
+// the command's stop, the release and the other runner's acquisition.
+const releaseBound = 3 * time.Second
+
+func testFailover(t *testing.T, sc storeCase, addr string) {
+	log := logPath(t)
+	slots := make([]*slot, 2)
+	for i, name := range []string{"A", "B"} {
+		s := &slot{name: name, proxy: testserver.NewProxy(t, addr)}
+		s.start = func() *runnerProc {
+			return startRunner(t, name, log, "", "--store", sc.url(s.proxy.Addr()), "--resource", "runner-failover", "--id", name, "--log-level", "warn")
+		}
+		s.proc = s.start()
+		slots[i] = s
+	}
+	waitFor(t, 30*time.Second, "first command", func() bool { return running(runs(readLog(t, log))) != nil })
+	took := map[string][]time.Duration{}
+	for round := range failoverRounds * len(faults) {
+		f := faults[round%len(faults)]
+		var lead *run
+		waitFor(t, sc.bound, "running command", func() bool { lead = running(runs(readLog(t, log))); return lead != nil })
+		leader := slots[0]
+		if lead.name == "B" {
+			leader = slots[1]
+		}
+		other := slots[0]
+		if leader == other {
+			other = slots[1]
+		}
+		bound := sc.bound
+		if f.name == "release" {
+			bound = releaseBound
+		}
+		at := monoNow()
+		f.inject(leader)
+		var next *run
+		deadline := time.Now().Add(bound + 10*time.Second)
+		for next == nil && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+			for _, r := range runs(readLog(t, log)) {
+				if r.name == other.name && r.start > at {
+					next = r
+					break
+				}
+			}
+		}
+		if next == nil {
+			t.Fatalf("round %d (%s of %s): %s's command did not start within %v", round, f.name, leader.name, other.name, bound+10*time.Second)
+		}
+		d := next.start.sub(at)
+		took[f.name] = append(took[f.name], d)
+		if d > bound {
+			t.Errorf("round %d (%s of %s): %s's command started %v after the fault, past the bound %v", round, f.name, leader.name, other.name, d, bound)
+		}
+		f.restore(t, leader)
+		if t.Failed() {
+			break
+		}
+	}
+	rs := runs(readLog(t, log))
+	for _, o := range overlaps(rs) {
+		t.Error("overlap: " + o)
+	}
+	for i, r := range rs {
+		if i < len(rs)-1 && !r.stopped {
+			t.Errorf("%s's command (pid %d, term %d) did not record its stop: it was not stopped by SIGTERM", r.name, r.pid, r.term)
+		}
+		if i > 0 && r.term <= rs[i-1].term {
+			t.Errorf("%s's command has term %d, after a command of term %d", r.name, r.term, rs[i-1].term)
+		}
+	}
+	var sum []string
+	for _, f := range faults {
+		d := took[f.name]
+		slices.Sort(d)
+		if len(d) > 0 {
+			sum = append(sum, fmt.Sprintf("%s: median %v, max %v", f.name, d[len(d)/2].Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond)))
+		}
+	}
+	t.Logf("%d commands over %d rounds; failover after %s", len(rs), failoverRounds*len(faults), strings.Join(sum, "; "))
+	if os.Getenv("RUNNER_TEST_KEEP_LOG") != "" {
+		t.Log(log)
+	}
+}
