@@ -72,7 +72,7 @@ func TestFailover(t *testing.T) {
 // failover.
 type storeCase struct {
 	name  string
-	ttl   time.Duration            // the election TTL the URL sets
+	ttl   time.Duration             // the election TTL the URL sets
 	start func(t *testing.T) string // starts the server, returns its address
 	url   func(addr string) string  // the URL of the store at addr
 	// bound is the longest failover after a fault that leaves the session to

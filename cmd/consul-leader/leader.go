@@ -101,4 +101,3 @@ func (p printer) print(l election.Leadership) {
 	}
 	fmt.Fprintf(p.w, "%s (term %d)\n", l.LeaderID, l.Term)
 }
-
