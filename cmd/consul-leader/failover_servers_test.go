@@ -84,10 +84,10 @@ type storeCase struct {
 var failoverStores = []storeCase{
 	{
 		name:  "consul",
-		ttl:   time.Second,
+		ttl:   2 * time.Second,
 		start: func(t *testing.T) string { return testserver.StartConsul(t, testserver.ConsulOptions{}).Addr },
-		url:   func(addr string) string { return "consul://" + addr + "?checkTTL=1s" },
-		bound: 4 * time.Second,
+		url:   func(addr string) string { return "consul://" + addr + "?checkTTL=2s" },
+		bound: 5 * time.Second,
 	},
 	{
 		name:  "etcd",
@@ -98,10 +98,10 @@ var failoverStores = []storeCase{
 	},
 	{
 		name:  "redis",
-		ttl:   time.Second,
+		ttl:   2 * time.Second,
 		start: func(t *testing.T) string { return testserver.StartRedis(t, testserver.RedisOptions{}).Addr() },
-		url:   func(addr string) string { return "redis://" + addr + "?ttl=1s" },
-		bound: 4 * time.Second,
+		url:   func(addr string) string { return "redis://" + addr + "?ttl=2s" },
+		bound: 5 * time.Second,
 	},
 }
 
@@ -115,7 +115,7 @@ func testFailover(t *testing.T, sc storeCase, addr string) {
 	for i, name := range []string{"A", "B"} {
 		s := &slot{name: name, proxy: testserver.NewProxy(t, addr)}
 		s.start = func() *runnerProc {
-			return startRunner(t, name, log, "", "--store", sc.url(s.proxy.Addr()), "--resource", "runner-failover", "--id", name, "--log-level", "warn")
+			return startRunner(t, name, log, "", "--store", sc.url(s.proxy.Addr()), "--resource", "runner-failover", "--id", name, "--grace", (sc.ttl / 20).String(), "--log-level", "warn")
 		}
 		s.proc = s.start()
 		slots[i] = s

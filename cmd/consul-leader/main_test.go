@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -34,6 +35,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// A program built with -race sleeps a second at its exit, to let other
+	// goroutines report; the runners, their watchdogs and their commands
+	// must exit at once, or the grace would run out.
+	_ = os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	runnerBin = filepath.Join(dir, "consul-leader")
 	args := []string{"build", "-o", runnerBin}
 	if raceEnabled {

@@ -180,7 +180,7 @@ func (r *runner) lead(ctx context.Context, l election.Leadership) error {
 			}
 		case <-ctx.Done():
 		case e := <-c.done:
-			return r.exited(l, e)
+			return r.exited(ctx, l, e)
 		}
 		// The term ended: SIGTERM now, SIGKILL after the grace.
 		c.stop(syscall.SIGTERM)
@@ -202,7 +202,7 @@ func (r *runner) ended(e childExit) {
 }
 
 // exited handles a command that ended while the term went on.
-func (r *runner) exited(l election.Leadership, e childExit) error {
+func (r *runner) exited(ctx context.Context, l election.Leadership, e childExit) error {
 	r.mu.Lock()
 	stopping := r.stopping
 	if stopping {
@@ -212,6 +212,9 @@ func (r *runner) exited(l election.Leadership, e childExit) error {
 	switch {
 	case stopping:
 		return nil // the campaign ends; the term with it
+	case ctx.Err() != nil && (e.reason == reasonExpired || e.reason == reasonLate):
+		r.log.Info("term ended: command stopped", "term", l.Term, "cause", context.Cause(ctx), "code", e.code)
+		return nil
 	case e.reason == reasonExpired || e.reason == reasonLate:
 		r.log.Warn("term given up", "term", l.Term, "err", errStalled)
 		return errStalled
