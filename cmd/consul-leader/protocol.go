@@ -36,7 +36,7 @@ const (
 	reasonExited  = "exited"  // by itself
 	reasonStopped = "stopped" // on the runner's stop, or because the runner is gone
 	reasonExpired = "expired" // the runner's deadline drew near without a newer one: the runner stalled
-	reasonLate    = "late"    // not started: the deadline was too near already
+	reasonLate    = "late"    // not started: stopped before a deadline left room for the grace
 	reasonExec    = "exec"    // not started: it could not be run
 	reasonLost    = "lost"    // the watchdog ended without a report (runner side only)
 )

@@ -66,15 +66,23 @@ type watchdog struct {
 func (w *watchdog) run(ctl io.Reader) {
 	msgs := make(chan ctlMsg, 16)
 	go readCtl(ctl, msgs, w.stderr)
-	first, ok := <-msgs
-	if !ok || first.kind != msgAlive {
-		return // the runner is gone before the start
+	// The command starts once a deadline leaves room for the grace: the
+	// first may be stale already when this process is up (a slow start),
+	// and the runner sends fresher ones every heartbeat while its term
+	// runs. A stop, or the runner's end, before that ends the watchdog
+	// without a start.
+	var killBy monoTime
+	for !monoNow().add(w.grace).before(killBy) {
+		m, ok := <-msgs
+		if !ok || m.kind == msgStop {
+			w.exit(0, reasonLate)
+			return
+		}
+		if m.kind == msgAlive {
+			killBy = max(killBy, m.killBy)
+		}
 	}
-	g := newGuard(w.grace, first.killBy)
-	if !monoNow().add(w.grace).before(g.killBy) {
-		w.exit(0, reasonLate)
-		return
-	}
+	g := newGuard(w.grace, killBy)
 	// Signals sent to the watchdog itself stop the command gracefully.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
