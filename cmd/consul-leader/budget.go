@@ -44,7 +44,7 @@ func newBudget(ttl, grace time.Duration, graceSet bool) (budget, error) {
 		ttl:       ttl,
 		margin:    margin,
 		grace:     margin / 4,
-		slack:     margin / 5,
+		slack:     margin / 10,
 		heartbeat: max(margin/20, time.Millisecond),
 	}
 	if !graceSet {

@@ -100,8 +100,8 @@ func TestBudget(t *testing.T) {
 	if b.margin != 1500*time.Millisecond || b.grace != 375*time.Millisecond || b.maxGrace() != 750*time.Millisecond {
 		t.Errorf("budget %+v", b)
 	}
-	if got := b.killBy(0); got.sub(0) != 1200*time.Millisecond {
-		t.Errorf("killBy(0) = %v, want 1.2s", got.sub(0))
+	if got := b.killBy(0); got.sub(0) != 1350*time.Millisecond {
+		t.Errorf("killBy(0) = %v, want 1.35s", got.sub(0))
 	}
 	if b.heartbeat*3 > b.margin-b.slack-b.maxGrace() {
 		t.Errorf("heartbeat %v: fewer than 3 before SIGTERM at the longest grace", b.heartbeat)

@@ -115,13 +115,19 @@ type runnerProc struct {
 // this test binary in mode (see childMain), logging to log.
 func startRunner(t testing.TB, name, log, mode string, args ...string) *runnerProc {
 	t.Helper()
+	return startRunnerBin(t, runnerBin, name, log, mode, args...)
+}
+
+// startRunnerBin starts the runner binary bin, as startRunner does.
+func startRunnerBin(t testing.TB, bin, name, log, mode string, args ...string) *runnerProc {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	all := append([]string{"run"}, args...)
 	all = append(all, "--", self)
-	cmd := exec.Command(runnerBin, all...)
+	cmd := exec.Command(bin, all...)
 	cmd.Env = append(os.Environ(), childLogEnv+"="+log, childNameEnv+"="+name, childModeEnv+"="+mode)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out

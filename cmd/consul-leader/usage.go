@@ -14,15 +14,16 @@ Run 'consul-leader run --help' or 'consul-leader leader --help' for details.
 // guarantee is the one paragraph on what run promises, shared by --help
 // and docs/runner.md.
 const guarantee = `Guarantee: COMMAND runs only while this runner leads NAME. When the term
-ends (leadership lost, store unreachable until the step-down deadline), the
-command's process group gets SIGTERM at once and SIGKILL after --grace, and
-it is dead before the store can elect another runner: the term ends at the
-step-down deadline, TTL/10 before the store may expire the session, and the
-grace must fit in half of that margin (at most TTL/20), or run refuses it.
-A watchdog process holds the command: it stops it on its own when the runner
-is killed, or stalls (SIGSTOP, a long pause) and stops confirming the term.
-Pass $LEADER_TERM with every write: a command that is itself stopped (and so
-cannot be stopped) can be fenced off by the systems it writes to.
+ends (leadership lost, or the store unreachable until the step-down
+deadline), COMMAND's process group gets SIGTERM at once and SIGKILL after
+--grace, so that it is dead before the store can elect another runner: the
+term ends at its step-down deadline, TTL/10 before the store may expire the
+session, and the grace must fit in half of that margin (at most TTL/20), or
+run refuses it. COMMAND is held by a watchdog process that stops it on its
+own when the runner is killed, or stalls (SIGSTOP, a long pause) and stops
+confirming its term. Writes already on their way when COMMAND is killed can
+still land late: pass $LEADER_TERM with each, and have the written system
+refuse a term lower than the highest it has seen.
 `
 
 const runUsage = `Usage: consul-leader run --store URL --resource NAME [flags] -- COMMAND [ARGS...]
