@@ -25,7 +25,7 @@ func leaderMain(ctx context.Context, cfg leaderConfig, stdout, stderr io.Writer)
 	opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
 	el, err := backends.Open(ctx, cfg.store, opts)
 	if err != nil {
-		return fail(stderr, "leader", &usageError{err.Error()})
+		return fail(stderr, "leader", openError(err))
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

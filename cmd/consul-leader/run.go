@@ -56,11 +56,7 @@ func runMain(ctx context.Context, cfg runConfig, stderr io.Writer) int {
 	opts.Logger = log
 	el, err := backends.Open(ctx, cfg.store, opts)
 	if err != nil {
-		var oe *election.OptionError
-		if errors.Is(err, backends.ErrBadURL) || errors.As(err, &oe) {
-			err = &usageError{err.Error()}
-		}
-		return fail(stderr, "run", err)
+		return fail(stderr, "run", openError(err))
 	}
 	r := &runner{cfg: cfg, exe: exe, el: el, log: log, stop: stop}
 	sigs := make(chan os.Signal, 8)
@@ -258,4 +254,14 @@ func (r *runner) env(l election.Leadership) []string {
 func has(m map[string]string, k string) bool {
 	_, ok := m[k]
 	return ok
+}
+
+// openError marks an error of backends.Open that is about its input (the
+// URL, the options) as bad input.
+func openError(err error) error {
+	var oe *election.OptionError
+	if errors.Is(err, backends.ErrBadURL) || errors.As(err, &oe) {
+		return &usageError{err.Error()}
+	}
+	return err
 }

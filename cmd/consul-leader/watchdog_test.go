@@ -28,7 +28,12 @@ func testChild(t *testing.T, mode string, grace time.Duration, killBy monoTime) 
 	}
 	t.Cleanup(func() {
 		c.stop(syscall.SIGKILL)
-		<-c.done
+		select {
+		case <-c.done:
+		case <-time.After(5 * time.Second): // a watchdog that does not listen
+			_ = c.cmd.Process.Kill() // its command dies with it (Pdeathsig)
+			<-c.done
+		}
 	})
 	return c, log
 }
