@@ -5,8 +5,10 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,7 +24,7 @@ const failoverRounds = 20
 type fault struct {
 	name    string
 	inject  func(s *slot)
-	restore func(t *testing.T, s *slot)
+	restore func(t testing.TB, s *slot)
 }
 
 // slot is one of the two runners of a failover test: its process (replaced
@@ -35,13 +37,13 @@ type slot struct {
 }
 
 var faults = []fault{
-	{"kill", func(s *slot) { s.proc.kill() }, func(t *testing.T, s *slot) {
+	{"kill", func(s *slot) { s.proc.kill() }, func(t testing.TB, s *slot) {
 		s.proc.wait(t, 10*time.Second)
 		s.proc = s.start()
 	}},
-	{"partition", func(s *slot) { s.proxy.Cut() }, func(t *testing.T, s *slot) { s.proxy.Heal() }},
-	{"pause", func(s *slot) { s.proc.signal(syscall.SIGSTOP) }, func(t *testing.T, s *slot) { s.proc.signal(syscall.SIGCONT) }},
-	{"release", func(s *slot) { s.proc.signal(syscall.SIGTERM) }, func(t *testing.T, s *slot) {
+	{"partition", func(s *slot) { s.proxy.Cut() }, func(t testing.TB, s *slot) { s.proxy.Heal() }},
+	{"pause", func(s *slot) { s.proc.signal(syscall.SIGSTOP) }, func(t testing.TB, s *slot) { s.proc.signal(syscall.SIGCONT) }},
+	{"release", func(s *slot) { s.proc.signal(syscall.SIGTERM) }, func(t testing.TB, s *slot) {
 		// The command exits 0 on SIGTERM, unless it was too slow for the
 		// grace and got SIGKILL.
 		if code := s.proc.wait(t, 10*time.Second); code != 0 && code != 128+int(syscall.SIGKILL) {
@@ -57,18 +59,58 @@ var faults = []fault{
 // The two commands must never run at the same time, by the monotonic times
 // they record, and the other runner's command must start within the
 // failover bound after each fault.
+//
+// The three stores run at once, in goroutines of this one test: they
+// mostly wait, and as parallel subtests they would wait for each other
+// under the default -parallel (GOMAXPROCS) of a small machine.
 func TestFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-server failover rounds skipped in -short mode")
 	}
 	t.Parallel()
+	var wg sync.WaitGroup
 	for _, sc := range failoverStores {
-		t.Run(sc.name, func(t *testing.T) {
-			t.Parallel()
-			addr := sc.start(t)
-			testFailover(t, sc, addr)
+		wg.Go(func() {
+			gt := goroutineTB{TB: t, prefix: sc.name + ": "}
+			testFailover(gt, sc, sc.start(gt))
 		})
 	}
+	wg.Wait()
+}
+
+// goroutineTB is the testing.TB of a goroutine of a test: its Fatal and
+// Skip end the goroutine (not the test) after reporting, prefixed; a
+// skip is logged only.
+type goroutineTB struct {
+	testing.TB
+	prefix string
+}
+
+func (g goroutineTB) Errorf(format string, args ...any) {
+	g.TB.Helper()
+	g.TB.Errorf(g.prefix+format, args...)
+}
+func (g goroutineTB) Error(args ...any) {
+	g.TB.Helper()
+	g.TB.Error(append([]any{g.prefix}, args...)...)
+}
+func (g goroutineTB) Logf(format string, args ...any) {
+	g.TB.Helper()
+	g.TB.Logf(g.prefix+format, args...)
+}
+func (g goroutineTB) Log(args ...any) { g.TB.Helper(); g.TB.Log(append([]any{g.prefix}, args...)...) }
+func (g goroutineTB) FailNow()        { g.TB.Fail(); runtime.Goexit() }
+func (g goroutineTB) Fatalf(format string, args ...any) {
+	g.TB.Helper()
+	g.Errorf(format, args...)
+	runtime.Goexit()
+}
+func (g goroutineTB) Fatal(args ...any) { g.TB.Helper(); g.Error(args...); runtime.Goexit() }
+func (g goroutineTB) SkipNow()          { g.Log("skipped"); runtime.Goexit() }
+func (g goroutineTB) Skip(args ...any)  { g.Log(args...); runtime.Goexit() }
+func (g goroutineTB) Skipf(format string, args ...any) {
+	g.Logf(format, args...)
+	runtime.Goexit()
 }
 
 // storeCase is a store of the failover tests, with settings for a fast
@@ -76,7 +118,7 @@ func TestFailover(t *testing.T) {
 type storeCase struct {
 	name  string
 	ttl   time.Duration             // the election TTL the URL sets
-	start func(t *testing.T) string // starts the server, returns its address
+	start func(t testing.TB) string // starts the server, returns its address
 	url   func(addr string) string  // the URL of the store at addr
 	// bound is the longest failover after a fault that leaves the session to
 	// expire (kill, partition, pause): the documented TTL + MaxRetryDelay
@@ -89,21 +131,21 @@ var failoverStores = []storeCase{
 	{
 		name:  "consul",
 		ttl:   2 * time.Second,
-		start: func(t *testing.T) string { return testserver.StartConsul(t, testserver.ConsulOptions{}).Addr },
+		start: func(t testing.TB) string { return testserver.StartConsul(t, testserver.ConsulOptions{}).Addr },
 		url:   func(addr string) string { return "consul://" + addr + "?checkTTL=2s" },
 		bound: 7 * time.Second,
 	},
 	{
 		name:  "etcd",
 		ttl:   2 * time.Second,
-		start: func(t *testing.T) string { return testserver.StartEtcd(t, testserver.EtcdOptions{}).Endpoint() },
+		start: func(t testing.TB) string { return testserver.StartEtcd(t, testserver.EtcdOptions{}).Endpoint() },
 		url:   func(addr string) string { return "etcd://" + addr + "?ttl=2s" },
 		bound: 7 * time.Second,
 	},
 	{
 		name:  "redis",
 		ttl:   2 * time.Second,
-		start: func(t *testing.T) string { return testserver.StartRedis(t, testserver.RedisOptions{}).Addr() },
+		start: func(t testing.TB) string { return testserver.StartRedis(t, testserver.RedisOptions{}).Addr() },
 		url:   func(addr string) string { return "redis://" + addr + "?ttl=2s" },
 		bound: 7 * time.Second,
 	},
@@ -114,7 +156,7 @@ var failoverStores = []storeCase{
 // runner's acquisition, each a request or two, on a busy machine.
 const releaseBound = 3 * time.Second
 
-func testFailover(t *testing.T, sc storeCase, addr string) {
+func testFailover(t testing.TB, sc storeCase, addr string) {
 	log := logPath(t)
 	slots := make([]*slot, 2)
 	for i, name := range []string{"A", "B"} {

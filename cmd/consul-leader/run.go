@@ -129,7 +129,7 @@ func (r *runner) handle(ctx context.Context, l election.Leadership) error {
 	if !l.IsLeader {
 		switch {
 		case l.Err != nil:
-			r.log.Warn("store", "err", l.Err)
+			r.log.Debug("store", "err", l.Err) // the elector logs it as a warning
 		case l.LeaderID != "":
 			r.log.Debug("following", "leader", l.LeaderID, "term", l.Term)
 		}
