@@ -92,13 +92,13 @@ func (g goroutineTB) Errorf(format string, args ...any) {
 }
 func (g goroutineTB) Error(args ...any) {
 	g.TB.Helper()
-	g.TB.Error(append([]any{g.prefix}, args...)...)
+	g.TB.Error(g.prefix + fmt.Sprint(args...))
 }
 func (g goroutineTB) Logf(format string, args ...any) {
 	g.TB.Helper()
 	g.TB.Logf(g.prefix+format, args...)
 }
-func (g goroutineTB) Log(args ...any) { g.TB.Helper(); g.TB.Log(append([]any{g.prefix}, args...)...) }
+func (g goroutineTB) Log(args ...any) { g.TB.Helper(); g.TB.Log(g.prefix + fmt.Sprint(args...)) }
 func (g goroutineTB) FailNow()        { g.TB.Fail(); runtime.Goexit() }
 func (g goroutineTB) Fatalf(format string, args ...any) {
 	g.TB.Helper()
