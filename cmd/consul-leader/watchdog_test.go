@@ -168,3 +168,14 @@ func isZombie(pid int) bool {
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
 	return len(f) > 0 && f[0] == "Z"
 }
+
+// TestWatchdogKilled: a watchdog killed with SIGKILL takes its command
+// with it (Pdeathsig of the thread that started it).
+func TestWatchdogKilled(t *testing.T) {
+	c, log := testChild(t, "", 50*time.Millisecond, monoNow().add(time.Hour))
+	r := waitRun(t, log, 1)
+	_ = c.cmd.Process.Kill()
+	waitFor(t, 5*time.Second, "command killed with its watchdog", func() bool {
+		return syscall.Kill(r.pid, 0) == syscall.ESRCH || isZombie(r.pid)
+	})
+}
