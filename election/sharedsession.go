@@ -77,7 +77,7 @@ type SharedSession struct {
 	sharer SessionSharer
 	opts   SessionOptions // defaults applied
 	log    *slog.Logger
-	jitter *jitter
+	jitter *jitter // also its electors' random source
 
 	mu        sync.Mutex
 	closed    bool
@@ -280,7 +280,7 @@ func (s *SharedSession) broadcastLocked() {
 func (s *SharedSession) loop(ctx context.Context) {
 	defer close(s.loopDone)
 	o := s.opts.options().WithDefaults()
-	retry := backoff{opts: o, rng: s.jitter}
+	retry := backoff{opts: &o, rng: s.jitter}
 	for ctx.Err() == nil {
 		created := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, o.RequestTimeout)
