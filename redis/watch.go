@@ -37,13 +37,29 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 	if err := b.check(); err != nil {
 		return election.Record{}, err
 	}
-	k := b.keys(resource)
 	if after == 0 || wait <= 0 {
-		rec, _, err := b.read(ctx, resource, k)
-		return rec, err
+		return b.readNow(ctx, resource)
 	}
+	return b.wait(ctx, resource, after, wait)
+}
+
+// readNow reads the leadership record of resource from the primary. It is
+// not inlined, so that its frame is not part of Watch's, which a waiting
+// elector keeps on its stack.
+//
+//go:noinline
+func (b *Backend) readNow(ctx context.Context, resource string) (election.Record, error) {
+	rec, _, err := b.read(ctx, resource, b.keys(resource))
+	return rec, err
+}
+
+// wait is Watch for after != 0 and wait > 0. A follower or a leader keeps
+// its frame on its stack while it waits, and so the reads it makes are
+// functions of their own.
+func (b *Backend) wait(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
+	k := b.keysOf(resource)
 	budget := requestBudget(ctx, wait)
-	t := b.hub.topic(ctx, resource, k, budget, min(wait, subscribeWait))
+	t := b.hub.topic(ctx, resource, *k, budget, min(wait, subscribeWait))
 	deadline := time.Now().Add(wait)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
@@ -63,25 +79,10 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 			rec, pttl, fresh = b.hub.sinceNotice(t, changed)
 		}
 		if !fresh {
-			sent := time.Now()
-			rctx, cancel := context.WithTimeout(ctx, budget)
-			// The watchers of the key woken by one notice share one read:
-			// a read begun after the same notice sees what any of them
-			// would, and a change after it brings a notice of its own.
-			r, _, err := b.reading.Do(rctx, fmt.Sprintf("%s\x00%p", k.leader, changed), func() (readResult, error) {
-				rec, pttl, err := b.read(rctx, resource, k)
-				return readResult{rec, pttl}, err
-			})
-			rec, pttl = r.rec, r.pttl
-			rec.Value = bytes.Clone(rec.Value)
-			cancel()
-			if cerr := ctx.Err(); cerr != nil {
-				return election.Record{}, fmt.Errorf("redis: watch %s: %w", k.leader, cerr)
-			}
-			if err != nil {
+			var err error
+			if rec, pttl, err = b.readShared(ctx, resource, k, t, changed, budget); err != nil {
 				return election.Record{}, err
 			}
-			b.hub.remember(t, changed, rec, pttl, sent)
 		}
 		left := time.Until(deadline)
 		if rec.Revision != after || left <= 0 {
@@ -100,9 +101,48 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 			}
 		case <-timer.C:
 		case <-ctx.Done():
-			return election.Record{}, fmt.Errorf("redis: watch %s: %w", k.leader, ctx.Err())
+			return election.Record{}, watchEnded(ctx, k)
 		}
 	}
+}
+
+// keysOf returns the keys of resource, made outside of its caller's frame.
+//
+//go:noinline
+func (b *Backend) keysOf(resource string) *keys {
+	k := b.keys(resource)
+	return &k
+}
+
+// readShared reads the record of resource for a Watch woken by changed,
+// sharing the read with the other watchers of the key woken by it, and
+// remembers it in t.
+func (b *Backend) readShared(ctx context.Context, resource string, k *keys, t *topic, changed chan struct{}, budget time.Duration) (election.Record, time.Duration, error) {
+	sent := time.Now()
+	rctx, cancel := context.WithTimeout(ctx, budget)
+	// The watchers of the key woken by one notice share one read: a read
+	// begun after the same notice sees what any of them would, and a
+	// change after it brings a notice of its own.
+	r, _, err := b.reading.Do(rctx, fmt.Sprintf("%s\x00%p", k.leader, changed), func() (readResult, error) {
+		rec, pttl, err := b.read(rctx, resource, *k)
+		return readResult{rec, pttl}, err
+	})
+	rec, pttl := r.rec, r.pttl
+	rec.Value = bytes.Clone(rec.Value)
+	cancel()
+	if ctx.Err() != nil {
+		return election.Record{}, 0, watchEnded(ctx, k)
+	}
+	if err != nil {
+		return election.Record{}, 0, err
+	}
+	b.hub.remember(t, changed, rec, pttl, sent)
+	return rec, pttl, nil
+}
+
+// watchEnded is the error of a Watch of k whose ctx ended.
+func watchEnded(ctx context.Context, k *keys) error {
+	return fmt.Errorf("redis: watch %s: %w", k.leader, ctx.Err())
 }
 
 // readResult is the outcome of a read, shared by the watchers of a key.
