@@ -373,11 +373,7 @@ func (e *engine) beginTerm(sctx context.Context, sess *sessionHandle, ka *keepal
 	// store and the client a connection at the moment of handover.
 	wctx, stopWatch := context.WithCancel(sctx)
 	t.stopWatch = stopWatch
-	rev, wait := rec.Revision, LeaderWait(e.opts)
-	go func() {
-		defer close(t.watched)
-		e.watchTerm(t, wctx, rev, wait)
-	}()
+	go e.watchTerm(t, wctx, rec.Revision, LeaderWait(e.opts))
 	return t
 }
 
@@ -531,12 +527,17 @@ func (e *engine) followBehind(ctx context.Context, d *dispatcher, own SessionInf
 // ends, and ends the term when the record is no longer this session's. A
 // blocking read returns at once on any change, so it may wait long:
 // LeaderWait. Its reads run under wctx, which ends after the term, once the
-// store is released. It is the whole stack of its goroutine, which a leader
-// keeps for its term: the rare paths are functions of their own.
+// store is released. It closes t.watched when it returns. It is the whole
+// stack of its goroutine, which a leader keeps for its term: the rare paths
+// are functions of their own.
 func (e *engine) watchTerm(t *term, wctx context.Context, rev uint64, wait time.Duration) {
+	defer close(t.watched)
 	retry := backoff{opts: &e.opts, rng: e.jitter}
 	for t.ctx.Err() == nil {
-		r, err := e.watch(wctx, rev, wait)
+		// e.watch, without a frame of its own
+		rctx, cancel := context.WithTimeout(wctx, wait+e.opts.RequestTimeout)
+		r, err := e.b.Watch(rctx, e.opts.Resource, rev, wait)
+		cancel()
 		switch {
 		case err != nil:
 			e.leaderWatchFailed(t, &retry, err)
