@@ -27,12 +27,35 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 	if after == 0 || wait <= 0 {
 		return b.readRecord(ctx, resource, prefix)
 	}
+	// A follower or a leader keeps this frame on its stack while it waits
+	// (the frames an elector waits under are all its goroutine keeps), and
+	// so the reads are functions of their own.
 	h, err := b.enter(ctx, resource, prefix)
 	if err != nil {
 		return election.Record{}, err
 	}
 	defer h.exit()
-	return b.wait(ctx, h, after, wait)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		b.mu.Lock()
+		h.startLocked() // again, if it stopped on a Close meanwhile
+		rec, err, changed := h.st.rec, h.err, h.changed
+		b.mu.Unlock()
+		switch {
+		case err != nil:
+			return election.Record{}, err
+		case rec.Revision != after:
+			return rec, nil
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return rec, nil
+		case <-ctx.Done():
+			return election.Record{}, h.watchEnded(ctx)
+		}
+	}
 }
 
 // readRecord reads the leadership of resource linearizably. It is not
@@ -60,34 +83,6 @@ func (b *Backend) enter(ctx context.Context, resource, prefix string) (*hub, err
 		}
 	}
 	return h, nil
-}
-
-// wait waits, for at most wait, until h knows a leadership of another
-// revision than after, and returns the state then known. A follower or a
-// leader keeps this frame on its stack while it waits, and so it is kept
-// small.
-func (b *Backend) wait(ctx context.Context, h *hub, after uint64, wait time.Duration) (election.Record, error) {
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for {
-		b.mu.Lock()
-		h.startLocked() // again, if it stopped on a Close meanwhile
-		rec, err, changed := h.st.rec, h.err, h.changed
-		b.mu.Unlock()
-		switch {
-		case err != nil:
-			return election.Record{}, err
-		case rec.Revision != after:
-			return rec, nil
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			return rec, nil
-		case <-ctx.Done():
-			return election.Record{}, h.watchEnded(ctx)
-		}
-	}
 }
 
 // watchEnded is the error of a Watch of h whose ctx ended.
