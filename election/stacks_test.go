@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,10 +22,16 @@ const stackBurn = 32 << 10
 // deepConn is a memory store's connection whose acquisitions and watches
 // first run deep on the caller's stack, so that the goroutines of its
 // electors grow their stacks as they do on a real store.
-type deepConn struct{ *memory.Conn }
+type deepConn struct {
+	*memory.Conn
+	waits *atomic.Int64 // blocking Watch calls begun
+}
 
 func (c deepConn) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
 	burnStack(stackBurn / 1024)
+	if after != 0 {
+		c.waits.Add(1)
+	}
 	return c.Conn.Watch(ctx, resource, after, wait)
 }
 
@@ -81,7 +88,7 @@ func TestSharedSessionLeaderStacks(t *testing.T) {
 	// Frames a little too large keep 16 KB for one of them: 24 KB.
 	const maxPerLeader = 20 << 10
 	store := memory.NewStore()
-	conn := deepConn{store.Connect("p")}
+	conn := deepConn{store.Connect("p"), new(atomic.Int64)}
 	s, err := election.NewSharedSession(conn, election.SessionOptions{TTL: 15 * time.Second})
 	if err != nil {
 		t.Fatalf("NewSharedSession: %v", err)
@@ -111,6 +118,12 @@ func TestSharedSessionLeaderStacks(t *testing.T) {
 	case <-led:
 	case <-time.After(time.Minute):
 		t.Fatalf("not every elector led within a minute")
+	}
+	// Every leader's watch of its record waits, its stack grown.
+	for deadline := time.Now().Add(time.Minute); conn.waits.Load() < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d leaders watch their record after a minute", conn.waits.Load(), n)
+		}
 	}
 	grown := stackInuse() - before
 	per := grown / n
