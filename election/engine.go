@@ -63,12 +63,51 @@ type term struct {
 	info        SessionInfo // the session it is held by
 	ctx         context.Context
 	cancel      context.CancelCauseFunc
-	ka          *keepalive         // the session's renewals
-	ownsKA      bool               // ka renews this term's own session, not a shared one
-	handlerDone chan struct{}      // closed when the handler's leader call returned
-	ended       chan struct{}      // closed once the store has been released
-	stopWatch   context.CancelFunc // abandons the watch of the record
-	watched     chan struct{}      // closed when the watch of the record returned
+	ka          *keepalive    // the session's renewals
+	ownsKA      bool          // ka renews this term's own session, not a shared one
+	handlerDone chan struct{} // closed when the handler's leader call returned
+	ended       chan struct{} // closed once the store has been released
+	watched     chan struct{} // closed when the watch of the record returned
+
+	// The watch's read in flight, ended by stopWatch. (A context of the
+	// watch's own, for that, would cost each leader a context, its
+	// channel and its list of children.)
+	readMu    sync.Mutex
+	readStop  context.CancelFunc // ends the read in flight; nil between reads
+	unwatched bool               // stopWatch was called: no read starts any more
+}
+
+// startRead makes cancel the end of the watch's read about to start. Once
+// stopWatch was called, it calls cancel and returns false instead.
+func (t *term) startRead(cancel context.CancelFunc) bool {
+	t.readMu.Lock()
+	defer t.readMu.Unlock()
+	if t.unwatched {
+		cancel()
+		return false
+	}
+	t.readStop = cancel
+	return true
+}
+
+// endRead ends the watch's read in flight, which has returned.
+func (t *term) endRead() {
+	t.readMu.Lock()
+	stop := t.readStop
+	t.readStop = nil
+	t.readMu.Unlock()
+	stop()
+}
+
+// stopWatch abandons the watch's read in flight, and every later one.
+func (t *term) stopWatch() {
+	t.readMu.Lock()
+	t.unwatched = true
+	stop := t.readStop
+	t.readMu.Unlock()
+	if stop != nil {
+		stop()
+	}
 }
 
 // end ends the term for cause: its context is cancelled and its session is
@@ -371,9 +410,7 @@ func (e *engine) beginTerm(sctx context.Context, sess *sessionHandle, ka *keepal
 	// itself is abandoned only once the store is released: a release ends a
 	// blocking read at once, and a read cut off on the way would cost the
 	// store and the client a connection at the moment of handover.
-	wctx, stopWatch := context.WithCancel(sctx)
-	t.stopWatch = stopWatch
-	go e.watchTerm(t, wctx, rec.Revision, LeaderWait(e.opts))
+	go e.watchTerm(t, sctx, rec.Revision, LeaderWait(e.opts))
 	return t
 }
 
@@ -526,18 +563,22 @@ func (e *engine) followBehind(ctx context.Context, d *dispatcher, own SessionInf
 // watchTerm watches a leader's record, of revision rev, until the term
 // ends, and ends the term when the record is no longer this session's. A
 // blocking read returns at once on any change, so it may wait long:
-// LeaderWait. Its reads run under wctx, which ends after the term, once the
-// store is released. It closes t.watched when it returns. It is the whole
-// stack of its goroutine, which a leader keeps for its term: the rare paths
-// are functions of their own.
-func (e *engine) watchTerm(t *term, wctx context.Context, rev uint64, wait time.Duration) {
+// LeaderWait. Its reads run under sctx, the session's context, until
+// t.stopWatch, which comes after the term, once the store is released. It
+// closes t.watched when it returns. It is the whole stack of its
+// goroutine, which a leader keeps for its term: the rare paths are
+// functions of their own.
+func (e *engine) watchTerm(t *term, sctx context.Context, rev uint64, wait time.Duration) {
 	defer close(t.watched)
 	retry := backoff{opts: &e.opts, rng: e.jitter}
 	for t.ctx.Err() == nil {
 		// e.watch, without a frame of its own
-		rctx, cancel := context.WithTimeout(wctx, wait+e.opts.RequestTimeout)
+		rctx, cancel := context.WithTimeout(sctx, wait+e.opts.RequestTimeout)
+		if !t.startRead(cancel) {
+			return
+		}
 		r, err := e.b.Watch(rctx, e.opts.Resource, rev, wait)
-		cancel()
+		t.endRead()
 		switch {
 		case err != nil:
 			e.leaderWatchFailed(t, &retry, err)
