@@ -183,6 +183,15 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 	if after != 0 && wait > 0 {
 		return b.watches.watch(ctx, key, after, wait)
 	}
+	return b.readNow(ctx, key)
+}
+
+// readNow is Watch for after == 0 or wait <= 0: a consistent read of key.
+// It is not inlined, so that its frame is not part of Watch's, which a
+// waiting elector keeps on its stack.
+//
+//go:noinline
+func (b *Backend) readNow(ctx context.Context, key string) (election.Record, error) {
 	q := b.queryOptions(ctx)
 	if b.opts.Handoff {
 		o, err := b.readList(ctx, key, q)

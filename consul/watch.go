@@ -76,26 +76,10 @@ func (w *watches) close() {
 // watch is Backend.Watch of key for after != 0 and wait > 0.
 func (w *watches) watch(ctx context.Context, key string, after uint64, wait time.Duration) (election.Record, error) {
 	sw := serverWait(ctx, wait)
-	root := rootOf(key)
-	useList := false
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
+	g, useList, closed := w.enter(key)
+	if closed {
 		return w.b.readOnce(ctx, key, after, wait)
 	}
-	var g *group
-	if root != "" && !w.b.opts.Handoff {
-		if _, unlisted := w.b.unlisted.Load(key); !unlisted {
-			g = w.groups[root]
-			if g == nil {
-				g = &group{root: root, watching: map[string]int{}, waiters: map[string][]*listWaiter{}}
-				w.groups[root] = g
-			}
-			g.watching[key]++
-			useList = !g.refused && (g.running || len(g.watching) > ListThreshold)
-		}
-	}
-	w.mu.Unlock()
 	if g != nil {
 		defer w.unwatch(g, key)
 	}
@@ -125,6 +109,31 @@ func (w *watches) watch(ctx context.Context, key string, after uint64, wait time
 		return w.b.readOnce(ctx, key, after, wait)
 	}
 	return o.Record, err
+}
+
+// enter begins a Watch call of key: in the group of its root, if it has
+// one, which serves it from its listing (useList) once enough keys are
+// watched. closed reports a closed backend, the call then reading on its
+// own.
+func (w *watches) enter(key string) (g *group, useList, closed bool) {
+	root := rootOf(key)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil, false, true
+	}
+	if root != "" && !w.b.opts.Handoff {
+		if _, unlisted := w.b.unlisted.Load(key); !unlisted {
+			g = w.groups[root]
+			if g == nil {
+				g = &group{root: root, watching: map[string]int{}, waiters: map[string][]*listWaiter{}}
+				w.groups[root] = g
+			}
+			g.watching[key]++
+			useList = !g.refused && (g.running || len(g.watching) > ListThreshold)
+		}
+	}
+	return g, useList, false
 }
 
 // unwatch ends a Watch call of key in g.

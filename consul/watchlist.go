@@ -44,7 +44,7 @@ type listWaiter struct {
 	after uint64
 	sw    time.Duration
 	since time.Time // when it started waiting
-	ch    chan listResult
+	ch    chan *listResult
 }
 
 type listResult struct {
@@ -56,22 +56,50 @@ type listResult struct {
 // after. A listing sent before the call began may be older than after: it
 // answers only with a newer revision.
 func (w *watches) listen(ctx context.Context, g *group, key string, after uint64, sw time.Duration, giveUp <-chan time.Time) (observation, error) {
-	lw := &listWaiter{key: key, after: after, sw: sw, since: time.Now(), ch: make(chan listResult, 1)}
+	lw := &listWaiter{key: key, after: after, sw: sw, since: time.Now(), ch: make(chan *listResult, 1)}
+	if r := w.enlist(ctx, g, lw); r != nil {
+		return r.o, r.err
+	}
+	// A call keeps the frames of its wait on its stack, as long as the
+	// leadership stays: they are kept small, the rest being in functions
+	// of their own.
+	for {
+		select {
+		case r := <-lw.ch:
+			return r.o, r.err
+		case <-ctx.Done():
+			r := w.stopListening(ctx, g, lw)
+			return r.o, r.err
+		case <-giveUp:
+			if r := w.giveUpListening(g, lw); r != nil {
+				return r.o, r.err
+			}
+			giveUp = nil
+		}
+	}
+}
+
+// enlist adds lw to the calls waiting for g's listing, and starts or widens
+// its reads as needed; it returns the answer instead when there is one
+// already, or the group cannot serve the call.
+func (w *watches) enlist(ctx context.Context, g *group, lw *listWaiter) *listResult {
+	key, after := lw.key, lw.after
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		return observation{}, errWatchesClosed
+		return &listResult{err: errWatchesClosed}
 	}
 	if g.refused {
 		w.mu.Unlock()
-		return observation{}, errListRefused
+		return &listResult{err: errListRefused}
 	}
 	if g.snap != nil && strings.HasPrefix(key, g.snapPrefix) {
 		// The last listing may already show a newer revision.
 		if rev := listRevision(g.snap[key], g.snapIndex); rev > after {
 			snap, index, sent := g.snap, g.snapIndex, g.sent
 			w.mu.Unlock()
-			return w.b.listObservation(ctx, key, snap, index, sent)
+			o, err := w.b.listObservation(ctx, key, snap, index, sent)
+			return &listResult{o: o, err: err}
 		}
 	}
 	g.waiters[key] = append(g.waiters[key], lw)
@@ -92,31 +120,36 @@ func (w *watches) listen(ctx context.Context, g *group, key string, after uint64
 		}
 	}
 	w.mu.Unlock()
-	for {
-		select {
-		case r := <-lw.ch:
-			return r.o, r.err
-		case <-ctx.Done():
-			if r, ok := w.unlisten(g, lw); ok {
-				return r.o, r.err
-			}
-			return observation{}, ctxError(ctx, key)
-		case <-giveUp:
-			if o, ok := w.gaveUp(key, after); ok {
-				if r, ok := w.unlisten(g, lw); ok {
-					return r.o, r.err
-				}
-				return o, nil
-			}
-			giveUp = nil
-		}
+	return nil
+}
+
+// stopListening ends the wait of lw, whose ctx ended: it returns the answer that
+// came in between, or ctx's error.
+func (w *watches) stopListening(ctx context.Context, g *group, lw *listWaiter) *listResult {
+	if r := w.unlisten(g, lw); r != nil {
+		return r
 	}
+	return &listResult{err: ctxError(ctx, lw.key)}
+}
+
+// giveUpListening answers lw, whose own wait passed without an answer of
+// the listing, with the newest record seen of its key, if that is not
+// older than it waits on; it returns nil otherwise, lw waiting on.
+func (w *watches) giveUpListening(g *group, lw *listWaiter) *listResult {
+	o, ok := w.gaveUp(lw.key, lw.after)
+	if !ok {
+		return nil
+	}
+	if r := w.unlisten(g, lw); r != nil {
+		return r
+	}
+	return &listResult{o: o}
 }
 
 // unlisten removes lw from g; the round in flight is cancelled when no
 // call waits any more. If lw was answered in between, that answer is
 // returned.
-func (w *watches) unlisten(g *group, lw *listWaiter) (listResult, bool) {
+func (w *watches) unlisten(g *group, lw *listWaiter) *listResult {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	ws := g.waiters[lw.key]
@@ -131,14 +164,14 @@ func (w *watches) unlisten(g *group, lw *listWaiter) (listResult, bool) {
 			if len(g.waiters) == 0 && g.restart != nil {
 				g.restart()
 			}
-			return listResult{}, false
+			return nil
 		}
 	}
 	select {
 	case r := <-lw.ch:
-		return r, true
+		return r
 	default:
-		return listResult{}, false
+		return nil
 	}
 }
 
@@ -153,7 +186,7 @@ func (w *watches) runGroup(g *group) {
 			if w.ctx.Err() != nil {
 				for _, ws := range g.waiters {
 					for _, lw := range ws {
-						lw.ch <- listResult{err: errWatchesClosed}
+						lw.ch <- &listResult{err: errWatchesClosed}
 					}
 				}
 				g.waiters = map[string][]*listWaiter{}
@@ -210,7 +243,7 @@ func (w *watches) fail(g *group, err error) {
 	defer w.mu.Unlock()
 	for _, ws := range g.waiters {
 		for _, lw := range ws {
-			lw.ch <- listResult{err: err}
+			lw.ch <- &listResult{err: err}
 		}
 	}
 	g.waiters = map[string][]*listWaiter{}
@@ -263,7 +296,7 @@ func (w *watches) answer(g *group, prefix string, pairs api.KVPairs, index uint6
 			err = errWatchesClosed
 		}
 		for _, lw := range ws {
-			lw.ch <- listResult{o: o, err: err}
+			lw.ch <- &listResult{o: o, err: err}
 		}
 	}
 }

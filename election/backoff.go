@@ -41,7 +41,7 @@ func RetryDelay(o Options, n int) time.Duration {
 // backoff counts consecutive failures of one kind and draws the jittered
 // wait before the next attempt.
 type backoff struct {
-	opts  Options
+	opts  *Options // shared with the elector's other backoffs
 	rng   *jitter
 	fails int
 }
@@ -49,7 +49,7 @@ type backoff struct {
 // failed counts a failure and returns how long to wait before retrying.
 func (b *backoff) failed() time.Duration {
 	b.fails++
-	return b.rng.spread(RetryDelay(b.opts, b.fails))
+	return b.rng.spread(RetryDelay(*b.opts, b.fails))
 }
 
 // reset forgets the failures after a success.

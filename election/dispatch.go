@@ -98,7 +98,7 @@ func (d *dispatcher) enqueue(ev event) {
 // the loop stays idle until it returns, and calls stay one at a time and in
 // order. Calling on the campaign's goroutine spares a leader call a
 // goroutine switch at each end of its term.
-func (d *dispatcher) callHere(ev event) {
+func (d *dispatcher) callHere(ev *event) {
 	d.drain()
 	d.mu.Lock()
 	d.taken = ev.key
@@ -162,13 +162,13 @@ func (d *dispatcher) loop() {
 			close(ev.fence)
 			continue
 		}
-		d.handle(ev)
+		d.handle(&ev)
 	}
 }
 
 // handle calls the handler for ev and reports the outcome: the error to
 // onError (or the log), then done.
-func (d *dispatcher) handle(ev event) {
+func (d *dispatcher) handle(ev *event) {
 	err := d.call(ev)
 	switch {
 	case err != nil && ev.onError != nil:
@@ -182,7 +182,7 @@ func (d *dispatcher) handle(ev event) {
 }
 
 // call runs the handler, turning a panic into a *PanicError.
-func (d *dispatcher) call(ev event) (err error) {
+func (d *dispatcher) call(ev *event) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			pe := &PanicError{Value: v, Stack: debug.Stack()}

@@ -33,7 +33,7 @@ func TestDispatcherQueueIsBounded(t *testing.T) {
 	}
 	close(h.unblock)
 	done := make(chan struct{})
-	d.callHere(event{ctx: ctx, l: Leadership{IsLeader: true, Term: 10_000}, done: done})
+	d.callHere(&event{ctx: ctx, l: Leadership{IsLeader: true, Term: 10_000}, done: done})
 	<-done
 	d.close()
 	<-d.done

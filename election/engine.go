@@ -62,12 +62,55 @@ type engine struct {
 // term is one period of leadership.
 type term struct {
 	number      uint64
+	info        SessionInfo // the session it is held by
 	ctx         context.Context
 	cancel      context.CancelCauseFunc
 	ka          *keepalive    // the session's renewals
 	ownsKA      bool          // ka renews this term's own session, not a shared one
 	handlerDone chan struct{} // closed when the handler's leader call returned
 	ended       chan struct{} // closed once the store has been released
+	watched     chan struct{} // closed when the watch of the record returned
+	events      *termEvents   // reports to the observers; nil without any
+
+	// The watch's read in flight, ended by stopWatch. (A context of the
+	// watch's own, for that, would cost each leader a context, its
+	// channel and its list of children.)
+	readMu    sync.Mutex
+	readStop  context.CancelFunc // ends the read in flight; nil between reads
+	unwatched bool               // stopWatch was called: no read starts any more
+}
+
+// startRead makes cancel the end of the watch's read about to start. Once
+// stopWatch was called, it calls cancel and returns false instead.
+func (t *term) startRead(cancel context.CancelFunc) bool {
+	t.readMu.Lock()
+	defer t.readMu.Unlock()
+	if t.unwatched {
+		cancel()
+		return false
+	}
+	t.readStop = cancel
+	return true
+}
+
+// endRead ends the watch's read in flight, which has returned.
+func (t *term) endRead() {
+	t.readMu.Lock()
+	stop := t.readStop
+	t.readStop = nil
+	t.readMu.Unlock()
+	stop()
+}
+
+// stopWatch abandons the watch's read in flight, and every later one.
+func (t *term) stopWatch() {
+	t.readMu.Lock()
+	t.unwatched = true
+	stop := t.readStop
+	t.readMu.Unlock()
+	if stop != nil {
+		stop()
+	}
 }
 
 // end ends the term for cause: its context is cancelled and its session is
@@ -91,18 +134,22 @@ type notice struct {
 }
 
 func newEngine(b Backend, opts Options) *engine {
-	j := newJitter()
-	return &engine{
-		b:            b,
-		opts:         opts,
-		shared:       opts.Session,
-		log:          opts.Logger.With("resource", opts.Resource, "id", opts.ID, "backend", b.Name()),
-		closing:      make(chan struct{}),
-		jitter:       j,
-		obs:          newObserving(opts.Observers, opts.Resource, opts.ID, b.Name()),
-		storeRetry:   backoff{opts: opts, rng: j},
-		handlerRetry: backoff{opts: opts, rng: j},
+	e := &engine{
+		b:       b,
+		opts:    opts,
+		shared:  opts.Session,
+		log:     opts.Logger.With("resource", opts.Resource, "id", opts.ID, "backend", b.Name()),
+		closing: make(chan struct{}),
+		obs:     newObserving(opts.Observers, opts.Resource, opts.ID, b.Name()),
 	}
+	if e.shared != nil {
+		e.jitter = e.shared.jitter // one source for a session's electors
+	} else {
+		e.jitter = newJitter()
+	}
+	e.storeRetry = backoff{opts: &e.opts, rng: e.jitter}
+	e.handlerRetry = backoff{opts: &e.opts, rng: e.jitter}
+	return e
 }
 
 func (e *engine) Start(ctx context.Context, handler Handler) error {
@@ -263,11 +310,18 @@ func (e *engine) finish() {
 
 // run campaigns until ctx ends, one session after another: a private
 // session per campaign, or a claim on the shared session's current lease.
+// Its frames are at the bottom of a leader's stack for the whole term, and
+// so the steps between campaigns are functions of their own.
 func (e *engine) run(ctx context.Context, d *dispatcher) {
 	if e.shared != nil {
 		e.runShared(ctx, d)
 		return
 	}
+	e.runPrivate(ctx, d)
+}
+
+// runPrivate campaigns until ctx ends, with a session of its own each time.
+func (e *engine) runPrivate(ctx context.Context, d *dispatcher) {
 	var holdOff time.Time
 	for ctx.Err() == nil {
 		e.setPhase(PhaseConnecting)
@@ -293,83 +347,117 @@ func (e *engine) runShared(ctx context.Context, d *dispatcher) {
 	var holdOff time.Time
 	for ctx.Err() == nil {
 		e.setPhase(PhaseConnecting)
-		u, err := e.shared.use(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			// The session logs its own failures, once for all its
-			// electors; each handler is told.
-			e.log.Debug("no shared session", "err", err)
-			err = fmt.Errorf("election: shared session for %q: %w", e.opts.Resource, err)
-			e.notify(ctx, d, Leadership{Resource: e.opts.Resource, Err: err}, errClass(err))
-			if errors.Is(err, ErrSessionClosed) {
-				<-ctx.Done()
-				return
-			}
-			continue // the session backs off between its attempts
-		}
-		claim, err := u.lease.Claim(SessionParams{Resource: e.opts.Resource, ID: e.opts.ID, Value: e.opts.Value, TTL: e.opts.TTL})
-		if err != nil {
-			e.shared.done(u)
-			e.fail(ctx, d, "claim", err)
-			sleep(ctx, e.storeRetry.failed())
+		h, stop := e.claim(ctx, d)
+		switch {
+		case stop:
+			return
+		case h == nil:
 			continue
 		}
-		holdOff = e.campaign(ctx, d, &sessionHandle{Claim: claim, lease: u.ka}, u.ka, false, holdOff)
-		e.shared.done(u)
+		holdOff = e.campaign(ctx, d, h, h.lease, false, holdOff)
+		e.shared.done(h.use)
 	}
 }
 
+// claim returns a claim on the shared session's current lease, once there
+// is one. When it cannot, it tells the handler and returns nil, having
+// waited before the next attempt, or stop when the campaign is over.
+func (e *engine) claim(ctx context.Context, d *dispatcher) (h *sessionHandle, stop bool) {
+	u, err := e.shared.use(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, true
+		}
+		// The session logs its own failures, once for all its electors;
+		// each handler is told.
+		e.log.Debug("no shared session", "err", err)
+		err = fmt.Errorf("election: shared session for %q: %w", e.opts.Resource, err)
+		e.notify(ctx, d, Leadership{Resource: e.opts.Resource, Err: err}, errClass(err))
+		if errors.Is(err, ErrSessionClosed) {
+			<-ctx.Done()
+			return nil, true
+		}
+		return nil, false // the session backs off between its attempts
+	}
+	c, err := u.lease.Claim(SessionParams{Resource: e.opts.Resource, ID: e.opts.ID, Value: e.opts.Value, TTL: e.opts.TTL})
+	if err != nil {
+		e.shared.done(u)
+		e.fail(ctx, d, "claim", err)
+		sleep(ctx, e.storeRetry.failed())
+		return nil, false
+	}
+	return &sessionHandle{Claim: c, lease: u.ka, use: u}, false
+}
+
 // lead runs one term, from its acquisition until the store is released, and
-// returns the cause of its end.
+// returns the cause of its end. Its frame, and the leader call's, stay on
+// this goroutine's stack for the whole term, above the campaign's: the steps
+// before and after the call are functions of their own, so that the stack a
+// leader keeps stays small. (The runtime shrinks a stack, at a collection,
+// only while the stack is at least four times what it uses.)
 func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHandle, ka *keepalive, ownsKA bool, rec Record) error {
+	t := e.beginTerm(ctx, sctx, sess, ka, ownsKA, rec)
+	// The leader call runs on this goroutine, which has nothing else to do
+	// until the term ends: the handler learns of the term without a
+	// goroutine switch, and the store is released as soon as it returns.
+	stopWarning := e.warnWhileOverdue(t, t.events)
+	e.callLeader(d, t)
+	stopWarning()
+	<-t.ctx.Done() // a handler may return before its term ends
+	t.events.ended()
+	return e.endTerm(ctx, d, sess, t)
+}
+
+// beginTerm starts the term of an acquisition of rec by sess, and reports
+// it to the observers; ctx is the campaign's.
+func (e *engine) beginTerm(ctx, sctx context.Context, sess *sessionHandle, ka *keepalive, ownsKA bool, rec Record) *term {
 	info := sess.Info()
 	tctx, cancel := ka.termContext(sctx) // ends with sctx, and reports the deadline itself
-	defer cancel(nil)
-	t := &term{number: rec.Term, ctx: tctx, cancel: cancel, ka: ka, ownsKA: ownsKA, handlerDone: make(chan struct{}), ended: make(chan struct{})}
+	t := &term{number: rec.Term, info: info, ctx: tctx, cancel: cancel, ka: ka, ownsKA: ownsKA,
+		handlerDone: make(chan struct{}), ended: make(chan struct{}), watched: make(chan struct{})}
 	e.setTerm(t)
-	l := Leadership{Resource: e.opts.Resource, LeaderID: e.opts.ID, Value: e.opts.Value, IsLeader: true, Term: rec.Term, Session: info}
-	e.last = noticeOf(l, rec.Session)
+	e.last = notice{valid: true, isLeader: true, leaderID: e.opts.ID, term: rec.Term, holder: rec.Session}
 	e.log.Info("became leader", "term", rec.Term, "session", info.ID)
-	var te *termEvents // nil without observers
 	if e.obs != nil {
-		te = e.obs.startTerm(ctx, tctx, rec.Term, info.ID, e.opts.TTL)
+		t.events = e.obs.startTerm(ctx, tctx, rec.Term, info.ID, e.opts.TTL)
 	}
 	// Watch the record in the background: it must stay ours. The term ends
 	// when tctx does, without waiting for a blocked read to unwind. The read
 	// itself is abandoned only once the store is released: a release ends a
 	// blocking read at once, and a read cut off on the way would cost the
 	// store and the client a connection at the moment of handover.
-	watched := make(chan struct{})
-	wctx, stopWatch := context.WithCancel(sctx)
-	defer stopWatch()
-	go func() {
-		defer close(watched)
-		e.watchTerm(t, wctx, info, rec)
-	}()
-	// The leader call runs on this goroutine, which has nothing else to do
-	// until the term ends: the handler learns of the term without a
-	// goroutine switch, and the store is released as soon as it returns.
-	stopWarning := e.warnWhileOverdue(t, te)
-	d.callHere(event{ctx: tctx, l: l, done: t.handlerDone, onError: func(err error) {
-		t.end(fmt.Errorf("%w: %w", ErrHandlerFailed, err))
-	}})
-	stopWarning()
-	<-tctx.Done() // a handler may return before its term ends
-	te.ended()
-	cause := context.Cause(tctx)
+	go e.watchTerm(t, sctx, rec.Revision, LeaderWait(e.opts))
+	return t
+}
+
+// callLeader makes the leader call of t on this goroutine.
+func (e *engine) callLeader(d *dispatcher, t *term) {
+	d.callHere(&event{
+		ctx:  t.ctx,
+		l:    Leadership{Resource: e.opts.Resource, LeaderID: e.opts.ID, Value: e.opts.Value, IsLeader: true, Term: t.number, Session: t.info},
+		done: t.handlerDone,
+		onError: func(err error) {
+			t.end(fmt.Errorf("%w: %w", ErrHandlerFailed, err))
+		},
+	})
+}
+
+// endTerm releases the store once t has ended and its leader call has
+// returned, tells the handler, and returns the cause of the end.
+func (e *engine) endTerm(ctx context.Context, d *dispatcher, sess *sessionHandle, t *term) error {
+	defer t.cancel(nil)
+	cause := context.Cause(t.ctx)
 	e.setPhase(PhaseReleasing)
-	if ownsKA {
-		ka.halt()
+	if t.ownsKA {
+		t.ka.halt()
 	}
 	e.log.Info("term ended", "term", t.number, "cause", cause)
 	e.closeSession(ctx, sess)
-	stopWatch()
+	t.stopWatch()
 	close(t.ended)
-	<-watched
+	<-t.watched
 	e.setTerm(nil)
-	e.notifyStepDown(ctx, d, Leadership{Resource: e.opts.Resource, Session: info})
+	e.notifyStepDown(ctx, d, Leadership{Resource: e.opts.Resource, Session: t.info})
 	return cause
 }
 
@@ -484,28 +572,54 @@ func (e *engine) followBehind(ctx context.Context, d *dispatcher, own SessionInf
 	e.notify(ctx, d, Leadership{Resource: e.opts.Resource, Session: own}, "")
 }
 
-// watchTerm watches a leader's record until the term ends, and ends the
-// term when the record is no longer this session's. A blocking read returns
-// at once on any change, so it may wait long: LeaderWait. Its reads run under
-// wctx, which ends after the term, once the store is released.
-func (e *engine) watchTerm(t *term, wctx context.Context, own SessionInfo, rec Record) {
-	retry := backoff{opts: e.opts, rng: e.jitter}
+// watchTerm watches a leader's record, of revision rev, until the term
+// ends, and ends the term when the record is no longer this session's. A
+// blocking read returns at once on any change, so it may wait long:
+// LeaderWait. Its reads run under sctx, the session's context, until
+// t.stopWatch, which comes after the term, once the store is released. It
+// closes t.watched when it returns. It is the whole stack of its
+// goroutine, which a leader keeps for its term: the rare paths are
+// functions of their own.
+func (e *engine) watchTerm(t *term, sctx context.Context, rev uint64, wait time.Duration) {
+	defer close(t.watched)
+	retry := backoff{opts: &e.opts, rng: e.jitter}
 	for t.ctx.Err() == nil {
-		r, err := e.watch(wctx, rec.Revision, LeaderWait(e.opts))
-		if err != nil {
-			if t.ctx.Err() == nil {
-				e.log.Warn("leader cannot watch its record", "term", rec.Term, "err", err)
-				sleep(t.ctx, min(retry.failed(), e.opts.RenewInterval))
-			}
-			continue
-		}
-		retry.reset()
-		if r.Session != own.ID {
-			t.end(fmt.Errorf("%w: the store shows %s", ErrLeadershipLost, describe(r)))
+		// e.watch, without a frame of its own
+		rctx, cancel := context.WithTimeout(sctx, wait+e.opts.RequestTimeout)
+		if !t.startRead(cancel) {
 			return
 		}
-		rec.Revision = r.Revision
+		sent := time.Now()
+		r, err := e.b.Watch(rctx, e.opts.Resource, rev, wait)
+		t.endRead()
+		if e.obs != nil {
+			e.obs.request(t.ctx, OpWatch, t.info.ID, sent, err) // not once the term has ended
+		}
+		switch {
+		case err != nil:
+			e.leaderWatchFailed(t, &retry, err)
+		case r.Session != t.info.ID:
+			t.lost(&r)
+			return
+		default:
+			retry.reset()
+			rev = r.Revision
+		}
 	}
+}
+
+// leaderWatchFailed logs a failed watch of t's record, and waits before
+// the next, unless the term has ended.
+func (e *engine) leaderWatchFailed(t *term, retry *backoff, err error) {
+	if t.ctx.Err() == nil {
+		e.log.Warn("leader cannot watch its record", "term", t.number, "err", err)
+		sleep(t.ctx, min(retry.failed(), e.opts.RenewInterval))
+	}
+}
+
+// lost ends the term, whose record the store shows as r.
+func (t *term) lost(r *Record) {
+	t.end(fmt.Errorf("%w: the store shows %s", ErrLeadershipLost, describe(*r)))
 }
 
 // warnWhileOverdue warns while the leader call of t keeps running after
@@ -746,5 +860,6 @@ func sleep(ctx context.Context, d time.Duration) {
 type sessionHandle struct {
 	Claim
 	lease *keepalive // the renewals of the shared lease of a claim; nil for a session
+	use   *leaseUse  // the use of the shared lease of a claim; nil for a session
 	once  sync.Once
 }

@@ -88,7 +88,7 @@ type SharedSession struct {
 	sharer SessionSharer
 	opts   SessionOptions // defaults applied
 	log    *slog.Logger
-	jitter *jitter
+	jitter *jitter    // also its electors' random source
 	obs    *observing // the session's Observers; nil when none
 
 	mu        sync.Mutex
@@ -300,7 +300,7 @@ func (s *SharedSession) broadcastLocked() {
 func (s *SharedSession) loop(ctx context.Context) {
 	defer close(s.loopDone)
 	o := s.opts.options().WithDefaults()
-	retry := backoff{opts: o, rng: s.jitter}
+	retry := backoff{opts: &o, rng: s.jitter}
 	for ctx.Err() == nil {
 		created := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, o.RequestTimeout)

@@ -25,39 +25,67 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 		return election.Record{}, err
 	}
 	if after == 0 || wait <= 0 {
-		st, err := b.read(ctx, resource, prefix)
-		return st.rec, err
+		return b.readRecord(ctx, resource, prefix)
 	}
-	b.mu.Lock()
-	h := b.hubLocked(resource, prefix)
-	h.enterLocked()
-	known := h.known
-	b.mu.Unlock()
+	// A follower or a leader keeps this frame on its stack while it waits
+	// (the frames an elector waits under are all its goroutine keeps), and
+	// so the reads are functions of their own.
+	h, err := b.enter(ctx, resource, prefix)
+	if err != nil {
+		return election.Record{}, err
+	}
 	defer h.exit()
-	if !known {
-		if _, err := b.read(ctx, resource, prefix); err != nil {
-			return election.Record{}, err
-		}
-	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		b.mu.Lock()
 		h.startLocked() // again, if it stopped on a Close meanwhile
-		st, err, changed := h.st, h.err, h.changed
+		rec, err, changed := h.st.rec, h.err, h.changed
 		b.mu.Unlock()
 		switch {
 		case err != nil:
 			return election.Record{}, err
-		case st.rec.Revision != after:
-			return st.rec, nil
+		case rec.Revision != after:
+			return rec, nil
 		}
 		select {
 		case <-changed:
 		case <-timer.C:
-			return st.rec, nil
+			return rec, nil
 		case <-ctx.Done():
-			return election.Record{}, fmt.Errorf("etcd: watch %s: %w", prefix, ctx.Err())
+			return election.Record{}, h.watchEnded(ctx)
 		}
 	}
+}
+
+// readRecord reads the leadership of resource linearizably. It is not
+// inlined, so that its frame is not part of Watch's, which a waiting
+// elector keeps on its stack.
+//
+//go:noinline
+func (b *Backend) readRecord(ctx context.Context, resource, prefix string) (election.Record, error) {
+	st, err := b.read(ctx, resource, prefix)
+	return st.rec, err
+}
+
+// enter joins the hub of resource, reading its state first unless it is
+// known; the caller exits the hub once done.
+func (b *Backend) enter(ctx context.Context, resource, prefix string) (*hub, error) {
+	b.mu.Lock()
+	h := b.hubLocked(resource, prefix)
+	h.enterLocked()
+	known := h.known
+	b.mu.Unlock()
+	if !known {
+		if _, err := b.read(ctx, resource, prefix); err != nil {
+			h.exit()
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// watchEnded is the error of a Watch of h whose ctx ended.
+func (h *hub) watchEnded(ctx context.Context) error {
+	return fmt.Errorf("etcd: watch %s: %w", h.prefix, ctx.Err())
 }

@@ -34,63 +34,26 @@ const (
 // when the leader key's TTL runs out (a leader that died announces
 // nothing), and when wait has passed; each wake-up is one read.
 func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
+	if after == 0 || wait <= 0 {
+		return b.readNow(ctx, resource)
+	}
+	// A follower or a leader keeps this frame on its stack while it waits
+	// (the frames an elector waits under are all its goroutine keeps), and
+	// so the state of the call and the reads it makes are kept out of it.
 	if err := b.check(); err != nil {
 		return election.Record{}, err
 	}
-	k := b.keys(resource)
-	if after == 0 || wait <= 0 {
-		rec, _, err := b.read(ctx, resource, k)
-		return rec, err
-	}
-	budget := requestBudget(ctx, wait)
-	t := b.hub.topic(ctx, resource, k, budget, min(wait, subscribeWait))
-	deadline := time.Now().Add(wait)
+	w := b.newWatchCall(ctx, resource, after, wait)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	var rec election.Record
 	for first := true; ; first = false {
-		changed := b.hub.changed(t) // taken before the read, so no notice is missed
-		// The first turn, and every turn after a read of a record held
-		// through a live lease of this backend, starts from the last read
-		// if nothing changed since: a leader on a shared session then reads
-		// its record only when told of a change.
-		recall := first || b.leased(rec.Session)
-		pttl, fresh := time.Duration(0), false
-		if recall {
-			rec, pttl, fresh = b.hub.recall(t, after, recallAge, b.leased)
-		}
-		if !fresh && !first {
-			rec, pttl, fresh = b.hub.sinceNotice(t, changed)
-		}
-		if !fresh {
-			sent := time.Now()
-			rctx, cancel := context.WithTimeout(ctx, budget)
-			// The watchers of the key woken by one notice share one read:
-			// a read begun after the same notice sees what any of them
-			// would, and a change after it brings a notice of its own.
-			r, _, err := b.reading.Do(rctx, fmt.Sprintf("%s\x00%p", k.leader, changed), func() (readResult, error) {
-				rec, pttl, err := b.read(rctx, resource, k)
-				return readResult{rec, pttl}, err
-			})
-			rec, pttl = r.rec, r.pttl
-			rec.Value = bytes.Clone(rec.Value)
-			cancel()
-			if cerr := ctx.Err(); cerr != nil {
-				return election.Record{}, fmt.Errorf("redis: watch %s: %w", k.leader, cerr)
-			}
-			if err != nil {
-				return election.Record{}, err
-			}
-			b.hub.remember(t, changed, rec, pttl, sent)
-		}
-		left := time.Until(deadline)
-		if rec.Revision != after || left <= 0 {
-			return rec, nil
-		}
-		// A record this backend's own leading session holds needs no expiry
-		// timer: that session's renewals report its loss.
-		if pttl > 0 && pttl+expiryMargin < left && !b.owns(rec.Session) {
-			left = pttl + expiryMargin
+		changed := b.hub.changed(w.t) // taken before the read, so no notice is missed
+		left, done, err := w.look(ctx, changed, first)
+		switch {
+		case err != nil:
+			return election.Record{}, err
+		case done:
+			return w.rec, nil
 		}
 		timer.Reset(left)
 		select {
@@ -100,9 +63,110 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 			}
 		case <-timer.C:
 		case <-ctx.Done():
-			return election.Record{}, fmt.Errorf("redis: watch %s: %w", k.leader, ctx.Err())
+			return election.Record{}, watchEnded(ctx, &w.k)
 		}
 	}
+}
+
+// readNow reads the leadership record of resource from the primary. It is
+// not inlined, so that its frame is not part of Watch's, which a waiting
+// elector keeps on its stack.
+//
+//go:noinline
+func (b *Backend) readNow(ctx context.Context, resource string) (election.Record, error) {
+	if err := b.check(); err != nil {
+		return election.Record{}, err
+	}
+	rec, _, err := b.read(ctx, resource, b.keys(resource))
+	return rec, err
+}
+
+// watchCall is the state of a blocking Watch.
+type watchCall struct {
+	b        *Backend
+	resource string
+	k        keys
+	t        *topic
+	after    uint64
+	budget   time.Duration // of each request
+	deadline time.Time     // the end of the wait
+	rec      election.Record
+	pttl     time.Duration
+}
+
+// newWatchCall begins a blocking Watch of resource.
+func (b *Backend) newWatchCall(ctx context.Context, resource string, after uint64, wait time.Duration) *watchCall {
+	w := &watchCall{b: b, resource: resource, k: b.keys(resource), after: after, budget: requestBudget(ctx, wait)}
+	w.t = b.hub.topic(ctx, resource, w.k, w.budget, min(wait, subscribeWait))
+	w.deadline = time.Now().Add(wait)
+	return w
+}
+
+// look brings w.rec up to date after a wake-up (the first, or by
+// changed), reading it unless the last read still holds, and returns
+// whether the call is done, or how long to wait at most before the next
+// look.
+func (w *watchCall) look(ctx context.Context, changed chan struct{}, first bool) (left time.Duration, done bool, err error) {
+	b := w.b
+	// The first turn, and every turn after a read of a record held
+	// through a live lease of this backend, starts from the last read if
+	// nothing changed since: a leader on a shared session then reads its
+	// record only when told of a change.
+	recall := first || b.leased(w.rec.Session)
+	fresh := false
+	w.pttl = 0
+	if recall {
+		w.rec, w.pttl, fresh = b.hub.recall(w.t, w.after, recallAge, b.leased)
+	}
+	if !fresh && !first {
+		w.rec, w.pttl, fresh = b.hub.sinceNotice(w.t, changed)
+	}
+	if !fresh {
+		if w.rec, w.pttl, err = b.readShared(ctx, w.resource, &w.k, w.t, changed, w.budget); err != nil {
+			return 0, false, err
+		}
+	}
+	left = time.Until(w.deadline)
+	if w.rec.Revision != w.after || left <= 0 {
+		return 0, true, nil
+	}
+	// A record this backend's own leading session holds needs no expiry
+	// timer: that session's renewals report its loss.
+	if w.pttl > 0 && w.pttl+expiryMargin < left && !b.owns(w.rec.Session) {
+		left = w.pttl + expiryMargin
+	}
+	return left, false, nil
+}
+
+// readShared reads the record of resource for a Watch woken by changed,
+// sharing the read with the other watchers of the key woken by it, and
+// remembers it in t.
+func (b *Backend) readShared(ctx context.Context, resource string, k *keys, t *topic, changed chan struct{}, budget time.Duration) (election.Record, time.Duration, error) {
+	sent := time.Now()
+	rctx, cancel := context.WithTimeout(ctx, budget)
+	// The watchers of the key woken by one notice share one read: a read
+	// begun after the same notice sees what any of them would, and a
+	// change after it brings a notice of its own.
+	r, _, err := b.reading.Do(rctx, fmt.Sprintf("%s\x00%p", k.leader, changed), func() (readResult, error) {
+		rec, pttl, err := b.read(rctx, resource, *k)
+		return readResult{rec, pttl}, err
+	})
+	rec, pttl := r.rec, r.pttl
+	rec.Value = bytes.Clone(rec.Value)
+	cancel()
+	if ctx.Err() != nil {
+		return election.Record{}, 0, watchEnded(ctx, k)
+	}
+	if err != nil {
+		return election.Record{}, 0, err
+	}
+	b.hub.remember(t, changed, rec, pttl, sent)
+	return rec, pttl, nil
+}
+
+// watchEnded is the error of a Watch of k whose ctx ended.
+func watchEnded(ctx context.Context, k *keys) error {
+	return fmt.Errorf("redis: watch %s: %w", k.leader, ctx.Err())
 }
 
 // readResult is the outcome of a read, shared by the watchers of a key.

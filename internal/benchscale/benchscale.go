@@ -15,6 +15,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -124,6 +125,8 @@ type Usage struct {
 	Goroutines int
 	// HeapInuse is the bytes of in-use heap spans, after a collection.
 	HeapInuse uint64
+	// StackInuse is the bytes of goroutine stacks.
+	StackInuse uint64
 	// RSS is the resident set size in bytes, from /proc/self/status;
 	// -1 when it cannot be read.
 	RSS int64
@@ -136,7 +139,7 @@ func Take() Usage {
 	debug.FreeOSMemory()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return Usage{Goroutines: runtime.NumGoroutine(), HeapInuse: m.HeapInuse, RSS: rss()}
+	return Usage{Goroutines: runtime.NumGoroutine(), HeapInuse: m.HeapInuse, StackInuse: m.StackInuse, RSS: rss()}
 }
 
 // rss reads VmRSS from /proc/self/status.
@@ -171,3 +174,17 @@ func Quantile(samples []time.Duration, q float64) time.Duration {
 
 // Ms is d in milliseconds.
 func Ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// WriteHeapProfile writes the profile of the heap in use, as of the last
+// collection, to the file name.
+func WriteHeapProfile(name string) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -2,6 +2,7 @@ package benchscale
 
 import (
 	"context"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,6 +27,10 @@ const (
 	// before it counts requests (default 1s): many resources take longer
 	// to reach their steady state.
 	EnvSettle = "SCALE_SETTLE"
+	// EnvHeapProfile, when set, names a file to which a Lead run writes
+	// the profile of the heap in use at the end of its window (see
+	// runtime/pprof), for go tool pprof -sample_index=inuse_space.
+	EnvHeapProfile = "SCALE_HEAPPROFILE"
 	// EnvPause separates two handovers (default 200ms); it must exceed
 	// the candidates' RetryInterval when they are few, so that the
 	// released ones wait again before the next release.
@@ -97,8 +102,11 @@ func LeadParamsFromEnv(port int) LeadParams {
 //   - lost: leaderships lost before Stop;
 //   - sockets: the TCP connections open to the store at the end of the
 //     window;
-//   - rss-MB, heap-KB/res, goroutines/res: what the process grew by, from
-//     before the first Start to the end of the window, after a collection.
+//   - rss-MB, heap-KB/res, stack-KB/res, goroutines/res: what the process
+//     grew by, from before the first Start to the end of the window, after
+//     a collection (stacks: of all goroutines, also the stores' clients').
+//
+// With SCALE_HEAPPROFILE set, it writes the heap profile then to that file.
 func Lead(b *testing.B, p LeadParams, r Recipe) Metrics {
 	b.Helper()
 	time.Sleep(time.Second) // what a previous run closed winds down
@@ -182,6 +190,11 @@ wait:
 		sockets = Sockets(p.Port)
 	}
 	after := Take()
+	if f := os.Getenv(EnvHeapProfile); f != "" {
+		if err := WriteHeapProfile(f); err != nil {
+			b.Errorf("heap profile: %v", err)
+		}
+	}
 	var m Metrics
 	m.add(acquired.Seconds(), "acquire-s")
 	m.add(float64(ledN.Load()), "acquired")
@@ -199,6 +212,7 @@ wait:
 		m.add(float64(after.RSS-before.RSS)/(1<<20), "rss-MB")
 	}
 	m.add(float64(int64(after.HeapInuse)-int64(before.HeapInuse))/1024/float64(p.Resources), "heap-KB/res")
+	m.add(float64(int64(after.StackInuse)-int64(before.StackInuse))/1024/float64(p.Resources), "stack-KB/res")
 	m.add(float64(after.Goroutines-before.Goroutines)/float64(p.Resources), "goroutines/res")
 	if n := failed.Load(); n > 0 {
 		b.Logf("%d Start calls failed", n)

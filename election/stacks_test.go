@@ -1,0 +1,145 @@
+package election_test
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/memory"
+)
+
+// What a leader's goroutines keep of their stacks for the term.
+
+// stackBurn is how deep a store request of deepConn runs on the caller's
+// stack, as an HTTP or gRPC client's does: far more than the frames an
+// elector keeps while it waits.
+const stackBurn = 32 << 10
+
+// deepConn is a memory store's connection whose acquisitions and watches
+// first run deep on the caller's stack, so that the goroutines of its
+// electors grow their stacks as they do on a real store.
+type deepConn struct {
+	*memory.Conn
+	waits *atomic.Int64 // blocking Watch calls begun
+}
+
+func (c deepConn) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
+	burnStack(stackBurn / 1024)
+	if after != 0 {
+		c.waits.Add(1)
+	}
+	return c.Conn.Watch(ctx, resource, after, wait)
+}
+
+func (c deepConn) NewLease(ctx context.Context, p election.LeaseParams) (election.Lease, error) {
+	l, err := c.Conn.NewLease(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return deepLease{l}, nil
+}
+
+type deepLease struct{ election.Lease }
+
+func (l deepLease) Claim(p election.SessionParams) (election.Claim, error) {
+	c, err := l.Lease.Claim(p)
+	if err != nil {
+		return nil, err
+	}
+	return deepClaim{c}, nil
+}
+
+type deepClaim struct{ election.Claim }
+
+func (c deepClaim) Acquire(ctx context.Context) (election.Acquisition, error) {
+	burnStack(stackBurn / 1024)
+	return c.Claim.Acquire(ctx)
+}
+
+// burnStack uses about n KB of the caller's stack.
+//
+//go:noinline
+func burnStack(n int) byte {
+	var buf [1024]byte
+	buf[n%len(buf)] = byte(n)
+	if n <= 0 {
+		return buf[0]
+	}
+	return burnStack(n-1) + buf[n%len(buf)]
+}
+
+// TestSharedSessionLeaderStacks: the frames an elector leading on a shared
+// session keeps for its term, under its handler's leader call and under its
+// watch of the record, are small enough for collections to shrink the
+// stacks that its store requests grew: to 8 KB each.
+// (A stack shrinks by half at a collection while it uses less than a
+// quarter of it, counting a reserve of the runtime: a goroutine whose
+// frames pass about 3.3 KB keeps 16 KB.)
+func TestSharedSessionLeaderStacks(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's instrumentation makes every frame larger")
+	}
+	const n = 200
+	// 8 KB for each of the two goroutines, with room for the session's.
+	// Frames a little too large keep 16 KB for one of them: 24 KB.
+	const maxPerLeader = 20 << 10
+	store := memory.NewStore()
+	conn := deepConn{store.Connect("p"), new(atomic.Int64)}
+	s, err := election.NewSharedSession(conn, election.SessionOptions{TTL: 15 * time.Second})
+	if err != nil {
+		t.Fatalf("NewSharedSession: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(context.Background()); err != nil {
+			t.Errorf("Close of the session: %v", err)
+		}
+	})
+	var wg sync.WaitGroup
+	wg.Add(n)
+	handler := func(ctx context.Context, l election.Leadership) error {
+		if l.IsLeader {
+			wg.Done()
+			<-ctx.Done()
+		}
+		return nil
+	}
+	before := stackInuse()
+	startOn(t, s, "p", resources(n), handler)
+	led := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(led)
+	}()
+	select {
+	case <-led:
+	case <-time.After(time.Minute):
+		t.Fatalf("not every elector led within a minute")
+	}
+	// Every leader's watch of its record waits, its stack grown.
+	for deadline := time.Now().Add(time.Minute); conn.waits.Load() < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d leaders watch their record after a minute", conn.waits.Load(), n)
+		}
+	}
+	grown := stackInuse() - before
+	per := grown / n
+	t.Logf("%d leaders hold %d KB of stacks, %.1f KB each", n, grown>>10, float64(grown)/n/1024)
+	if per > maxPerLeader {
+		t.Errorf("a leader on a shared session holds %.1f KB of stacks after collections; want at most %d KB", float64(grown)/n/1024, maxPerLeader>>10)
+	}
+}
+
+// stackInuse returns the bytes of goroutine stacks after enough
+// collections to shrink every stack as far as it goes.
+func stackInuse() int64 {
+	for range 6 {
+		runtime.GC()
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.StackInuse)
+}
