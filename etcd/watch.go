@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/turn"
 )
 
 // Watch returns the leadership of resource. With after == 0, or wait <= 0,
@@ -20,6 +21,14 @@ import (
 // RetryInterval. A watch that must resume from a compacted revision, after
 // a lost connection, is created anew and reloads the queue.
 func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
+	return b.watch(ctx, resource, after, wait, "")
+}
+
+// watch is Watch, by the candidate of session id, which waits in the
+// resource's line of candidates, unless id is empty: when its key becomes
+// the first, it is woken alone, and the other candidates once it has
+// acquired (see hub.line).
+func (b *Backend) watch(ctx context.Context, resource string, after uint64, wait time.Duration, id string) (rec election.Record, err error) {
 	prefix, err := b.Prefix(resource)
 	if err != nil {
 		return election.Record{}, err
@@ -32,8 +41,21 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 	h := b.hubLocked(resource, prefix)
 	h.enterLocked()
 	known := h.known
+	var w *turn.Waiter
+	if id != "" && after != 0 {
+		var ended bool
+		if w, ended = h.line.Join(id); ended {
+			h.wakeLocked() // it held the turn, and waits again instead
+		}
+	}
 	b.mu.Unlock()
-	defer h.exit()
+	var turnC <-chan struct{}
+	if w != nil {
+		turnC = w.Turn()
+	}
+	acted := false    // returned the state it was given the turn for
+	gaveBack := false // was given the turn, and ended it with nothing to act on
+	defer func() { h.exit(w, acted) }()
 	if !known {
 		if _, err := b.read(ctx, resource, prefix); err != nil {
 			return election.Record{}, err
@@ -50,10 +72,22 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 		case err != nil:
 			return election.Record{}, err
 		case st.rec.Revision != after:
+			acted = turnC == nil && w != nil
 			return st.rec, nil
+		case turnC == nil && w != nil && !gaveBack:
+			// Given the turn, but with nothing to act on.
+			gaveBack = true
+			b.mu.Lock()
+			if h.line.Holds(w) {
+				h.wakeLocked()
+			}
+			b.mu.Unlock()
+			continue
 		}
 		select {
 		case <-changed:
+		case <-turnC:
+			turnC = nil
 		case <-timer.C:
 			return st.rec, nil
 		case <-ctx.Done():
