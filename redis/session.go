@@ -93,6 +93,9 @@ func (s *session) Info() election.SessionInfo { return s.info }
 // won, or held, by another token), so that a release costs one script per
 // process rather than one per candidate.
 func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
+	// The candidates held back while this one was woken alone (WatchTurn)
+	// wake once the outcome is known.
+	defer s.b.hub.turnTaken(s.resource)
 	s.mu.Lock()
 	leading := s.leading
 	s.mu.Unlock()

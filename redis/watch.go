@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/turn"
 )
 
 const (
@@ -34,6 +35,12 @@ const (
 // when the leader key's TTL runs out (a leader that died announces
 // nothing), and when wait has passed; each wake-up is one read.
 func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
+	return b.watch(ctx, resource, after, wait, "")
+}
+
+// watch is Watch, by the candidate of session id, which waits in the
+// resource's line of candidates unless id is empty (see WatchTurn).
+func (b *Backend) watch(ctx context.Context, resource string, after uint64, wait time.Duration, id string) (election.Record, error) {
 	if err := b.check(); err != nil {
 		return election.Record{}, err
 	}
@@ -44,6 +51,16 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 	}
 	budget := requestBudget(ctx, wait)
 	t := b.hub.topic(ctx, resource, k, budget, min(wait, subscribeWait))
+	var w *turn.Waiter
+	if id != "" {
+		w = b.hub.join(t, id)
+	}
+	var turnC <-chan struct{}
+	if w != nil {
+		turnC = w.Turn()
+	}
+	acted := false // returned the record it was given the turn for
+	defer func() { b.hub.leave(t, w, acted) }()
 	deadline := time.Now().Add(wait)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
@@ -85,7 +102,11 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 		}
 		left := time.Until(deadline)
 		if rec.Revision != after || left <= 0 {
+			acted = rec.Revision != after && w != nil && turnC == nil
 			return rec, nil
+		}
+		if w != nil && turnC == nil {
+			b.hub.endTurn(t, w) // given the turn, with nothing to act on
 		}
 		// A record this backend's own leading session holds needs no expiry
 		// timer: that session's renewals report its loss.
@@ -98,6 +119,8 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 			if err := b.check(); err != nil {
 				return election.Record{}, err
 			}
+		case <-turnC:
+			turnC = nil
 		case <-timer.C:
 		case <-ctx.Done():
 			return election.Record{}, fmt.Errorf("redis: watch %s: %w", k.leader, ctx.Err())
