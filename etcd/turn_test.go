@@ -17,6 +17,6 @@ func TestOnlyNextInLineWakes(t *testing.T) {
 	turntest.Check(t, b, turntest.Params{
 		Candidates: 40,
 		Handovers:  6,
-		Options:    election.Options{TTL: 10 * time.Second, RetryInterval: time.Minute},
+		Options:    election.Options{TTL: 10 * time.Second, RetryInterval: 100 * time.Millisecond},
 	})
 }

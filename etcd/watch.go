@@ -43,10 +43,10 @@ func (b *Backend) watch(ctx context.Context, resource string, after uint64, wait
 	known := h.known
 	var w *turn.Waiter
 	if id != "" && after != 0 {
-		var ended bool
-		if w, ended = h.line.Join(id); ended {
-			h.wakeLocked() // it held the turn, and waits again instead
+		if h.line.HeldBy(id) {
+			h.wakeLocked() // it was given the turn, and waits again instead
 		}
+		w = h.line.Join(id)
 	}
 	b.mu.Unlock()
 	var turnC <-chan struct{}

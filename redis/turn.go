@@ -43,7 +43,7 @@ func (t *topic) released(ch, payload string) bool {
 // the others' wake channel is held back until the turn ends. While a turn
 // is on, every notice is held back so. The caller holds hub.mu.
 func (h *hub) giveTurn(t *topic, ch, payload string) bool {
-	if !t.line.On() && (!t.released(ch, payload) || !t.line.Give("", turnBound, func() { h.endTurn(t, nil) })) {
+	if !t.line.On() && (!t.released(ch, payload) || !t.line.Give("", turnBound, func() { h.endTurn(t) })) {
 		return false
 	}
 	t.held = append(t.held, t.wake)
@@ -52,7 +52,8 @@ func (h *hub) giveTurn(t *topic, ch, payload string) bool {
 }
 
 // join adds candidate id to t's line; nil without a topic, or once the hub
-// is closed. A candidate that held the turn and waits again ends it.
+// is closed. A candidate that was given the turn and waits again instead of
+// acting (it holds off after a term of its own) passes the turn on.
 func (h *hub) join(t *topic, id string) *turn.Waiter {
 	if t == nil {
 		return nil
@@ -62,15 +63,14 @@ func (h *hub) join(t *topic, id string) *turn.Waiter {
 	if h.closed {
 		return nil
 	}
-	w, ended := t.line.Join(id)
-	if ended {
-		t.wakeUp()
+	if t.line.HeldBy(id) {
+		h.passTurn(t)
 	}
-	return w
+	return t.line.Join(id)
 }
 
 // leave takes w out of t's line. A call that held the turn and did not
-// return the record it was woken for (acted false) ends the turn.
+// return the record it was woken for (acted false) passes the turn on.
 func (h *hub) leave(t *topic, w *turn.Waiter, acted bool) {
 	if w == nil {
 		return
@@ -79,16 +79,37 @@ func (h *hub) leave(t *topic, w *turn.Waiter, acted bool) {
 	defer h.mu.Unlock()
 	t.line.Leave(w)
 	if t.line.Holds(w) && !acted {
+		h.passTurn(t)
+	}
+}
+
+// giveBack passes the turn on if w holds it: it was given the turn and
+// found nothing to act on.
+func (h *hub) giveBack(t *topic, w *turn.Waiter) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t.line.Holds(w) {
+		h.passTurn(t)
+	}
+}
+
+// passTurn gives the turn on, from a holder that does not act on it, to the
+// candidate waiting longest, or wakes every Watch when none waits. The
+// holder's read, if any, is fresh: the next holder reuses it. The caller
+// holds hub.mu.
+func (h *hub) passTurn(t *topic) {
+	t.line.End()
+	if !t.line.Give("", turnBound, func() { h.endTurn(t) }) {
 		t.wakeUp()
 	}
 }
 
-// endTurn ends t's turn, if w holds it (any turn when w is nil), and wakes
-// every Watch of t's resource.
-func (h *hub) endTurn(t *topic, w *turn.Waiter) {
+// endTurn ends t's turn, if one is on, and wakes every Watch of t's
+// resource.
+func (h *hub) endTurn(t *topic) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if t.line.On() && (w == nil || t.line.Holds(w)) {
+	if t.line.On() {
 		t.wakeUp()
 	}
 }
@@ -100,6 +121,6 @@ func (h *hub) turnTaken(resource string) {
 	t := h.topics[resource]
 	h.mu.Unlock()
 	if t != nil {
-		h.endTurn(t, nil)
+		h.endTurn(t)
 	}
 }

@@ -22,6 +22,6 @@ func TestOneCandidateWakesAtARelease(t *testing.T) {
 	turntest.Check(t, b, turntest.Params{
 		Candidates: 40,
 		Handovers:  6,
-		Options:    election.Options{TTL: 10 * time.Second, RetryInterval: time.Minute},
+		Options:    election.Options{TTL: 10 * time.Second, RetryInterval: 100 * time.Millisecond},
 	})
 }

@@ -106,7 +106,7 @@ func (b *Backend) watch(ctx context.Context, resource string, after uint64, wait
 			return rec, nil
 		}
 		if w != nil && turnC == nil {
-			b.hub.endTurn(t, w) // given the turn, with nothing to act on
+			b.hub.giveBack(t, w) // given the turn, with nothing to act on
 		}
 		// A record this backend's own leading session holds needs no expiry
 		// timer: that session's renewals report its loss.

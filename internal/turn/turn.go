@@ -27,18 +27,17 @@ type Waiter struct {
 // Turn returns a channel closed when the waiter is given the turn.
 func (w *Waiter) Turn() <-chan struct{} { return w.turn }
 
-// Join adds a waiter for the candidate id. It reports ended when that
-// candidate held the turn, which then ends: a candidate given the turn
-// that waits again instead of acting will not act on it, and the owner
-// wakes the others.
-func (l *Line) Join(id string) (w *Waiter, ended bool) {
-	if l.holder != nil && l.holder.id == id {
-		ended = l.End()
-	}
-	w = &Waiter{id: id, turn: make(chan struct{})}
+// Join adds a waiter for the candidate id, at the end of the line.
+func (l *Line) Join(id string) *Waiter {
+	w := &Waiter{id: id, turn: make(chan struct{})}
 	l.waiting = append(l.waiting, w)
-	return w, ended
+	return w
 }
+
+// HeldBy reports whether the turn is held by a waiter of candidate id. A
+// candidate given the turn that waits again, instead of acting, will not
+// act on it: its owner then ends the turn, or gives it to another.
+func (l *Line) HeldBy(id string) bool { return l.holder != nil && l.holder.id == id }
 
 // Leave removes w, if it is still waiting.
 func (l *Line) Leave(w *Waiter) {

@@ -18,8 +18,8 @@ func closed(c <-chan struct{}) bool {
 
 func TestGiveWakesTheNamedWaiterAlone(t *testing.T) {
 	var l Line
-	a, _ := l.Join("a")
-	b, _ := l.Join("b")
+	a := l.Join("a")
+	b := l.Join("b")
 	if !l.Give("b", time.Hour, func() {}) {
 		t.Fatal("Give to a waiting candidate failed")
 	}
@@ -37,10 +37,10 @@ func TestGiveWakesTheNamedWaiterAlone(t *testing.T) {
 
 func TestGiveAnyoneWakesTheLongestWaiting(t *testing.T) {
 	var l Line
-	a, _ := l.Join("a")
-	b, _ := l.Join("b")
+	a := l.Join("a")
+	b := l.Join("b")
 	l.Leave(a)
-	c, _ := l.Join("c")
+	c := l.Join("c")
 	if !l.Give("", time.Hour, func() {}) {
 		t.Fatal("Give failed")
 	}
@@ -52,7 +52,7 @@ func TestGiveAnyoneWakesTheLongestWaiting(t *testing.T) {
 
 func TestGiveNobody(t *testing.T) {
 	var l Line
-	_, _ = l.Join("a")
+	_ = l.Join("a")
 	if l.Give("x", time.Hour, func() {}) || l.On() {
 		t.Fatal("a turn was given to a candidate that does not wait")
 	}
@@ -62,17 +62,18 @@ func TestGiveNobody(t *testing.T) {
 	}
 }
 
-func TestJoiningAgainEndsTheTurn(t *testing.T) {
+func TestHeldBy(t *testing.T) {
 	var l Line
-	_, _ = l.Join("a")
+	_ = l.Join("a")
+	if l.HeldBy("a") {
+		t.Fatal("HeldBy before a turn")
+	}
 	if !l.Give("a", time.Hour, func() {}) {
 		t.Fatal("Give failed")
 	}
-	if _, ended := l.Join("b"); ended || !l.On() {
-		t.Fatal("another candidate joining ended the turn")
-	}
-	if _, ended := l.Join("a"); !ended || l.On() {
-		t.Fatal("the holder waiting again must end its turn")
+	defer l.End()
+	if !l.HeldBy("a") || l.HeldBy("b") {
+		t.Fatal("HeldBy must name the holder alone")
 	}
 }
 
@@ -85,7 +86,7 @@ func TestTurnExpiresAfterItsBound(t *testing.T) {
 		)
 		start := time.Now()
 		mu.Lock()
-		_, _ = l.Join("a")
+		_ = l.Join("a")
 		l.Give("a", 200*time.Millisecond, func() {
 			mu.Lock()
 			defer mu.Unlock()
@@ -106,7 +107,7 @@ func TestTurnExpiresAfterItsBound(t *testing.T) {
 func TestEndStopsTheBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var l Line
-		_, _ = l.Join("a")
+		_ = l.Join("a")
 		fired := false
 		l.Give("a", 200*time.Millisecond, func() { fired = true })
 		if !l.End() || l.End() {
