@@ -155,7 +155,7 @@ func requestBudget(ctx context.Context, wait time.Duration) time.Duration {
 // read returns the leadership record of a resource and, when it is held,
 // the leader key's remaining TTL (zero if the key has none).
 func (b *Backend) read(ctx context.Context, resource string, k keys) (election.Record, time.Duration, error) {
-	res, err := readScript.Run(ctx, b.client, []string{k.leader, k.term}).Slice()
+	res, err := readScript.Run(ctx, b.run, []string{k.leader, k.term}).Slice()
 	if err != nil {
 		return election.Record{}, 0, wrap("read", k.leader, err)
 	}
