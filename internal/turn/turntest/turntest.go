@@ -136,8 +136,8 @@ func (l *eventLog) before() (n, all int) {
 	return n, len(l.woke)
 }
 
-// backend wraps a backend whose sessions watch in turn, to log their
-// watches and acquisitions.
+// backend wraps a backend whose sessions watch in turn, to log the
+// watches and acquisitions of its electors.
 type backend struct {
 	election.Backend
 	log *eventLog
@@ -148,6 +148,16 @@ func (b *backend) ValidateOptions(o election.Options) error {
 		return v.ValidateOptions(o)
 	}
 	return nil
+}
+
+// Watch logs a return with a change: a campaign that watched through it
+// rather than through its claim would be woken with every other.
+func (b *backend) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
+	rec, err := b.Backend.Watch(ctx, resource, after, wait)
+	if err == nil && after != 0 && wait > 0 && rec.Revision != after {
+		b.log.wake(time.Now(), "")
+	}
+	return rec, err
 }
 
 func (b *backend) NewSession(ctx context.Context, p election.SessionParams) (election.Session, error) {
