@@ -92,15 +92,19 @@ func Check(t *testing.T, b election.Backend, p Params) {
 // an acquisition returned the leadership.
 type eventLog struct {
 	mu       sync.Mutex
-	woke     []wake
+	woke     []*wake
 	acquired time.Time // the first leading acquisition since reset
 	acquirer string    // its session
 }
 
-// wake is a watch that returned a change, and its session.
+// wake is a watch that returned a change, and its session. passed: it
+// showed no leader, and the candidate watched again rather than acquire,
+// as one holding off after its own term passes its turn on.
 type wake struct {
 	at      time.Time
 	session string
+	free    bool
+	passed  bool
 }
 
 func (l *eventLog) reset() {
@@ -109,10 +113,19 @@ func (l *eventLog) reset() {
 	l.woke, l.acquired, l.acquirer = nil, time.Time{}, ""
 }
 
-func (l *eventLog) wake(at time.Time, session string) {
+func (l *eventLog) wake(at time.Time, session string, free bool) *wake {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.woke = append(l.woke, wake{at, session})
+	w := &wake{at: at, session: session, free: free}
+	l.woke = append(l.woke, w)
+	return w
+}
+
+// pass marks w passed, if it showed no leader.
+func (l *eventLog) pass(w *wake) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w.passed = w.free
 }
 
 func (l *eventLog) acquire(at time.Time, session string) {
@@ -129,7 +142,7 @@ func (l *eventLog) before() (n, all int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, w := range l.woke {
-		if w.session != l.acquirer && (l.acquired.IsZero() || w.at.Before(l.acquired)) {
+		if w.session != l.acquirer && !w.passed && (l.acquired.IsZero() || w.at.Before(l.acquired)) {
 			n++
 		}
 	}
@@ -155,7 +168,7 @@ func (b *backend) ValidateOptions(o election.Options) error {
 func (b *backend) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
 	rec, err := b.Backend.Watch(ctx, resource, after, wait)
 	if err == nil && after != 0 && wait > 0 && rec.Revision != after {
-		b.log.wake(time.Now(), "")
+		b.log.wake(time.Now(), "", false)
 	}
 	return rec, err
 }
@@ -181,6 +194,9 @@ type session struct {
 		election.TurnWatcher
 	}
 	log *eventLog
+
+	mu   sync.Mutex
+	last *wake // the last wake, until the candidate acquires or watches again
 }
 
 func (s *session) Info() election.SessionInfo      { return s.inner.Info() }
@@ -188,6 +204,9 @@ func (s *session) Renew(ctx context.Context) error { return s.inner.Renew(ctx) }
 func (s *session) Close(ctx context.Context) error { return s.inner.Close(ctx) }
 
 func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
+	s.mu.Lock()
+	s.last = nil
+	s.mu.Unlock()
 	acq, err := s.inner.Acquire(ctx)
 	if id := s.inner.Info().ID; err == nil && acq.Session == id {
 		s.log.acquire(time.Now(), id)
@@ -195,11 +214,22 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 	return acq, err
 }
 
-// WatchTurn logs a return with a change.
+// WatchTurn logs a return with a change. A candidate that watches again,
+// rather than acquire, after a wake that showed no leader holds off: it
+// passed that turn on.
 func (s *session) WatchTurn(ctx context.Context, after uint64, wait time.Duration) (election.Record, error) {
+	s.mu.Lock()
+	if s.last != nil {
+		s.log.pass(s.last)
+		s.last = nil
+	}
+	s.mu.Unlock()
 	rec, err := s.inner.WatchTurn(ctx, after, wait)
 	if err == nil && after != 0 && rec.Revision != after {
-		s.log.wake(time.Now(), s.inner.Info().ID)
+		w := s.log.wake(time.Now(), s.inner.Info().ID, rec.Free())
+		s.mu.Lock()
+		s.last = w
+		s.mu.Unlock()
 	}
 	return rec, err
 }
