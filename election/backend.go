@@ -150,6 +150,29 @@ type TermFloorRaiser interface {
 	RaiseTermFloor(ctx context.Context, resource string, floor uint64) error
 }
 
+// TurnWatcher is implemented by claims whose backend wakes the candidates
+// it serves for one resource in turn rather than all at once. When the
+// leadership changes, such a backend wakes the one following candidate that
+// is to act on the change first: the next in line (etcd: the candidate whose
+// key became the first; Redis, on a release notice: the candidate that has
+// waited longest). The others wake once that candidate has called Acquire,
+// or has gone back to waiting, or after a short bound, and learn the new
+// leader then. A release among N candidates of one process thus wakes the
+// next leader alone, instead of among N goroutines woken at the same
+// moment.
+//
+// A following campaign watches through its claim's WatchTurn instead of
+// Backend.Watch; a leader watches its record through Backend.Watch.
+type TurnWatcher interface {
+	// WatchTurn is Backend.Watch of the claim's resource, called by the
+	// claim's candidate while it follows or holds off. When it returns a
+	// changed record, the engine calls Acquire next unless the record shows
+	// another leader that the candidate has queued behind, or the candidate
+	// holds off; either way it calls WatchTurn or Acquire again at once, or
+	// closes the claim, which a backend may take as the end of the turn.
+	WatchTurn(ctx context.Context, after uint64, wait time.Duration) (Record, error)
+}
+
 // OptionsValidator is implemented by backends whose store bounds some
 // options further (Consul's TTL of 10 s to 24 h, etcd's whole seconds). New
 // calls it with the options, defaults applied, and fails with its error, so

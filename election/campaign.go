@@ -139,7 +139,7 @@ func (c *campaign) ended() {
 // following and of holding off.
 func (c *campaign) watch(wait time.Duration) campaignState {
 	e := c.e
-	r, err := e.watch(c.sctx, c.rec.Revision, wait)
+	r, err := e.watchTurn(c.sctx, c.sess.Claim, c.rec.Revision, wait)
 	if err != nil {
 		if c.sctx.Err() == nil {
 			e.fail(c.ctx, c.d, "watch leader", err)

@@ -97,6 +97,9 @@ func (b *Backend) Close() error {
 	hubs := make([]*hub, 0, len(b.hubs))
 	for _, h := range b.hubs {
 		hubs = append(hubs, h)
+		if h.line.On() {
+			h.wakeLocked() // and stop the turn's timer
+		}
 	}
 	b.mu.Unlock()
 	b.group.halt()

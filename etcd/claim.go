@@ -29,7 +29,10 @@ type claim struct {
 	closed  bool
 }
 
-var _ election.Claim = (*claim)(nil)
+var (
+	_ election.Claim       = (*claim)(nil)
+	_ election.TurnWatcher = (*claim)(nil)
+)
 
 // Info describes the claim's session: the lease. Fields holds "lease" (the
 // lease ID in hex), "prefix" (the election's key prefix), "key" (the
@@ -61,6 +64,9 @@ func (c *claim) Info() election.SessionInfo {
 // term.
 func (c *claim) Acquire(ctx context.Context) (election.Acquisition, error) {
 	b, id := c.l.b, c.l.hex
+	// The candidates held back while this one was woken alone learn the
+	// outcome once it is known (see WatchTurn).
+	defer b.turnTaken(c.resource)
 	c.mu.Lock()
 	queued := c.queued
 	c.mu.Unlock()
@@ -105,6 +111,16 @@ func (c *claim) Acquire(ctx context.Context) (election.Acquisition, error) {
 		c.held(st)
 	}
 	return election.Acquisition{Record: st.rec}, nil
+}
+
+// WatchTurn is Backend.Watch of the claim's resource, by its candidate,
+// which waits in line: when its key becomes the first, it is the leader,
+// and it alone is woken; the other candidates of this backend waiting for
+// the resource are woken once it calls Acquire, or waits again, or after
+// 200 ms. They learn the new leader from the watch's event, without a
+// request.
+func (c *claim) WatchTurn(ctx context.Context, after uint64, wait time.Duration) (election.Record, error) {
+	return c.l.b.watch(ctx, c.resource, after, wait, c.l.hex)
 }
 
 // held records that st shows the claim's key first.

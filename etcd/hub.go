@@ -6,11 +6,17 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/consul-leader/consul-leader/internal/turn"
 )
 
 // hubIdle is how long a hub keeps watching after its last Watch call
 // returned.
 const hubIdle = 30 * time.Second
+
+// turnBound is how long the candidate whose key became first may take to
+// call Acquire before the other waiting candidates are woken anyway.
+const turnBound = 200 * time.Millisecond
 
 // hub follows the leadership of one resource. It holds the latest state
 // known, from reads or from its watch, and while Watch calls wait it keeps
@@ -36,6 +42,10 @@ type hub struct {
 	queueAt int64         // 0 until the queue was loaded
 	err     error         // why the watch fails right now
 	changed chan struct{} // closed and replaced when st.rec or err changes
+	// line is the candidates of this process waiting through WatchTurn.
+	// When the first key becomes one of theirs, that candidate alone is
+	// woken, and changed is closed once it has acquired (see turnTaken).
+	line turn.Line
 
 	// noted is when st was recorded. highest is the highest term of a
 	// leader seen. lost is set when etcd's revisions were seen to go back,
@@ -94,9 +104,36 @@ func (h *hub) updateLocked(st state) {
 	if h.known && st.asOf <= h.st.asOf && !h.wentBackLocked(st.asOf, st.sent) {
 		return
 	}
+	wasKnown := h.known
 	wake := !h.known || st.rec.Revision != h.st.rec.Revision
 	h.st, h.known, h.noted = st, true, time.Now()
-	if wake {
+	if !wake {
+		return
+	}
+	if wasKnown && !st.rec.Free() && h.line.Give(st.rec.Session, turnBound, h.expireTurn) {
+		// The next in line waits in this process: it is the leader as
+		// soon as it sees this state, and it alone is woken now.
+		return
+	}
+	h.wakeLocked()
+}
+
+// expireTurn wakes every waiting call when the candidate given the turn
+// did not acquire within turnBound.
+func (h *hub) expireTurn() {
+	h.b.mu.Lock()
+	defer h.b.mu.Unlock()
+	if h.line.On() {
+		h.wakeLocked()
+	}
+}
+
+// turnTaken wakes the waiting calls of resource held back for the turn of
+// the next in line, which has just acquired.
+func (b *Backend) turnTaken(resource string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if h := b.hubs[resource]; h != nil && h.line.On() {
 		h.wakeLocked()
 	}
 }
@@ -162,7 +199,10 @@ func (b *Backend) floorRaised(resource string, floor uint64) {
 	}
 }
 
+// wakeLocked wakes every waiting call, and ends the turn if one is on.
+// b.mu is held.
 func (h *hub) wakeLocked() {
+	h.line.End()
 	close(h.changed)
 	h.changed = make(chan struct{})
 }
@@ -193,10 +233,18 @@ func (h *hub) enterLocked() {
 	h.startLocked()
 }
 
-// exit unregisters a waiting Watch call.
-func (h *hub) exit() {
+// exit unregisters a waiting Watch call, and w from the line when not nil.
+// A call that held the turn and did not return the state it was given the
+// turn for (acted false) ends the turn.
+func (h *hub) exit(w *turn.Waiter, acted bool) {
 	h.b.mu.Lock()
 	defer h.b.mu.Unlock()
+	if w != nil {
+		h.line.Leave(w)
+		if h.line.Holds(w) && !acted {
+			h.wakeLocked()
+		}
+	}
 	h.leaveLocked()
 	if h.member {
 		h.b.group.leaveLocked()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/consul-leader/consul-leader/election"
 )
@@ -15,7 +16,10 @@ type session struct {
 	c *claim
 }
 
-var _ election.Session = (*session)(nil)
+var (
+	_ election.Session     = (*session)(nil)
+	_ election.TurnWatcher = (*session)(nil)
+)
 
 // NewSession grants a lease of p.TTL, a whole number of seconds. The
 // candidate's key is put by Acquire, not here, so that a candidate holding
@@ -45,6 +49,11 @@ func (s *session) Info() election.SessionInfo { return s.c.Info() }
 // Acquire queues the candidate's key: see claim.Acquire.
 func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 	return s.c.Acquire(ctx)
+}
+
+// WatchTurn watches the resource in line: see claim.WatchTurn.
+func (s *session) WatchTurn(ctx context.Context, after uint64, wait time.Duration) (election.Record, error) {
+	return s.c.WatchTurn(ctx, after, wait)
 }
 
 // Renew sends one lease keepalive. A lease the store no longer has, or a

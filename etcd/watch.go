@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/turn"
 )
 
 // Watch returns the leadership of resource. With after == 0, or wait <= 0,
@@ -27,14 +28,14 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 	if after == 0 || wait <= 0 {
 		return b.readRecord(ctx, resource, prefix)
 	}
-	// A follower or a leader keeps this frame on its stack while it waits
+	// A leader keeps this frame on its stack while it waits
 	// (the frames an elector waits under are all its goroutine keeps), and
 	// so the reads are functions of their own.
 	h, err := b.enter(ctx, resource, prefix)
 	if err != nil {
 		return election.Record{}, err
 	}
-	defer h.exit()
+	defer h.exit(nil, false)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
@@ -54,6 +55,78 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 			return rec, nil
 		case <-ctx.Done():
 			return election.Record{}, h.watchEnded(ctx)
+		}
+	}
+}
+
+// watch is Watch, by the candidate of session id, which waits in the
+// resource's line of candidates, unless id is empty: when its key becomes
+// the first, it is woken alone, and the other candidates once it has
+// acquired (see hub.line).
+func (b *Backend) watch(ctx context.Context, resource string, after uint64, wait time.Duration, id string) (rec election.Record, err error) {
+	prefix, err := b.Prefix(resource)
+	if err != nil {
+		return election.Record{}, err
+	}
+	if after == 0 || wait <= 0 {
+		st, err := b.read(ctx, resource, prefix)
+		return st.rec, err
+	}
+	b.mu.Lock()
+	h := b.hubLocked(resource, prefix)
+	h.enterLocked()
+	known := h.known
+	var w *turn.Waiter
+	if id != "" && after != 0 {
+		if h.line.HeldBy(id) {
+			h.wakeLocked() // it was given the turn, and waits again instead
+		}
+		w = h.line.Join(id)
+	}
+	b.mu.Unlock()
+	var turnC <-chan struct{}
+	if w != nil {
+		turnC = w.Turn()
+	}
+	acted := false    // returned the state it was given the turn for
+	gaveBack := false // was given the turn, and ended it with nothing to act on
+	defer func() { h.exit(w, acted) }()
+	if !known {
+		if _, err := b.read(ctx, resource, prefix); err != nil {
+			return election.Record{}, err
+		}
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		b.mu.Lock()
+		h.startLocked() // again, if it stopped on a Close meanwhile
+		st, err, changed := h.st, h.err, h.changed
+		b.mu.Unlock()
+		switch {
+		case err != nil:
+			return election.Record{}, err
+		case st.rec.Revision != after:
+			acted = turnC == nil && w != nil
+			return st.rec, nil
+		case turnC == nil && w != nil && !gaveBack:
+			// Given the turn, but with nothing to act on.
+			gaveBack = true
+			b.mu.Lock()
+			if h.line.Holds(w) {
+				h.wakeLocked()
+			}
+			b.mu.Unlock()
+			continue
+		}
+		select {
+		case <-changed:
+		case <-turnC:
+			turnC = nil
+		case <-timer.C:
+			return st.rec, nil
+		case <-ctx.Done():
+			return election.Record{}, fmt.Errorf("etcd: watch %s: %w", prefix, ctx.Err())
 		}
 	}
 }
@@ -78,7 +151,7 @@ func (b *Backend) enter(ctx context.Context, resource, prefix string) (*hub, err
 	b.mu.Unlock()
 	if !known {
 		if _, err := b.read(ctx, resource, prefix); err != nil {
-			h.exit()
+			h.exit(nil, false)
 			return nil, err
 		}
 	}

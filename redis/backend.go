@@ -21,6 +21,7 @@ const BackendName = "redis"
 // elector is closed, so give each elector its own Backend, as New does.
 type Backend struct {
 	client goredis.UniversalClient
+	run    *limiter // the client, at most MaxRequests requests at a time
 	opts   BackendOptions
 	log    *slog.Logger
 	db     int
@@ -113,6 +114,7 @@ func NewBackend(client goredis.UniversalClient, opts BackendOptions) (*Backend, 
 	opts = opts.WithDefaults()
 	b := &Backend{
 		client: client,
+		run:    newLimiter(client, opts.MaxRequests),
 		opts:   opts,
 		log:    opts.Logger.With("backend", BackendName),
 		db:     clientDB(client),

@@ -21,7 +21,7 @@ func (b *Backend) RaiseTermFloor(ctx context.Context, resource string, floor uin
 		return err
 	}
 	k := b.keys(resource)
-	if err := raiseScript.Run(ctx, b.client, []string{k.term}, strconv.FormatUint(floor, 10)).Err(); err != nil {
+	if err := raiseScript.Run(ctx, b.run, []string{k.term}, strconv.FormatUint(floor, 10)).Err(); err != nil {
 		return wrap("raise term floor", k.term, err)
 	}
 	b.observe(resource, floor)

@@ -10,6 +10,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/turn"
 )
 
 const (
@@ -58,14 +59,16 @@ type topic struct {
 	keyspace string
 
 	// Guarded by hub.mu.
-	active   bool          // the events channel is subscribed
-	refused  time.Time     // when the server refused the events channel (ACL); zero if it did not
-	noKeys   bool          // the server refused the keyspace channel (ACL)
-	warned   bool          // the refusal of the events channel was logged as a warning
-	inflight bool          // a SUBSCRIBE was sent and awaits its reply
-	ready    chan struct{} // closed once active or refused
-	wake     chan struct{} // closed, and replaced, on every possible change
-	last     lastRead      // the latest read of the record
+	active   bool            // the events channel is subscribed
+	refused  time.Time       // when the server refused the events channel (ACL); zero if it did not
+	noKeys   bool            // the server refused the keyspace channel (ACL)
+	warned   bool            // the refusal of the events channel was logged as a warning
+	inflight bool            // a SUBSCRIBE was sent and awaits its reply
+	ready    chan struct{}   // closed once active or refused
+	wake     chan struct{}   // closed, and replaced, on every possible change
+	line     turn.Line       // the candidates waiting through WatchTurn
+	held     []chan struct{} // wake channels held back while a turn is on
+	last     lastRead        // the latest read of the record
 }
 
 // lastRead is a read of a resource's record, and the wake channel that was
@@ -281,8 +284,14 @@ func (h *hub) isClosed() bool {
 	return h.closed
 }
 
-// wakeUp wakes every Watch of t's resource. The caller holds hub.mu.
+// wakeUp wakes every Watch of t's resource, and ends the turn if one is
+// on. The caller holds hub.mu.
 func (t *topic) wakeUp() {
+	t.line.End()
+	for _, c := range t.held {
+		close(c)
+	}
+	t.held = nil
 	close(t.wake)
 	t.wake = make(chan struct{})
 }

@@ -52,7 +52,7 @@ func (b *Backend) NewLease(ctx context.Context, p election.LeaseParams) (electio
 		claims: map[string]struct{}{},
 	}
 	l.info = election.SessionInfo{Backend: BackendName, ID: token, TTL: p.TTL, Fields: map[string]string{"lease": l.key}}
-	n, err := leaseCreateScript.Run(ctx, b.client, []string{l.key}, l.ttlMS).Int64()
+	n, err := leaseCreateScript.Run(ctx, b.run, []string{l.key}, l.ttlMS).Int64()
 	if err != nil {
 		return nil, wrap("create lease", l.key, err)
 	}
@@ -100,7 +100,7 @@ func (l *lease) Info() election.SessionInfo { return l.info }
 // overwritten from outside) leave the set, and their Watch calls are woken
 // to read the change.
 func (l *lease) Renew(ctx context.Context) error {
-	res, err := leaseRenewScript.Run(ctx, l.b.client, []string{l.key}, l.token+"\n", l.ttlMS).Slice()
+	res, err := leaseRenewScript.Run(ctx, l.b.run, []string{l.key}, l.token+"\n", l.ttlMS).Slice()
 	if err != nil {
 		return wrap("renew lease", l.key, err)
 	}
@@ -167,7 +167,7 @@ func (l *lease) Close(ctx context.Context) error {
 	l.closed = true
 	l.mu.Unlock()
 	l.b.own(l.token, false)
-	if err := leaseCloseScript.Run(ctx, l.b.client, []string{l.key}, l.token+"\n").Err(); err != nil {
+	if err := leaseCloseScript.Run(ctx, l.b.run, []string{l.key}, l.token+"\n").Err(); err != nil {
 		return wrap("close lease", l.key, err)
 	}
 	return nil

@@ -38,6 +38,15 @@ type BackendOptions struct {
 	// Default: DefaultKeyPrefix ("election").
 	KeyPrefix string
 
+	// MaxRequests bounds the requests the backend has in flight at a time,
+	// all its electors together, and so the connections it takes from the
+	// client's pool: a burst (a shared session acquiring thousands of
+	// resources at once) then waits its turn instead of growing the pool to
+	// its PoolSize. The release-notice subscription holds one more
+	// connection. A request waiting for a slot counts against its deadline.
+	// Default: DefaultMaxRequests (8).
+	MaxRequests int
+
 	// Logger receives the backend's own logs (the release-notice
 	// subscription connecting, failing or being refused). Default: New uses
 	// Options.Logger; NewBackend uses election.DefaultLogger(), which passes
@@ -53,6 +62,9 @@ func (o BackendOptions) WithDefaults() BackendOptions {
 	if o.Logger == nil {
 		o.Logger = election.DefaultLogger()
 	}
+	if o.MaxRequests == 0 {
+		o.MaxRequests = DefaultMaxRequests
+	}
 	return o
 }
 
@@ -65,6 +77,8 @@ func (o BackendOptions) Validate() error {
 		return &election.OptionError{Field: "Redis.KeyPrefix", Rule: fmt.Sprintf("must be at most %d bytes", MaxKeyPrefixLength), Value: fmt.Sprintf("%d bytes", len(o.KeyPrefix))}
 	case strings.ContainsAny(o.KeyPrefix, "{}"):
 		return &election.OptionError{Field: "Redis.KeyPrefix", Rule: "must not contain { or }, which would change the keys' hash slot", Value: fmt.Sprintf("%q", o.KeyPrefix)}
+	case o.MaxRequests < 0:
+		return &election.OptionError{Field: "Redis.MaxRequests", Rule: "must not be negative", Value: fmt.Sprint(o.MaxRequests)}
 	case strings.IndexFunc(o.KeyPrefix, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0:
 		return &election.OptionError{Field: "Redis.KeyPrefix", Rule: "must be printable text without spaces", Value: fmt.Sprintf("%q", o.KeyPrefix)}
 	}

@@ -17,7 +17,7 @@ func TestOptionsValidate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("valid options: %v", err)
 	}
-	if d := ok.WithDefaults(); d.Redis.KeyPrefix != redis.DefaultKeyPrefix || d.Redis.Logger == nil || d.TTL != election.DefaultTTL {
+	if d := ok.WithDefaults(); d.Redis.KeyPrefix != redis.DefaultKeyPrefix || d.Redis.Logger == nil || d.TTL != election.DefaultTTL || d.Redis.MaxRequests != redis.DefaultMaxRequests {
 		t.Fatalf("WithDefaults = %+v", d)
 	}
 	cases := []struct {
@@ -30,6 +30,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"Redis.KeyPrefix", func(o *redis.Options) { o.Redis.KeyPrefix = "a b" }},
 		{"Redis.KeyPrefix", func(o *redis.Options) { o.Redis.KeyPrefix = "a\x00" }},
 		{"Redis.KeyPrefix", func(o *redis.Options) { o.Redis.KeyPrefix = strings.Repeat("p", redis.MaxKeyPrefixLength+1) }},
+		{"Redis.MaxRequests", func(o *redis.Options) { o.Redis.MaxRequests = -1 }},
 	}
 	for _, tc := range cases {
 		o := ok

@@ -93,7 +93,7 @@ func (h *hub) notice(ch, payload string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	t := h.byChan[ch]
-	if t == nil || (ch == t.keyspace && payload == "expire") {
+	if t == nil || (ch == t.keyspace && payload == "expire") || h.giveTurn(t, ch, payload) {
 		return
 	}
 	t.wakeUp()

@@ -93,6 +93,9 @@ func (s *session) Info() election.SessionInfo { return s.info }
 // won, or held, by another token), so that a release costs one script per
 // process rather than one per candidate.
 func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
+	// The candidates held back while this one was woken alone (WatchTurn)
+	// wake once the outcome is known.
+	defer s.b.hub.turnTaken(s.resource)
 	s.mu.Lock()
 	leading := s.leading
 	s.mu.Unlock()
@@ -121,7 +124,7 @@ func (s *session) acquire(ctx context.Context) (election.Acquisition, error) {
 	if s.lease != nil {
 		keys = append(keys, s.lease.key)
 	}
-	res, err := acquireScript.Run(ctx, s.b.client, keys,
+	res, err := acquireScript.Run(ctx, s.b.run, keys,
 		s.token, s.ttlMS, s.payload, strconv.FormatUint(floor, 10), s.keys.events).Slice()
 	if err != nil {
 		return election.Acquisition{}, wrap("acquire", s.keys.leader, err)
@@ -175,7 +178,7 @@ func (s *session) Renew(ctx context.Context) error {
 	if !leading {
 		return ctx.Err()
 	}
-	n, err := renewScript.Run(ctx, s.b.client, []string{s.keys.leader}, s.token+"\n", s.ttlMS).Int64()
+	n, err := renewScript.Run(ctx, s.b.run, []string{s.keys.leader}, s.token+"\n", s.ttlMS).Int64()
 	if err != nil {
 		return wrap("renew", s.keys.leader, err)
 	}
@@ -213,7 +216,7 @@ func (s *session) Close(ctx context.Context) error {
 	if led {
 		flag = "1"
 	}
-	if err := releaseScript.Run(ctx, s.b.client, keys, s.token+"\n", s.keys.events, flag).Err(); err != nil {
+	if err := releaseScript.Run(ctx, s.b.run, keys, s.token+"\n", s.keys.events, flag).Err(); err != nil {
 		return wrap("release", s.keys.leader, err)
 	}
 	return nil

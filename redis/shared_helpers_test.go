@@ -247,6 +247,24 @@ func (c *leaseCalls) count(cmd goredis.Cmder) {
 	c.others[cmd.Name()]++
 }
 
+// quiet waits until no command but lease calls was sent for d, and fails t
+// if that takes longer than limit.
+func (c *leaseCalls) quiet(t testing.TB, d, limit time.Duration) {
+	t.Helper()
+	end := time.Now().Add(limit)
+	_, last := c.snapshot()
+	since := time.Now()
+	for time.Since(since) < d {
+		if time.Now().After(end) {
+			t.Fatalf("commands other than lease calls still sent %v after the acquisitions", limit)
+		}
+		time.Sleep(d / 10)
+		if _, now := c.snapshot(); len(diff(now, last)) > 0 {
+			last, since = now, time.Now()
+		}
+	}
+}
+
 // snapshot returns the lease calls and the other commands counted so far.
 func (c *leaseCalls) snapshot() (leases int, others map[string]int) {
 	c.mu.Lock()

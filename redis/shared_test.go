@@ -91,7 +91,9 @@ func TestSharedSessionLeadsManyResources(t *testing.T) {
 	checkExpiries("after the acquisitions")
 
 	// At rest: one lease call per RenewInterval, and nothing else, for
-	// longer than a leader's blocking read waits (LeaderWait).
+	// longer than a leader's blocking read waits (LeaderWait). Rest begins
+	// once the leaders' first reads, after their subscriptions, are done.
+	calls.quiet(t, 300*time.Millisecond, 10*time.Second)
 	leases0, others0 := calls.snapshot()
 	window := election.LeaderWait(election.Options{TTL: ttl}) + time.Second
 	time.Sleep(window)

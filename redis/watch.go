@@ -37,7 +37,7 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 	if after == 0 || wait <= 0 {
 		return b.readNow(ctx, resource)
 	}
-	// A follower or a leader keeps this frame on its stack while it waits
+	// A leader keeps this frame on its stack while it waits
 	// (the frames an elector waits under are all its goroutine keeps), and
 	// so the state of the call and the reads it makes are kept out of it.
 	if err := b.check(); err != nil {
@@ -61,6 +61,55 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 			if err := b.check(); err != nil {
 				return election.Record{}, err
 			}
+		case <-timer.C:
+		case <-ctx.Done():
+			return election.Record{}, watchEnded(ctx, &w.k)
+		}
+	}
+}
+
+// watch is Watch, by the candidate of session id, which waits in the
+// resource's line of candidates (see WatchTurn): at a release, the
+// candidate waiting longest is woken alone, and the others once it has
+// acquired.
+func (b *Backend) watch(ctx context.Context, resource string, after uint64, wait time.Duration, id string) (election.Record, error) {
+	if after == 0 || wait <= 0 || id == "" {
+		return b.Watch(ctx, resource, after, wait)
+	}
+	if err := b.check(); err != nil {
+		return election.Record{}, err
+	}
+	w := b.newWatchCall(ctx, resource, after, wait)
+	tw := b.hub.join(w.t, id)
+	var turnC <-chan struct{}
+	if tw != nil {
+		turnC = tw.Turn()
+	}
+	acted := false // returned the record it was given the turn for
+	defer func() { b.hub.leave(w.t, tw, acted) }()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for first := true; ; first = false {
+		changed := b.hub.changed(w.t) // taken before the read, so no notice is missed
+		left, done, err := w.look(ctx, changed, first)
+		switch {
+		case err != nil:
+			return election.Record{}, err
+		case done:
+			acted = w.rec.Revision != after && tw != nil && turnC == nil
+			return w.rec, nil
+		}
+		if tw != nil && turnC == nil {
+			b.hub.giveBack(w.t, tw) // given the turn, with nothing to act on
+		}
+		timer.Reset(left)
+		select {
+		case <-changed:
+			if err := b.check(); err != nil {
+				return election.Record{}, err
+			}
+		case <-turnC:
+			turnC = nil
 		case <-timer.C:
 		case <-ctx.Done():
 			return election.Record{}, watchEnded(ctx, &w.k)
@@ -196,7 +245,7 @@ func requestBudget(ctx context.Context, wait time.Duration) time.Duration {
 // read returns the leadership record of a resource and, when it is held,
 // the leader key's remaining TTL (zero if the key has none).
 func (b *Backend) read(ctx context.Context, resource string, k keys) (election.Record, time.Duration, error) {
-	res, err := readScript.Run(ctx, b.client, []string{k.leader, k.term}).Slice()
+	res, err := readScript.Run(ctx, b.run, []string{k.leader, k.term}).Slice()
 	if err != nil {
 		return election.Record{}, 0, wrap("read", k.leader, err)
 	}

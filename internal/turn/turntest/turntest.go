@@ -1,0 +1,235 @@
+// Package turntest checks that a backend wakes the candidates of one
+// process in turn (election.TurnWatcher): at a graceful handover, the next
+// leader acquires before any other candidate of the process has learnt of
+// the change.
+package turntest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/consul-leader/consul-leader/election"
+)
+
+// Params size a Check run.
+type Params struct {
+	// Candidates of one resource, on the backend.
+	Candidates int
+	// Handovers timed.
+	Handovers int
+	// Options of every candidate; Resource and ID are set by Check.
+	Options election.Options
+}
+
+// Check starts p.Candidates electors of one resource on b, releases the
+// leader p.Handovers times, and fails t when the followers' watches
+// returned a change before the next leader's acquisition returned more than
+// p.Handovers/2 times in all: a backend that woke every follower at each
+// change would do so about once per follower per handover.
+func Check(t *testing.T, b election.Backend, p Params) {
+	t.Helper()
+	if p.Handovers < 2 {
+		p.Handovers = 2
+	}
+	log := &eventLog{}
+	cb := &backend{Backend: b, log: log}
+	leaders := make(chan *election.Elector, p.Candidates)
+	ctx := context.Background()
+	for i := range p.Candidates {
+		o := p.Options
+		o.Resource, o.ID = "turn", fmt.Sprint("c", i)
+		el, err := election.New(cb, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := el.Start(ctx, election.LeaderOnly(func(ctx context.Context, term uint64) error {
+			leaders <- el
+			<-ctx.Done()
+			return nil
+		})); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = el.Close(cctx)
+		})
+	}
+	next := func() *election.Elector {
+		t.Helper()
+		select {
+		case el := <-leaders:
+			return el
+		case <-time.After(30 * time.Second):
+			t.Fatal("no leader within 30 s")
+			return nil
+		}
+	}
+	leader := next()
+	time.Sleep(time.Second + time.Duration(p.Candidates)*10*time.Millisecond) // every candidate follows
+	early := 0
+	for i := range p.Handovers {
+		log.reset()
+		if err := leader.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		leader = next()
+		n, woke := log.before()
+		t.Logf("handover %d: %d of %d followers' watches returned a change before the next leader acquired (%d watches in all)", i, n, p.Candidates-1, woke)
+		early += n
+		time.Sleep(300 * time.Millisecond)
+	}
+	if early > p.Handovers/2 {
+		t.Errorf("%d followers' watches returned a change before the next leader acquired, in %d handovers among %d candidates of one process; want at most %d: only the next in line should wake first",
+			early, p.Handovers, p.Candidates, p.Handovers/2)
+	}
+}
+
+// eventLog records when watches of followers returned a change, and when
+// an acquisition returned the leadership.
+type eventLog struct {
+	mu       sync.Mutex
+	woke     []*wake
+	acquired time.Time // the first leading acquisition since reset
+	acquirer string    // its session
+}
+
+// wake is a watch that returned a change, and its session. passed: it
+// showed no leader, and the candidate watched again rather than acquire,
+// as one holding off after its own term passes its turn on.
+type wake struct {
+	at      time.Time
+	session string
+	free    bool
+	passed  bool
+}
+
+func (l *eventLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.woke, l.acquired, l.acquirer = nil, time.Time{}, ""
+}
+
+func (l *eventLog) wake(at time.Time, session string, free bool) *wake {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := &wake{at: at, session: session, free: free}
+	l.woke = append(l.woke, w)
+	return w
+}
+
+// pass marks w passed, if it showed no leader.
+func (l *eventLog) pass(w *wake) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w.passed = w.free
+}
+
+func (l *eventLog) acquire(at time.Time, session string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.acquired.IsZero() {
+		l.acquired, l.acquirer = at, session
+	}
+}
+
+// before returns how many watches of candidates other than the next
+// leader returned a change before its acquisition, and in all.
+func (l *eventLog) before() (n, all int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, w := range l.woke {
+		if w.session != l.acquirer && !w.passed && (l.acquired.IsZero() || w.at.Before(l.acquired)) {
+			n++
+		}
+	}
+	return n, len(l.woke)
+}
+
+// backend wraps a backend whose sessions watch in turn, to log the
+// watches and acquisitions of its electors.
+type backend struct {
+	election.Backend
+	log *eventLog
+}
+
+func (b *backend) ValidateOptions(o election.Options) error {
+	if v, ok := b.Backend.(election.OptionsValidator); ok {
+		return v.ValidateOptions(o)
+	}
+	return nil
+}
+
+// Watch logs a return with a change: a campaign that watched through it
+// rather than through its claim would be woken with every other.
+func (b *backend) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
+	rec, err := b.Backend.Watch(ctx, resource, after, wait)
+	if err == nil && after != 0 && wait > 0 && rec.Revision != after {
+		b.log.wake(time.Now(), "", false)
+	}
+	return rec, err
+}
+
+func (b *backend) NewSession(ctx context.Context, p election.SessionParams) (election.Session, error) {
+	s, err := b.Backend.NewSession(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	tw, ok := s.(interface {
+		election.Session
+		election.TurnWatcher
+	})
+	if !ok {
+		return nil, fmt.Errorf("the %s backend's sessions do not implement election.TurnWatcher", b.Name())
+	}
+	return &session{inner: tw, log: b.log}, nil
+}
+
+type session struct {
+	inner interface {
+		election.Session
+		election.TurnWatcher
+	}
+	log *eventLog
+
+	mu   sync.Mutex
+	last *wake // the last wake, until the candidate acquires or watches again
+}
+
+func (s *session) Info() election.SessionInfo      { return s.inner.Info() }
+func (s *session) Renew(ctx context.Context) error { return s.inner.Renew(ctx) }
+func (s *session) Close(ctx context.Context) error { return s.inner.Close(ctx) }
+
+func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
+	s.mu.Lock()
+	s.last = nil
+	s.mu.Unlock()
+	acq, err := s.inner.Acquire(ctx)
+	if id := s.inner.Info().ID; err == nil && acq.Session == id {
+		s.log.acquire(time.Now(), id)
+	}
+	return acq, err
+}
+
+// WatchTurn logs a return with a change. A candidate that watches again,
+// rather than acquire, after a wake that showed no leader holds off: it
+// passed that turn on.
+func (s *session) WatchTurn(ctx context.Context, after uint64, wait time.Duration) (election.Record, error) {
+	s.mu.Lock()
+	if s.last != nil {
+		s.log.pass(s.last)
+		s.last = nil
+	}
+	s.mu.Unlock()
+	rec, err := s.inner.WatchTurn(ctx, after, wait)
+	if err == nil && after != 0 && rec.Revision != after {
+		w := s.log.wake(time.Now(), s.inner.Info().ID, rec.Free())
+		s.mu.Lock()
+		s.last = w
+		s.mu.Unlock()
+	}
+	return rec, err
+}
