@@ -21,6 +21,18 @@ import (
 // RetryInterval. A watch that must resume from a compacted revision, after
 // a lost connection, is created anew and reloads the queue.
 func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
+	return b.watch(ctx, resource, after, wait, "")
+}
+
+// watch is Watch, by the candidate of session id, which waits in the
+// resource's line of candidates, unless id is empty: when its key becomes
+// the first, it is woken alone, and the other candidates once it has
+// acquired (see hub.line).
+//
+// A follower or a leader keeps this frame on its stack while it waits (the
+// frames an elector waits under are all its goroutine keeps), and so the
+// reads are functions of their own.
+func (b *Backend) watch(ctx context.Context, resource string, after uint64, wait time.Duration, id string) (election.Record, error) {
 	prefix, err := b.Prefix(resource)
 	if err != nil {
 		return election.Record{}, err
@@ -28,14 +40,17 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 	if after == 0 || wait <= 0 {
 		return b.readRecord(ctx, resource, prefix)
 	}
-	// A leader keeps this frame on its stack while it waits
-	// (the frames an elector waits under are all its goroutine keeps), and
-	// so the reads are functions of their own.
-	h, err := b.enter(ctx, resource, prefix)
+	h, w, err := b.enter(ctx, resource, prefix, id)
 	if err != nil {
 		return election.Record{}, err
 	}
-	defer h.exit(nil, false)
+	var turnC <-chan struct{}
+	if w != nil {
+		turnC = w.Turn()
+	}
+	acted := false    // returned the state it was given the turn for
+	gaveBack := false // was given the turn, and ended it with nothing to act on
+	defer func() { h.exit(w, acted) }()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
@@ -47,76 +62,12 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 		case err != nil:
 			return election.Record{}, err
 		case rec.Revision != after:
-			return rec, nil
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			return rec, nil
-		case <-ctx.Done():
-			return election.Record{}, h.watchEnded(ctx)
-		}
-	}
-}
-
-// watch is Watch, by the candidate of session id, which waits in the
-// resource's line of candidates, unless id is empty: when its key becomes
-// the first, it is woken alone, and the other candidates once it has
-// acquired (see hub.line).
-func (b *Backend) watch(ctx context.Context, resource string, after uint64, wait time.Duration, id string) (rec election.Record, err error) {
-	prefix, err := b.Prefix(resource)
-	if err != nil {
-		return election.Record{}, err
-	}
-	if after == 0 || wait <= 0 {
-		st, err := b.read(ctx, resource, prefix)
-		return st.rec, err
-	}
-	b.mu.Lock()
-	h := b.hubLocked(resource, prefix)
-	h.enterLocked()
-	known := h.known
-	var w *turn.Waiter
-	if id != "" && after != 0 {
-		if h.line.HeldBy(id) {
-			h.wakeLocked() // it was given the turn, and waits again instead
-		}
-		w = h.line.Join(id)
-	}
-	b.mu.Unlock()
-	var turnC <-chan struct{}
-	if w != nil {
-		turnC = w.Turn()
-	}
-	acted := false    // returned the state it was given the turn for
-	gaveBack := false // was given the turn, and ended it with nothing to act on
-	defer func() { h.exit(w, acted) }()
-	if !known {
-		if _, err := b.read(ctx, resource, prefix); err != nil {
-			return election.Record{}, err
-		}
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for {
-		b.mu.Lock()
-		h.startLocked() // again, if it stopped on a Close meanwhile
-		st, err, changed := h.st, h.err, h.changed
-		b.mu.Unlock()
-		switch {
-		case err != nil:
-			return election.Record{}, err
-		case st.rec.Revision != after:
 			acted = turnC == nil && w != nil
-			return st.rec, nil
+			return rec, nil
 		case turnC == nil && w != nil && !gaveBack:
 			// Given the turn, but with nothing to act on.
 			gaveBack = true
-			b.mu.Lock()
-			if h.line.Holds(w) {
-				h.wakeLocked()
-			}
-			b.mu.Unlock()
+			h.giveBack(w)
 			continue
 		}
 		select {
@@ -124,9 +75,9 @@ func (b *Backend) watch(ctx context.Context, resource string, after uint64, wait
 		case <-turnC:
 			turnC = nil
 		case <-timer.C:
-			return st.rec, nil
+			return rec, nil
 		case <-ctx.Done():
-			return election.Record{}, fmt.Errorf("etcd: watch %s: %w", prefix, ctx.Err())
+			return election.Record{}, h.watchEnded(ctx)
 		}
 	}
 }
@@ -141,21 +92,39 @@ func (b *Backend) readRecord(ctx context.Context, resource, prefix string) (elec
 	return st.rec, err
 }
 
-// enter joins the hub of resource, reading its state first unless it is
-// known; the caller exits the hub once done.
-func (b *Backend) enter(ctx context.Context, resource, prefix string) (*hub, error) {
+// enter joins the hub of resource, and, for the candidate of session id
+// unless id is empty, its line of candidates; it reads the hub's state
+// first unless it is known. The caller exits the hub once done.
+func (b *Backend) enter(ctx context.Context, resource, prefix, id string) (*hub, *turn.Waiter, error) {
 	b.mu.Lock()
 	h := b.hubLocked(resource, prefix)
 	h.enterLocked()
 	known := h.known
+	var w *turn.Waiter
+	if id != "" {
+		if h.line.HeldBy(id) {
+			h.wakeLocked() // it was given the turn, and waits again instead
+		}
+		w = h.line.Join(id)
+	}
 	b.mu.Unlock()
 	if !known {
 		if _, err := b.read(ctx, resource, prefix); err != nil {
-			h.exit(nil, false)
-			return nil, err
+			h.exit(w, false)
+			return nil, nil, err
 		}
 	}
-	return h, nil
+	return h, w, nil
+}
+
+// giveBack passes the turn on if w holds it: it was given the turn and
+// found nothing to act on.
+func (h *hub) giveBack(w *turn.Waiter) {
+	h.b.mu.Lock()
+	defer h.b.mu.Unlock()
+	if h.line.Holds(w) {
+		h.wakeLocked()
+	}
 }
 
 // watchEnded is the error of a Watch of h whose ctx ended.

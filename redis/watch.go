@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/turn"
 )
 
 const (
@@ -34,54 +35,30 @@ const (
 // when the leader key's TTL runs out (a leader that died announces
 // nothing), and when wait has passed; each wake-up is one read.
 func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
-	if after == 0 || wait <= 0 {
-		return b.readNow(ctx, resource)
-	}
-	// A leader keeps this frame on its stack while it waits
-	// (the frames an elector waits under are all its goroutine keeps), and
-	// so the state of the call and the reads it makes are kept out of it.
-	if err := b.check(); err != nil {
-		return election.Record{}, err
-	}
-	w := b.newWatchCall(ctx, resource, after, wait)
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for first := true; ; first = false {
-		changed := b.hub.changed(w.t) // taken before the read, so no notice is missed
-		left, done, err := w.look(ctx, changed, first)
-		switch {
-		case err != nil:
-			return election.Record{}, err
-		case done:
-			return w.rec, nil
-		}
-		timer.Reset(left)
-		select {
-		case <-changed:
-			if err := b.check(); err != nil {
-				return election.Record{}, err
-			}
-		case <-timer.C:
-		case <-ctx.Done():
-			return election.Record{}, watchEnded(ctx, &w.k)
-		}
-	}
+	return b.watch(ctx, resource, after, wait, "")
 }
 
 // watch is Watch, by the candidate of session id, which waits in the
-// resource's line of candidates (see WatchTurn): at a release, the
-// candidate waiting longest is woken alone, and the others once it has
-// acquired.
+// resource's line of candidates unless id is empty (see WatchTurn): at a
+// release, the candidate waiting longest is woken alone, and the others
+// once it has acquired.
+//
+// A follower or a leader keeps this frame on its stack while it waits (the
+// frames an elector waits under are all its goroutine keeps), and so the
+// state of the call and the reads it makes are kept out of it.
 func (b *Backend) watch(ctx context.Context, resource string, after uint64, wait time.Duration, id string) (election.Record, error) {
-	if after == 0 || wait <= 0 || id == "" {
-		return b.Watch(ctx, resource, after, wait)
+	if after == 0 || wait <= 0 {
+		return b.readNow(ctx, resource)
 	}
 	if err := b.check(); err != nil {
 		return election.Record{}, err
 	}
 	w := b.newWatchCall(ctx, resource, after, wait)
-	tw := b.hub.join(w.t, id)
+	var tw *turn.Waiter // the candidate's place in line; nil without id
 	var turnC <-chan struct{}
+	if id != "" {
+		tw = b.hub.join(w.t, id)
+	}
 	if tw != nil {
 		turnC = tw.Turn()
 	}
