@@ -32,6 +32,8 @@ type Backend struct {
 	page     int           // keys per read of a group's load
 	alone    bool          // the backend of one elector: no group
 
+	keepAlive *keepAlive // the one stream renewing every lease
+
 	mu    sync.Mutex
 	hubs  map[string]*hub // per resource
 	group *rootWatch      // the group watching the hubs under DefaultPrefixRoot
@@ -77,6 +79,8 @@ func NewBackend(client *clientv3.Client, opts Options) (*Backend, error) {
 		retry:    max(d.RetryInterval, 10*time.Millisecond),
 		page:     defaultPage,
 		hubs:     map[string]*hub{},
+
+		keepAlive: newKeepAlive(client),
 	}
 	b.group = newRootWatch(b)
 	return b, nil
@@ -89,7 +93,8 @@ func (b *Backend) Name() string { return BackendName }
 // TTL of whole seconds, at least MinTTL. election.New calls it.
 func (b *Backend) ValidateOptions(o election.Options) error { return validateTTL(o.TTL) }
 
-// Close stops the backend's background watches, and closes the etcd client
+// Close stops the backend's background watches and its lease keepalive
+// stream, failing the renewals in flight, and closes the etcd client
 // if the backend created it (OpenURL); a client passed to NewBackend stays
 // open. A backend on such a client may be used again after Close.
 func (b *Backend) Close() error {
@@ -106,6 +111,7 @@ func (b *Backend) Close() error {
 	for _, h := range hubs {
 		h.halt()
 	}
+	b.keepAlive.close()
 	if !b.owned {
 		return nil
 	}

@@ -9,9 +9,13 @@
 // A candidate's session is an etcd lease granted with the election TTL,
 // which must be a whole number of seconds, at least MinTTL (2 s: an etcd
 // member at its default --election-timeout of 1 s grants no shorter lease).
-// The engine renews it with one KeepAliveOnce per RenewInterval; the
-// client's background KeepAlive is not used. A lease the store no longer
-// has is election.ErrSessionLost.
+// The engine renews it with one keepalive request per RenewInterval, with
+// the engine's deadline; the client's background KeepAlive, which renews on
+// its own schedule, is not used. The renewals of all the leases of one
+// Backend share one LeaseKeepAlive stream, opened by the first renewal and
+// again by the next one after it breaks (a broken stream fails the
+// renewals waiting on it); Backend.Close ends it. A lease the store no
+// longer has is election.ErrSessionLost.
 //
 // To campaign, a candidate puts the key Prefix + "/" + its lease ID in hex,
 // bound to its lease, unless the key exists (a transaction comparing its
@@ -47,7 +51,7 @@
 //
 // Backend implements election.SessionSharer: the electors of many resources
 // in one process can campaign on one etcd lease, a SharedSession, which
-// the engine renews with one KeepAliveOnce per RenewInterval for all of
+// the engine renews with one keepalive per RenewInterval for all of
 // them. Each elector campaigns as above, with its key Prefix + "/" + the
 // shared lease's ID, bound to that lease:
 //

@@ -85,9 +85,14 @@ func (l *lease) Info() election.SessionInfo {
 }
 
 // Renew sends one lease keepalive, which renews every key bound to the
-// lease. A lease the store no longer has is ErrSessionLost.
+// lease, on the backend's keepalive stream. A lease the store no longer
+// has is ErrSessionLost.
 func (l *lease) Renew(ctx context.Context) error {
-	if _, err := l.b.client.KeepAliveOnce(ctx, l.id); err != nil {
+	resp, err := l.b.keepAlive.renew(ctx, l.id)
+	if err == nil && resp.TTL <= 0 {
+		err = rpctypes.ErrLeaseNotFound
+	}
+	if err != nil {
 		return storeError("renew lease "+l.hex, err)
 	}
 	return nil
