@@ -179,7 +179,10 @@ func (b *Backend) Close() error {
 // the next query waits on. A caller whose key did not change keeps waiting;
 // one whose own wait passes first returns the newest record seen of its
 // key. Either way each call still returns when its ctx ends, and about at
-// its wait (plus Consul's jitter) when nothing changes.
+// its wait (plus Consul's jitter) when nothing changes. While a candidate of
+// this backend that waits in line for the key (WatchTurn) has the turn to
+// act on a change, a call that sees the change returns once that
+// candidate's acquisition has returned, or after turnBound (see turn.go).
 func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
 	if err := election.ValidateResource(resource); err != nil {
 		return election.Record{}, err

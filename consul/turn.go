@@ -189,11 +189,13 @@ func (l *lines) leave(key string, kl *keyLine, w *turn.Waiter, acted bool) {
 	l.dropLocked(key, kl)
 }
 
-// taken ends the turn on key, if one is on: an Acquire of it returned.
-func (l *lines) taken(key string) {
+// taken ends the turn on key, if candidate id holds it: its Acquire
+// returned. An Acquire of another candidate (one that holds off after its
+// own term, or retries) leaves the turn on.
+func (l *lines) taken(key, id string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if kl := l.keys[key]; kl != nil {
+	if kl := l.keys[key]; kl != nil && kl.line.HeldBy(id) {
 		l.endLocked(kl)
 		l.dropLocked(key, kl)
 	}
@@ -221,7 +223,7 @@ func (l *lines) giveLocked(kl *keyLine, holder string) bool {
 			l.endLocked(kl)
 		}
 	}
-	if !kl.line.Give(holder, turnBound, expire) {
+	if l.closed || !kl.line.Give(holder, turnBound, expire) {
 		return false
 	}
 	ended = make(chan struct{})
