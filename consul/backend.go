@@ -54,6 +54,10 @@ type Backend struct {
 	// acquiring has the lock in flight of each key, which the other
 	// candidates of this process for the key wait for (see claim.acquire).
 	acquiring acqflight.Group[election.Acquisition]
+
+	// lines has the candidates of this process waiting through WatchTurn,
+	// per key (see turn.go).
+	lines lines
 }
 
 var _ election.Backend = (*Backend)(nil)
@@ -148,6 +152,7 @@ func (b *Backend) Key(resource string) string {
 // OpenURL owns its backend, and closes it). Watch calls after Close, or
 // waiting during it, each send their own blocking read.
 func (b *Backend) Close() error {
+	b.lines.close()
 	b.watches.close()
 	if b.owned != nil {
 		b.owned.CloseIdleConnections()
@@ -174,14 +179,21 @@ func (b *Backend) Close() error {
 // the next query waits on. A caller whose key did not change keeps waiting;
 // one whose own wait passes first returns the newest record seen of its
 // key. Either way each call still returns when its ctx ends, and about at
-// its wait (plus Consul's jitter) when nothing changes.
+// its wait (plus Consul's jitter) when nothing changes. While a candidate of
+// this backend that waits in line for the key (WatchTurn) has the turn to
+// act on a change, a call that sees the change returns once that
+// candidate's acquisition has returned, or after turnBound (see turn.go).
 func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
 	if err := election.ValidateResource(resource); err != nil {
 		return election.Record{}, err
 	}
 	key := b.Key(resource)
 	if after != 0 && wait > 0 {
-		return b.watches.watch(ctx, key, after, wait)
+		rec, err := b.watches.watch(ctx, key, after, wait)
+		if err != nil || rec.Revision == after {
+			return rec, err
+		}
+		return b.holdBack(ctx, key, rec)
 	}
 	return b.readNow(ctx, key)
 }

@@ -85,6 +85,9 @@ func (c *claim) info() election.SessionInfo {
 // refusal because another session holds the key registers this session as
 // a candidate.
 func (c *claim) acquire(ctx context.Context) (election.Acquisition, error) {
+	// The candidate given the turn at a change of the key acts on it here:
+	// once it knows the outcome, the other waiting candidates wake.
+	defer c.l.b.lines.taken(c.key, c.l.info.ID)
 	if err := c.lostErr(); err != nil {
 		return election.Acquisition{}, err
 	}

@@ -154,8 +154,8 @@ type TermFloorRaiser interface {
 // it serves for one resource in turn rather than all at once. When the
 // leadership changes, such a backend wakes the one following candidate that
 // is to act on the change first: the next in line (etcd: the candidate whose
-// key became the first; Redis, on a release notice: the candidate that has
-// waited longest). The others wake once that candidate has called Acquire,
+// key became the first; Redis, on a release notice, and Consul, on a read
+// showing the key released: the candidate that has waited longest). The others wake once that candidate has called Acquire,
 // or has gone back to waiting, or after a short bound, and learn the new
 // leader then. A release among N candidates of one process thus wakes the
 // next leader alone, instead of among N goroutines woken at the same
