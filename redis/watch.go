@@ -54,16 +54,8 @@ func (b *Backend) watch(ctx context.Context, resource string, after uint64, wait
 		return election.Record{}, err
 	}
 	w := b.newWatchCall(ctx, resource, after, wait)
-	var tw *turn.Waiter // the candidate's place in line; nil without id
-	var turnC <-chan struct{}
-	if id != "" {
-		tw = b.hub.join(w.t, id)
-	}
-	if tw != nil {
-		turnC = tw.Turn()
-	}
-	acted := false // returned the record it was given the turn for
-	defer func() { b.hub.leave(w.t, tw, acted) }()
+	w.join(id)
+	defer w.leave()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for first := true; ; first = false {
@@ -73,11 +65,11 @@ func (b *Backend) watch(ctx context.Context, resource string, after uint64, wait
 		case err != nil:
 			return election.Record{}, err
 		case done:
-			acted = w.rec.Revision != after && tw != nil && turnC == nil
+			w.acted = w.rec.Revision != after && w.tw != nil && w.turnC == nil
 			return w.rec, nil
 		}
-		if tw != nil && turnC == nil {
-			b.hub.giveBack(w.t, tw) // given the turn, with nothing to act on
+		if w.tw != nil && w.turnC == nil {
+			b.hub.giveBack(w.t, w.tw) // given the turn, with nothing to act on
 		}
 		timer.Reset(left)
 		select {
@@ -85,8 +77,8 @@ func (b *Backend) watch(ctx context.Context, resource string, after uint64, wait
 			if err := b.check(); err != nil {
 				return election.Record{}, err
 			}
-		case <-turnC:
-			turnC = nil
+		case <-w.turnC:
+			w.turnC = nil
 		case <-timer.C:
 		case <-ctx.Done():
 			return election.Record{}, watchEnded(ctx, &w.k)
@@ -118,7 +110,28 @@ type watchCall struct {
 	deadline time.Time     // the end of the wait
 	rec      election.Record
 	pttl     time.Duration
+
+	// The candidate's place in the resource's line; nil without one.
+	tw    *turn.Waiter
+	turnC <-chan struct{} // its turn; nil once given, or without a place
+	acted bool            // returned the record it was given the turn for
 }
+
+// join puts the candidate of session id, unless id is empty, in the line
+// of w's resource. (The call's state is kept out of Watch's frame, which a
+// waiting elector keeps on its stack.)
+func (w *watchCall) join(id string) {
+	if id == "" {
+		return
+	}
+	if w.tw = w.b.hub.join(w.t, id); w.tw != nil {
+		w.turnC = w.tw.Turn()
+	}
+}
+
+// leave takes the candidate out of the line, passing the turn on if it
+// held it without acting.
+func (w *watchCall) leave() { w.b.hub.leave(w.t, w.tw, w.acted) }
 
 // newWatchCall begins a blocking Watch of resource.
 func (b *Backend) newWatchCall(ctx context.Context, resource string, after uint64, wait time.Duration) *watchCall {
