@@ -50,6 +50,15 @@ func TestWatchLeader(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		var a *election.Elector
+		t.Cleanup(func() { // also after a failure, so that no goroutine is left in the bubble
+			store.Heal("a")
+			store.Heal("obs")
+			if a != nil {
+				_ = a.Close(ctx)
+			}
+			_ = obs.Close(ctx)
+		})
 		l, rev, err := obs.WatchLeader(ctx, 0, 0)
 		if err != nil || l.LeaderID != "" || rev == 0 {
 			t.Fatalf("WatchLeader of a free resource = %+v, %d, %v; want no leader and a revision", l, rev, err)
@@ -58,7 +67,7 @@ func TestWatchLeader(t *testing.T) {
 		// A leader is elected: the waiting call returns at once.
 		start := time.Now()
 		next := watchLeaderAsync(ctx, obs, rev, time.Minute)
-		a, err := election.NewOwning(store.Connect("a"), election.Options{Resource: "r", ID: "a", TTL: ttl, Logger: quiet})
+		a, err = election.NewOwning(store.Connect("a"), election.Options{Resource: "r", ID: "a", TTL: ttl, Logger: quiet})
 		if err != nil {
 			t.Fatal(err)
 		}

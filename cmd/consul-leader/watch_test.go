@@ -75,6 +75,17 @@ func TestWatchLeaderLines(t *testing.T) {
 		wctx, stop := context.WithCancel(ctx)
 		done := make(chan int, 1)
 		go func() { done <- watchLeader(wctx, obs, printer{w: &out, json: true}, &errOut) }()
+		var electors []*election.Elector
+		t.Cleanup(func() { // also after a failure, so that no goroutine is left in the bubble
+			stop()
+			<-done
+			for _, id := range []string{"obs", "a", "b"} {
+				store.Heal(id)
+			}
+			for _, el := range append(electors, obs) {
+				_ = el.Close(ctx)
+			}
+		})
 
 		var want []jsonLine
 		term := func() uint64 { _, n := store.Leader("r"); return n }
@@ -115,6 +126,7 @@ func TestWatchLeaderLines(t *testing.T) {
 			if err := el.Start(ctx, func(context.Context, election.Leadership) error { return nil }); err != nil {
 				t.Fatal(err)
 			}
+			electors = append(electors, el)
 			return el
 		}
 		expect("start", "")
@@ -168,12 +180,6 @@ func TestWatchLeaderLines(t *testing.T) {
 		if code := <-done; code != 0 {
 			t.Errorf("watchLeader ended with %d, want 0", code)
 		}
-		store.Heal("a")
-		if err := a.Close(ctx); err != nil {
-			t.Error(err)
-		}
-		if err := obs.Close(ctx); err != nil {
-			t.Error(err)
-		}
+		done <- 0 // for the cleanup
 	})
 }
