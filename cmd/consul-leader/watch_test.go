@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -171,6 +172,15 @@ func TestWatchLeaderLines(t *testing.T) {
 		synctest.Wait()
 		if errs, _ := errOut.snapshot(); len(errs) != 2 || !strings.Contains(errs[1], "answers again") {
 			t.Fatalf("stderr after the store healed: %q, want the error line and the recovery", errs)
+		}
+		// Reads that hang fail after WaitTime + RequestTimeout (3 s), and are
+		// retried after 100 ms, doubled up to 5 s, ±20 %: 11 to 13 failed
+		// reads in the minute, and some 28 without the backoff, 9 without
+		// its bound.
+		errs, _ := errOut.snapshot()
+		var failed int
+		if _, err := fmt.Sscanf(errs[1][strings.Index(errs[1], "after"):], "after %d failed reads", &failed); err != nil || failed < 10 || failed > 14 {
+			t.Errorf("recovery line %q (%v): want 10 to 14 failed reads in the minute cut off", errs[1], err)
 		}
 		if lines, _ := out.snapshot(); len(lines) != len(want)+1 || !strings.Contains(lines[len(lines)-1], `"leader":""`) {
 			t.Fatalf("lines after the store healed: %q, want b's release last", lines)
