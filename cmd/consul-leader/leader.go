@@ -69,9 +69,11 @@ type leaderWatcher interface {
 
 // watchLeader follows the leadership with the store's blocking reads until
 // ctx ends, and prints it at once whenever its leader or term changed. A
-// failed read is reported on stderr, once until a read succeeds again, and
-// retried after a growing delay; the next read after a failure reads at
-// once. It returns exit code 0.
+// blocking read that ends its wait with nothing new is followed by a read
+// at once, which makes sure that the store still answers. A failed read is
+// reported on stderr, once until a read succeeds again, and retried after a
+// growing delay; the next read after a failure reads at once. It returns
+// exit code 0.
 func watchLeader(ctx context.Context, w leaderWatcher, p printer, stderr io.Writer) int {
 	var (
 		rev     uint64
@@ -101,6 +103,13 @@ func watchLeader(ctx context.Context, w leaderWatcher, p printer, stderr io.Writ
 		if fails > 0 {
 			fmt.Fprintf(stderr, "consul-leader leader: the store answers again after %d failed reads\n", fails)
 			fails = 0
+		}
+		// A wait that ended with nothing new is followed by a read at once:
+		// a backend's blocking read may end its wait on what it last
+		// heard, without a round trip, and so say nothing of a connection
+		// that went silent; the read fails on it within its deadline.
+		if rev != 0 && r == rev {
+			r = 0
 		}
 		rev = r
 		if last == nil || last.LeaderID != l.LeaderID || last.Term != l.Term {

@@ -70,8 +70,9 @@ It never campaigns.
 With --watch it follows the leadership with the store's blocking reads and
 prints a line as soon as the leader or term changes (a release, a new
 leader, a leader whose session expired), one per change, until SIGINT or
-SIGTERM. Each read waits at most the URL parameter waitTime (default 5s)
-plus its request timeout. A read that fails is reported on stderr, once
+SIGTERM. Each blocking read waits about the URL parameter waitTime
+(default 5s) and, when nothing changed, is followed by a plain read that
+makes sure the store still answers. A read that fails is reported on stderr, once
 until the store answers again (which is reported too), and retried after
 100ms, doubled after each failure up to 5s; stdout carries only leadership
 lines. --interval is deprecated and has no effect.

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -191,5 +192,55 @@ func TestWatchLeaderLines(t *testing.T) {
 			t.Errorf("watchLeader ended with %d, want 0", code)
 		}
 		done <- 0 // for the cleanup
+	})
+}
+
+// silentStore is a store whose connection dies at dead, and whose blocking
+// reads then go on ending their waits on what was last heard, without a
+// round trip (as etcd's and Consul's may): only a read at once fails.
+type silentStore struct {
+	dead time.Time
+	wait time.Duration
+}
+
+func (s silentStore) WatchLeader(ctx context.Context, after uint64, _ time.Duration) (election.Leadership, uint64, error) {
+	if after == 0 {
+		if time.Now().Before(s.dead) {
+			return election.Leadership{LeaderID: "a", Term: 1}, 1, nil
+		}
+		return election.Leadership{}, 0, errors.New("read: connection dead")
+	}
+	select {
+	case <-time.After(s.wait):
+		return election.Leadership{LeaderID: "a", Term: 1}, after, nil
+	case <-ctx.Done():
+		return election.Leadership{}, 0, ctx.Err()
+	}
+}
+
+// TestWatchLeaderNoticesSilentStore: a blocking read that ends its wait with
+// nothing new is followed by a read at once, so that a store whose blocking
+// reads go on answering from what they last heard is reported all the same.
+func TestWatchLeaderNoticesSilentStore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, stop := context.WithCancel(context.Background())
+		defer stop()
+		var out, errOut lineLog
+		done := make(chan int, 1)
+		go func() {
+			done <- watchLeader(ctx, silentStore{dead: time.Now().Add(time.Second), wait: 5 * time.Second}, printer{w: &out}, &errOut)
+		}()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if errs, _ := errOut.snapshot(); len(errs) != 1 || !strings.Contains(errs[0], "connection dead") {
+			t.Errorf("stderr after a minute: %q, want the failed read once", errs)
+		}
+		if lines, _ := out.snapshot(); len(lines) != 1 {
+			t.Errorf("stdout: %q, want a's term once", lines)
+		}
+		stop()
+		if code := <-done; code != 0 {
+			t.Errorf("watchLeader ended with %d", code)
+		}
 	})
 }
