@@ -51,7 +51,8 @@ func TestLeaderWatchStores(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real-server test skipped in -short mode")
 	}
-	t.Parallel()
+	// Not parallel: it runs before the parallel tests, so that the failover
+	// rounds and it do not starve each other's runners on a small machine.
 	var wg sync.WaitGroup
 	for _, sc := range failoverStores {
 		wg.Go(func() {
@@ -64,11 +65,17 @@ func TestLeaderWatchStores(t *testing.T) {
 
 func testLeaderWatch(t testing.TB, sc storeCase, addr string) {
 	const resource = "runner-watch"
+	// A TTL of 4 s rather than the failover rounds' 2 s: a runner then
+	// stalls 650 ms before its watchdog stops its command and it gives its
+	// term up, which a busy machine could otherwise make it do in the
+	// middle of the sequence.
+	url := func(addr string) string { return strings.ReplaceAll(sc.url(addr), "=2s", "=4s") }
+	const ttl = 4 * time.Second
 	log := logPath(t)
 	proxy := testserver.NewProxy(t, addr)
 	// waitTime=1s: a cut connection fails the watcher's read within a
 	// second and its request timeout.
-	w := exec.Command(runnerBin, "leader", "--store", sc.url(proxy.Addr())+"&waitTime=1s", "--resource", resource,
+	w := exec.Command(runnerBin, "leader", "--store", url(proxy.Addr())+"&waitTime=1s", "--resource", resource,
 		"--watch", "--json", "--interval", "10s", "--log-level", "warn")
 	stdout, err := w.StdoutPipe()
 	if err != nil {
@@ -159,7 +166,7 @@ func testLeaderWatch(t testing.TB, sc storeCase, addr string) {
 		t.Logf("%s printed %v after it", what, d.Round(time.Millisecond))
 	}
 	start := func(name string) (*runnerProc, *run) {
-		p := startRunnerBin(t, plainBin, name, log, "", "--store", sc.url(addr), "--resource", resource,
+		p := startRunnerBin(t, plainBin, name, log, "", "--store", url(addr), "--resource", resource,
 			"--id", "runner-"+strings.ToLower(name), "--log-level", "warn")
 		var r *run
 		waitFor(t, 20*time.Second, name+"'s command", func() bool {
@@ -190,7 +197,9 @@ func testLeaderWatch(t testing.TB, sc storeCase, addr string) {
 
 	killed := monoNow()
 	b.kill()
-	l := next("B's session expired", "", sc.bound)
+	// The session expires about a TTL after B's last renewal; the bound is
+	// the failover tests' for a TTL of 4 s.
+	l := next("B's session expired", "", 2*ttl+3*time.Second)
 	t.Logf("B's expiry printed %v after its kill", l.at.sub(killed).Round(time.Millisecond))
 
 	c, rc := start("C")
