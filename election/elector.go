@@ -3,6 +3,7 @@ package election
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Elector campaigns for the leadership of one resource on behalf of one
@@ -106,6 +107,44 @@ func (el *Elector) Leader(ctx context.Context) (Leadership, error) {
 		return Leadership{}, err
 	}
 	return e.Leader(ctx)
+}
+
+// WatchLeader reads who leads from the store, as Leader does, after
+// waiting for a change. With after == 0 it reads at once. Otherwise after
+// is a revision an earlier call returned, and it waits until the
+// resource's record differs from that revision's, or until wait has passed (zero selects
+// Options.WaitTime), or until ctx ends, and returns who leads then: the same
+// leadership when nothing visible changed (a store may also return early),
+// so compare LeaderID and Term to tell a change. It returns the revision of
+// the record read, to pass as after to the next call, and costs one
+// blocking read of the store, bounded by wait + Options.RequestTimeout (a
+// read at once by RequestTimeout). A blocking read may end its wait on what
+// the store's client last heard, without a round trip (etcd's and Consul's
+// do), and so return no error while the connection is silent: to make sure
+// that the store still answers, read at once (after == 0) when a wait
+// ended with nothing new. Call it in a loop to follow the leadership
+// without campaigning:
+//
+//	var rev uint64
+//	for {
+//		l, r, err := el.WatchLeader(ctx, rev, 0)
+//		if err != nil {
+//			rev = 0 // read at once after a pause
+//			...
+//			continue
+//		}
+//		rev = r
+//		...
+//	}
+//
+// A wait that is negative or above MaxWaitTime is refused with an error
+// wrapping ErrInvalidOptions.
+func (el *Elector) WatchLeader(ctx context.Context, after uint64, wait time.Duration) (l Leadership, revision uint64, err error) {
+	e, err := el.engine()
+	if err != nil {
+		return Leadership{}, 0, err
+	}
+	return e.WatchLeader(ctx, after, wait)
 }
 
 // Close stops the campaign: it ends the current term, waits for the handler

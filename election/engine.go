@@ -229,28 +229,50 @@ func (e *engine) Release(ctx context.Context) error {
 }
 
 func (e *engine) Leader(ctx context.Context) (Leadership, error) {
+	l, _, err := e.WatchLeader(ctx, 0, 0)
+	return l, err
+}
+
+func (e *engine) WatchLeader(ctx context.Context, after uint64, wait time.Duration) (Leadership, uint64, error) {
 	e.mu.Lock()
 	closed := e.closed
 	e.mu.Unlock()
 	if closed {
-		return Leadership{}, ErrClosed
+		return Leadership{}, 0, ErrClosed
 	}
-	rctx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
-	defer cancel()
-	sent := time.Now()
-	rec, err := e.b.Watch(rctx, e.opts.Resource, 0, 0)
-	if e.obs != nil {
-		e.obs.request(ctx, OpRead, e.currentSession().ID, sent, err)
+	if wait < 0 || wait > MaxWaitTime {
+		return Leadership{}, 0, fmt.Errorf("%w: WatchLeader's wait must be from 0 to MaxWaitTime (%v), got %v", ErrInvalidOptions, MaxWaitTime, wait)
+	}
+	var rec Record
+	var err error
+	if after == 0 {
+		rctx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
+		sent := time.Now()
+		rec, err = e.b.Watch(rctx, e.opts.Resource, 0, 0)
+		cancel()
+		if e.obs != nil {
+			e.obs.request(ctx, OpRead, e.currentSession().ID, sent, err)
+		}
+	} else {
+		if wait == 0 {
+			wait = e.opts.WaitTime
+		}
+		rec, err = e.watch(ctx, after, wait)
 	}
 	if err != nil {
-		return Leadership{}, fmt.Errorf("election: read leader of %q: %w", e.opts.Resource, err)
+		return Leadership{}, 0, fmt.Errorf("election: read leader of %q: %w", e.opts.Resource, err)
 	}
+	return e.leaderOf(rec), rec.Revision, nil
+}
+
+// leaderOf is the Leadership of rec as Leader returns it.
+func (e *engine) leaderOf(rec Record) Leadership {
 	e.mu.Lock()
 	info, leading := e.session, e.term != nil && e.term.ctx.Err() == nil
 	e.mu.Unlock()
 	l := e.leadership(rec, info)
 	l.IsLeader = leading && info.ID != "" && rec.Session == info.ID
-	return l, nil
+	return l
 }
 
 // Close stops the campaign once, on its first call, and finishes the

@@ -159,10 +159,11 @@ const (
 	OpRenew Op = "renew"
 	// OpRelease gives the leadership up and ends a session.
 	OpRelease Op = "release"
-	// OpWatch is a blocking read of the leadership, by a follower or by a
-	// leader watching its own record.
+	// OpWatch is a blocking read of the leadership, by a follower, by a
+	// leader watching its own record, or for Elector.WatchLeader.
 	OpWatch Op = "watch"
-	// OpRead is a read of the leadership for Elector.Leader.
+	// OpRead is a read of the leadership for Elector.Leader, or for
+	// Elector.WatchLeader with after == 0.
 	OpRead Op = "read"
 	// OpRaiseTermFloor raises the store's term floor (TermFloorRaiser).
 	OpRaiseTermFloor Op = "raise_term_floor"

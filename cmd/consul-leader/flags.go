@@ -35,9 +35,10 @@ type leaderConfig struct {
 	store    string
 	opts     election.Options
 	watch    bool
-	interval time.Duration
 	json     bool
 	logLevel slog.Level
+	// intervalGiven reports the deprecated --interval, which has no effect.
+	intervalGiven bool
 }
 
 // storeFlags are the flags run and leader share.
@@ -191,7 +192,8 @@ func parseLeaderArgs(args []string, stdout io.Writer) (leaderConfig, error) {
 	fs := flag.NewFlagSet("leader", flag.ContinueOnError)
 	s.register(fs, false)
 	fs.BoolVar(&cfg.watch, "watch", false, "print a line at every change of the leadership, until SIGINT or SIGTERM")
-	fs.DurationVar(&cfg.interval, "interval", time.Second, "with --watch, how often to read the store")
+	var interval time.Duration
+	fs.DurationVar(&interval, "interval", 0, "deprecated, no effect: --watch waits on the store's blocking reads; the URL parameter waitTime bounds one (default 5s)")
 	fs.BoolVar(&cfg.json, "json", false, `print JSON lines, {"leader":ID,"term":N}, with ID "" when nobody leads`)
 	if err := parseFlags(fs, args, leaderUsage, stdout); err != nil {
 		return cfg, err
@@ -199,8 +201,9 @@ func parseLeaderArgs(args []string, stdout io.Writer) (leaderConfig, error) {
 	if fs.NArg() > 0 {
 		return cfg, usagef("unexpected argument %q", fs.Arg(0))
 	}
-	if cfg.interval <= 0 {
-		return cfg, usagef("--interval must be positive, got %v", cfg.interval)
+	fs.Visit(func(f *flag.Flag) { cfg.intervalGiven = cfg.intervalGiven || f.Name == "interval" })
+	if cfg.intervalGiven && interval <= 0 {
+		return cfg, usagef("--interval must be positive, got %v (it is deprecated and has no effect: leave it out)", interval)
 	}
 	_, level, err := s.options(fs)
 	if err != nil {

@@ -4,7 +4,7 @@
 // that backends.Open accepts (Consul, etcd, Redis), and tells who leads.
 //
 //	consul-leader run --store URL --resource NAME [flags] -- COMMAND [ARGS...]
-//	consul-leader leader --store URL --resource NAME [--watch]
+//	consul-leader leader --store URL --resource NAME [--watch] [--json]
 //
 // See the output of consul-leader --help, and docs/runner.md.
 package main

@@ -6,7 +6,7 @@ const mainUsage = `consul-leader runs a program only while it leads, and tells w
 
 Usage:
   consul-leader run --store URL --resource NAME [flags] -- COMMAND [ARGS...]
-  consul-leader leader --store URL --resource NAME [--watch]
+  consul-leader leader --store URL --resource NAME [--watch] [--json]
 
 Run 'consul-leader run --help' or 'consul-leader leader --help' for details.
 `
@@ -62,10 +62,20 @@ the backends package. URL parameters must not repeat --ttl, --id or
 Flags:
 `
 
-const leaderUsage = `Usage: consul-leader leader --store URL --resource NAME [--watch]
+const leaderUsage = `Usage: consul-leader leader --store URL --resource NAME [--watch] [--json]
 
 Prints who leads NAME on the store at URL: "ID (term N)", or "no leader".
-With --watch it prints a line at each change until SIGINT or SIGTERM.
+It never campaigns.
+
+With --watch it follows the leadership with the store's blocking reads and
+prints a line as soon as the leader or term changes (a release, a new
+leader, a leader whose session expired), one per change, until SIGINT or
+SIGTERM. Each blocking read waits about the URL parameter waitTime
+(default 5s) and, when nothing changed, is followed by a plain read that
+makes sure the store still answers. A read that fails is reported on stderr, once
+until the store answers again (which is reported too), and retried after
+100ms, doubled after each failure up to 5s; stdout carries only leadership
+lines. --interval is deprecated and has no effect.
 
 Exit codes: 0 a leader was printed (or --watch ended by a signal); 1 the
 store could not be read; 2 bad input; 3 nobody leads.
