@@ -191,11 +191,20 @@ func (d *dispatcher) call(ev *event) (err error) {
 		}
 	}()
 	if d.state != nil {
-		st := &status{l: ev.l}
-		if ev.l.IsLeader {
-			st.term = ev.ctx
-		}
-		d.state.Store(st)
+		d.record(ev)
 	}
 	return d.handler(ev.ctx, ev.l)
+}
+
+// record stores what ev tells, as its call begins. It is a function of its
+// own so that the frame of call, which a leader's goroutine keeps for the
+// term, holds no copy of ev.
+//
+//go:noinline
+func (d *dispatcher) record(ev *event) {
+	st := &status{l: ev.l}
+	if ev.l.IsLeader {
+		st.term = ev.ctx
+	}
+	d.state.Store(st)
 }
