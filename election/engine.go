@@ -12,8 +12,9 @@ import (
 )
 
 // engine is an Elector's machinery, on any Backend; Elector's methods call
-// its methods of the same name. Its run goroutine owns the
-// campaign and makes the leader calls of the handler; a keepalive goroutine
+// its methods of the same name. Its runner owns the campaign, on one
+// goroutine at a time, and parks it for a term; a leader call of the handler
+// runs on a goroutine of its own; a keepalive goroutine
 // renews the current session and enforces the step-down deadline; a
 // dispatcher goroutine makes the follower calls.
 type engine struct {
@@ -38,7 +39,7 @@ type engine struct {
 	// What the handler was last given, for IsLeader and State; stored by
 	// the dispatcher as each call begins.
 	state atomic.Pointer[status]
-	// The campaign's Phase, stored by the campaign's goroutine.
+	// The campaign's Phase, stored by the runner.
 	phase atomic.Int32
 
 	// The goroutines that make handler calls, for Close to recognise.
@@ -48,7 +49,7 @@ type engine struct {
 
 	obs *observing // the Observers; nil when none
 
-	// Owned by the run goroutine.
+	// Owned by the runner, which runs on one goroutine at a time.
 	last          notice  // the last notification sent
 	highest       uint64  // the highest term seen of the resource
 	highestHolder string  // the session that held the highest term
@@ -240,7 +241,7 @@ func (e *engine) Leader(ctx context.Context) (Leadership, error) {
 
 // Close stops the campaign once, on its first call, and finishes the
 // elector (closes the backend) as soon as the campaign has ended: on this
-// call when it already has, otherwise on the campaign's goroutine as its
+// call when it already has, otherwise on the runner's goroutine as its
 // last act, whether or not a Close is still waiting. Every call waits for
 // that end.
 func (e *engine) Close(ctx context.Context) error {
