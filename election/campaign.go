@@ -15,7 +15,7 @@ import (
 //	following    another candidate leads       watch the record   → next
 //	holding off  free, but others go first     watch the record   → next
 //	acquiring    free, or not known yet        acquire            → leading, next, or ended
-//	leading      this session holds the record lead the term      → ended
+//	leading      this session holds the record start the term     → parked until it ends → ended
 //	ended        the session ended, or the term did
 //
 // next: the session ended → ended; another candidate leads (as known after
@@ -49,6 +49,7 @@ func (s campaignState) phase() Phase {
 // campaign is one session's campaign for the resource.
 type campaign struct {
 	e      *engine
+	r      *runner         // the elector's run, which a parked term resumes
 	ctx    context.Context // the elector's
 	sctx   context.Context // the session's: ends with ctx, and when the session ends
 	d      *dispatcher
@@ -56,48 +57,74 @@ type campaign struct {
 	ka     *keepalive
 	ownsKA bool
 	info   SessionInfo
+	stop   func() // ends sctx of a shared session; nil for a private one
 
 	rec     Record    // the record last seen; Revision 0: not read yet
 	tried   bool      // Acquire was called: a queueing store (etcd) has this candidate in line
 	holdOff time.Time // before it, this candidate leaves others the first chance
+
+	t     *term     // the term led, from its start until it was ended
+	began time.Time // when t began
 }
 
-// campaign runs one session, renewed by ka (which it stops when it owns
-// it), through the states above, and leads at most one term. It returns
-// the time before which the next session must not acquire.
-func (e *engine) campaign(ctx context.Context, d *dispatcher, sess *sessionHandle, ka *keepalive, ownsKA bool, holdOff time.Time) time.Time {
-	c := &campaign{e: e, ctx: ctx, sctx: ka.ctx, d: d, sess: sess, ka: ka, ownsKA: ownsKA, info: sess.Info(), holdOff: holdOff}
+// newCampaign begins a campaign of one session, renewed by ka (which the
+// campaign stops when it owns it); holdOff is carried over from the last
+// one.
+func (e *engine) newCampaign(r *runner, sess *sessionHandle, ka *keepalive, ownsKA bool, holdOff time.Time) *campaign {
+	c := &campaign{e: e, r: r, ctx: r.ctx, sctx: ka.ctx, d: r.d, sess: sess, ka: ka, ownsKA: ownsKA, info: sess.Info(), holdOff: holdOff}
 	e.setSession(c.info)
-	defer func() {
-		if ownsKA {
-			ka.stop()
-		}
-		e.closeSession(ctx, sess)
-		e.setSession(SessionInfo{})
-	}()
 	if !ownsKA {
 		// The shared session's renewals outlive this campaign, which ends
 		// with ctx too.
 		sctx, cancel := context.WithCancelCause(ka.ctx)
-		stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
-		defer func() {
-			stop()
-			cancel(nil)
-		}()
+		stopAfter := context.AfterFunc(c.ctx, func() { cancel(context.Cause(c.ctx)) })
 		c.sctx = sctx
-	}
-	for st := c.next(); st != stateEnded; {
-		e.setPhase(c.phase(st))
-		switch st {
-		case stateFollowing:
-			st = c.watch(e.opts.WaitTime)
-		case stateHoldingOff:
-			st = c.watch(min(time.Until(c.holdOff), e.opts.WaitTime))
-		case stateAcquiring:
-			st = c.acquire()
+		c.stop = func() {
+			stopAfter()
+			cancel(nil)
 		}
 	}
-	return c.holdOff
+	return c
+}
+
+// run takes the campaign through the states above until it ends, and
+// returns true, or until it leads, and returns false: the term is then
+// parked, and the campaign's goroutine has nothing left to do. Once the
+// term has ended, the runner calls run again, on a new goroutine, to end
+// the campaign.
+func (c *campaign) run() (ended bool) {
+	if c.t != nil {
+		c.endTerm()
+		return true
+	}
+	for st := c.next(); st != stateEnded; {
+		c.e.setPhase(c.phase(st))
+		switch st {
+		case stateFollowing:
+			st = c.watch(c.e.opts.WaitTime)
+		case stateHoldingOff:
+			st = c.watch(min(time.Until(c.holdOff), c.e.opts.WaitTime))
+		case stateAcquiring:
+			st = c.acquire()
+		case stateLeading:
+			c.lead()
+			return false
+		}
+	}
+	return true
+}
+
+// finish ends the campaign: its session is released and closed (a shared
+// session's claim on it only).
+func (c *campaign) finish() {
+	if c.stop != nil {
+		c.stop()
+	}
+	if c.ownsKA {
+		c.ka.stop()
+	}
+	c.e.closeSession(c.ctx, c.sess)
+	c.e.setSession(SessionInfo{})
 }
 
 // phase is the Phase the campaign shows in state st: holding off shows as
@@ -200,11 +227,7 @@ func (c *campaign) acquire() campaignState {
 			return stateEnded // the session's Close releases the record
 		}
 		e.sawHeld(c.rec)
-		e.setPhase(PhaseLeading)
-		began := time.Now()
-		cause := e.lead(c.ctx, c.sctx, c.d, c.sess, c.ka, c.ownsKA, c.rec)
-		c.holdOff = e.afterTerm(cause, began)
-		return stateEnded
+		return stateLeading
 	}
 	e.saw(c.info, c.rec)
 	e.observe(c.ctx, c.d, c.info, c.rec)

@@ -31,15 +31,15 @@ func (ev event) replaceable() bool {
 // while the queue has events: an elector that nothing happens to (a leader
 // in its term, a follower of a stable leader) has none, which keeps a
 // process leading or following thousands of resources at one goroutine
-// each, plus its leaders' watches; a leader call runs on the
-// campaign's goroutine itself (see callHere), which has nothing else to do
-// during a term. Events come from the campaign's goroutine only.
+// each, plus its leaders' watches; a leader call runs on a goroutine of its
+// own (see callHere), the only one a leader keeps of its campaign. Events
+// come from the goroutine that runs the campaign at the time, one at a time.
 //
 // The queue is coalesced: a follower notification still waiting when a
 // newer one arrives is replaced by it, so that a slow handler is told the
 // latest state rather than every state in between. Only a step-down notice
-// (keep) is never replaced; and since the campaign's goroutine waits at
-// every leader call (callHere) until the queue is empty, the queue holds at
+// (keep) is never replaced; and since every leader call (callHere) waits
+// until the queue is empty, and the campaign waits for the call, the queue holds at
 // most a step-down notice, one follower notification and a fence.
 type dispatcher struct {
 	handler Handler
@@ -96,8 +96,8 @@ func (d *dispatcher) enqueue(ev event) {
 // callHere calls the handler for ev on the caller's goroutine, once every
 // event queued before it has been handled. Since only the caller enqueues,
 // the loop stays idle until it returns, and calls stay one at a time and in
-// order. Calling on the campaign's goroutine spares a leader call a
-// goroutine switch at each end of its term.
+// order. Calling on the leader call's own goroutine spares it a goroutine
+// switch at each end of its term.
 func (d *dispatcher) callHere(ev *event) {
 	d.drain()
 	d.mu.Lock()
@@ -191,11 +191,20 @@ func (d *dispatcher) call(ev *event) (err error) {
 		}
 	}()
 	if d.state != nil {
-		st := &status{l: ev.l}
-		if ev.l.IsLeader {
-			st.term = ev.ctx
-		}
-		d.state.Store(st)
+		d.record(ev)
 	}
 	return d.handler(ev.ctx, ev.l)
+}
+
+// record stores what ev tells, as its call begins. It is a function of its
+// own so that the frame of call, which a leader's goroutine keeps for the
+// term, holds no copy of ev.
+//
+//go:noinline
+func (d *dispatcher) record(ev *event) {
+	st := &status{l: ev.l}
+	if ev.l.IsLeader {
+		st.term = ev.ctx
+	}
+	d.state.Store(st)
 }

@@ -12,8 +12,9 @@ import (
 )
 
 // engine is an Elector's machinery, on any Backend; Elector's methods call
-// its methods of the same name. Its run goroutine owns the
-// campaign and makes the leader calls of the handler; a keepalive goroutine
+// its methods of the same name. Its runner owns the campaign, on one
+// goroutine at a time, and parks it for a term; a leader call of the handler
+// runs on a goroutine of its own; a keepalive goroutine
 // renews the current session and enforces the step-down deadline; a
 // dispatcher goroutine makes the follower calls.
 type engine struct {
@@ -38,7 +39,7 @@ type engine struct {
 	// What the handler was last given, for IsLeader and State; stored by
 	// the dispatcher as each call begins.
 	state atomic.Pointer[status]
-	// The campaign's Phase, stored by the campaign's goroutine.
+	// The campaign's Phase, stored by the runner.
 	phase atomic.Int32
 
 	// The goroutines that make handler calls, for Close to recognise.
@@ -48,7 +49,7 @@ type engine struct {
 
 	obs *observing // the Observers; nil when none
 
-	// Owned by the run goroutine.
+	// Owned by the runner, which runs on one goroutine at a time.
 	last          notice  // the last notification sent
 	highest       uint64  // the highest term seen of the resource
 	highestHolder string  // the session that held the highest term
@@ -71,6 +72,8 @@ type term struct {
 	ended       chan struct{} // closed once the store has been released
 	watched     chan struct{} // closed when the watch of the record returned
 	events      *termEvents   // reports to the observers; nil without any
+	pending     atomic.Int32  // the term's end and its call's return, not both come yet
+	call        event         // the leader call
 
 	// The watch's read in flight, ended by stopWatch. (A context of the
 	// watch's own, for that, would cost each leader a context, its
@@ -175,24 +178,7 @@ func (e *engine) Start(ctx context.Context, handler Handler) error {
 	d := newDispatcher(handler, e.log)
 	d.state = &e.state
 	d.started = func() { e.setGoroutine(&e.dispatchGoroutine) }
-	go func() {
-		e.setGoroutine(&e.runGoroutine)
-		e.run(runCtx, d)
-		e.setPhase(PhaseStopped)
-		if e.obs != nil {
-			e.obs.stopped()
-		}
-		d.close()
-		<-d.done
-		stop()
-		e.mu.Lock()
-		e.runDone = true
-		closing := e.closed
-		e.mu.Unlock()
-		if closing {
-			e.finish() // Close gave up waiting, or is still waiting
-		}
-	}()
+	go (&runner{e: e, ctx: runCtx, d: d, stop: stop}).run()
 	return nil
 }
 
@@ -277,7 +263,7 @@ func (e *engine) leaderOf(rec Record) Leadership {
 
 // Close stops the campaign once, on its first call, and finishes the
 // elector (closes the backend) as soon as the campaign has ended: on this
-// call when it already has, otherwise on the campaign's goroutine as its
+// call when it already has, otherwise on the runner's goroutine as its
 // last act, whether or not a Close is still waiting. Every call waits for
 // that end.
 func (e *engine) Close(ctx context.Context) error {
@@ -330,54 +316,102 @@ func (e *engine) finish() {
 	close(e.finished)
 }
 
-// run campaigns until ctx ends, one session after another: a private
-// session per campaign, or a claim on the shared session's current lease.
-// Its frames are at the bottom of a leader's stack for the whole term, and
-// so the steps between campaigns are functions of their own.
-func (e *engine) run(ctx context.Context, d *dispatcher) {
-	if e.shared != nil {
-		e.runShared(ctx, d)
-		return
-	}
-	e.runPrivate(ctx, d)
+// runner is an elector's run, from Start until its campaign is over: one
+// campaign after another, each on a private session of its own or on a
+// claim of the shared session's current lease. Its state is here rather
+// than on a goroutine's stack, so that a leader parks it for its term
+// (campaign.lead) and keeps no goroutine of it; only one goroutine runs it
+// at a time.
+type runner struct {
+	e    *engine
+	ctx  context.Context // the elector's: ends with Close
+	d    *dispatcher
+	stop context.CancelFunc // ends ctx
+
+	c       *campaign // the current campaign; nil between campaigns
+	holdOff time.Time // carried from one campaign to the next
 }
 
-// runPrivate campaigns until ctx ends, with a session of its own each time.
-func (e *engine) runPrivate(ctx context.Context, d *dispatcher) {
-	var holdOff time.Time
-	for ctx.Err() == nil {
-		e.setPhase(PhaseConnecting)
-		created := time.Now()
-		sess, err := e.newSession(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				e.fail(ctx, d, "create session", err)
-				sleep(ctx, e.storeRetry.failed())
+// run runs campaigns until ctx ends (or the shared session is closed), on
+// this goroutine until a campaign parks a term. It is called again, on a
+// new goroutine, to resume after the term (resumeAfter).
+func (r *runner) run() {
+	for {
+		if r.c == nil {
+			if r.ctx.Err() != nil || !r.begin() {
+				break
 			}
-			continue
+			if r.c == nil {
+				continue
+			}
 		}
-		ka := startKeepalive(ctx, e.opts, e.log, sess, created, e.obs)
-		holdOff = e.campaign(ctx, d, &sessionHandle{Claim: sess}, ka, true, holdOff)
+		if !r.c.run() {
+			return // parked for a term: resumeAfter calls run again
+		}
+		r.c.finish()
+		r.holdOff = r.c.holdOff
+		if r.c.sess.use != nil {
+			r.e.shared.done(r.c.sess.use)
+		}
+		r.c = nil
+	}
+	r.stopped()
+}
+
+// resumeAfter resumes the run on a new goroutine once both the end of t and
+// the return of its leader call have called it.
+func (r *runner) resumeAfter(t *term) {
+	if t.pending.Add(-1) == 0 {
+		go r.run()
 	}
 }
 
-// runShared campaigns until ctx ends, or the shared session is closed, with
-// one claim after another on the session's current lease. The session
-// renews the lease; a lost lease ends the campaign of every elector on it,
-// and each campaigns again on the next one.
-func (e *engine) runShared(ctx context.Context, d *dispatcher) {
-	var holdOff time.Time
-	for ctx.Err() == nil {
-		e.setPhase(PhaseConnecting)
-		h, stop := e.claim(ctx, d)
-		switch {
-		case stop:
-			return
-		case h == nil:
-			continue
+// begin starts the next campaign (r.c), with a session of its own or a
+// claim on the shared one. It returns false when the elector is done: the
+// shared session was closed, or ctx ended. When no campaign could start,
+// it has told the handler and waited before the next attempt, and r.c is
+// nil.
+func (r *runner) begin() bool {
+	e := r.e
+	e.setPhase(PhaseConnecting)
+	if e.shared != nil {
+		h, stop := e.claim(r.ctx, r.d)
+		if h != nil {
+			r.c = e.newCampaign(r, h, h.lease, false, r.holdOff)
 		}
-		holdOff = e.campaign(ctx, d, h, h.lease, false, holdOff)
-		e.shared.done(h.use)
+		return !stop
+	}
+	created := time.Now()
+	sess, err := e.newSession(r.ctx)
+	if err != nil {
+		if r.ctx.Err() == nil {
+			e.fail(r.ctx, r.d, "create session", err)
+			sleep(r.ctx, e.storeRetry.failed())
+		}
+		return true
+	}
+	ka := startKeepalive(r.ctx, e.opts, e.log, sess, created, e.obs)
+	r.c = e.newCampaign(r, &sessionHandle{Claim: sess}, ka, true, r.holdOff)
+	return true
+}
+
+// stopped ends the run: the handler's last calls are made, and Close,
+// which may be waiting, can finish the elector.
+func (r *runner) stopped() {
+	e := r.e
+	e.setPhase(PhaseStopped)
+	if e.obs != nil {
+		e.obs.stopped()
+	}
+	r.d.close()
+	<-r.d.done
+	r.stop()
+	e.mu.Lock()
+	e.runDone = true
+	closing := e.closed
+	e.mu.Unlock()
+	if closing {
+		e.finish() // Close gave up waiting, or is still waiting
 	}
 }
 
@@ -411,23 +445,37 @@ func (e *engine) claim(ctx context.Context, d *dispatcher) (h *sessionHandle, st
 	return &sessionHandle{Claim: c, lease: u.ka, use: u}, false
 }
 
-// lead runs one term, from its acquisition until the store is released, and
-// returns the cause of its end. Its frame, and the leader call's, stay on
-// this goroutine's stack for the whole term, above the campaign's: the steps
-// before and after the call are functions of their own, so that the stack a
-// leader keeps stays small. (The runtime shrinks a stack, at a collection,
-// only while the stack is at least four times what it uses.)
-func (e *engine) lead(ctx, sctx context.Context, d *dispatcher, sess *sessionHandle, ka *keepalive, ownsKA bool, rec Record) error {
-	t := e.beginTerm(ctx, sctx, sess, ka, ownsKA, rec)
-	// The leader call runs on this goroutine, which has nothing else to do
-	// until the term ends: the handler learns of the term without a
-	// goroutine switch, and the store is released as soon as it returns.
-	stopWarning := e.warnWhileOverdue(t, t.events)
-	e.callLeader(d, t)
-	stopWarning()
-	<-t.ctx.Done() // a handler may return before its term ends
+// lead starts the term of the record the campaign acquired, and parks it:
+// the leader call of the handler runs on a goroutine of its own, whose
+// stack holds only that call, and no goroutine of the campaign waits for
+// the term. Once the term has ended and the call has returned, whichever
+// comes last, the runner resumes on a new goroutine and releases the store
+// (campaign.endTerm). A leader so keeps its handler's goroutine, and
+// nothing more of the campaign's: a store request grows the stack of the
+// goroutine that makes it to 16–32 KB, and a goroutine waiting under the
+// campaign's frames would keep 8 KB of it for the whole term.
+//
+// The caller, the campaign's goroutine, must return at once, touching
+// nothing of the elector any more: the runner may resume before it has.
+func (c *campaign) lead() {
+	e := c.e
+	e.setPhase(PhaseLeading)
+	c.began = time.Now()
+	t := e.beginTerm(c.ctx, c.sctx, c.sess, c.ka, c.ownsKA, c.rec)
+	c.t = t
+	t.pending.Store(2) // the end of the term, and the return of the call
+	context.AfterFunc(t.ctx, func() { c.r.resumeAfter(t) })
+	go e.callLeader(c.d, t, c.r)
+}
+
+// endTerm releases the store once the parked term has ended and its leader
+// call has returned, and ends the campaign: the campaign's last state.
+func (c *campaign) endTerm() {
+	t := c.t
+	c.t = nil
 	t.events.ended()
-	return e.endTerm(ctx, d, sess, t)
+	cause := c.e.endTerm(c.ctx, c.d, c.sess, t)
+	c.holdOff = c.e.afterTerm(cause, c.began)
 }
 
 // beginTerm starts the term of an acquisition of rec by sess, and reports
@@ -452,16 +500,33 @@ func (e *engine) beginTerm(ctx, sctx context.Context, sess *sessionHandle, ka *k
 	return t
 }
 
-// callLeader makes the leader call of t on this goroutine.
-func (e *engine) callLeader(d *dispatcher, t *term) {
-	d.callHere(&event{
+// callLeader makes the leader call of t, on a goroutine of its own that r
+// resumes from once the call has returned and the term has ended. The
+// goroutine keeps the frames of the call for the term, and they are kept
+// small: a handler that waits for its term under them holds the smallest
+// stack the runtime gives a goroutine.
+func (e *engine) callLeader(d *dispatcher, t *term, r *runner) {
+	e.setGoroutine(&e.runGoroutine)
+	stopWarning := e.warnWhileOverdue(t, t.events)
+	d.callHere(e.leaderCall(t))
+	stopWarning()
+	r.resumeAfter(t)
+}
+
+// leaderCall returns the event of t's leader call, allocated rather than
+// kept in the caller's frame.
+//
+//go:noinline
+func (e *engine) leaderCall(t *term) *event {
+	t.call = event{
 		ctx:  t.ctx,
 		l:    Leadership{Resource: e.opts.Resource, LeaderID: e.opts.ID, Value: e.opts.Value, IsLeader: true, Term: t.number, Session: t.info},
 		done: t.handlerDone,
 		onError: func(err error) {
 			t.end(fmt.Errorf("%w: %w", ErrHandlerFailed, err))
 		},
-	})
+	}
+	return &t.call
 }
 
 // endTerm releases the store once t has ended and its leader call has

@@ -7,8 +7,8 @@ import (
 	"strconv"
 )
 
-// Handler calls run on two goroutines of an elector: the campaign's (leader
-// calls) and the dispatcher's (follower calls). Close, which waits for both,
+// Handler calls run on two goroutines of an elector: a leader call's own
+// (one per term) and the dispatcher's (follower calls). Close, which waits for both,
 // would wait forever if called on either, so it recognises them: by the
 // goroutine it runs on, and by a value in every context the engine hands a
 // handler (which covers a goroutine the handler waits for, when it passes

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -447,7 +448,32 @@ func TestSharedSessionGoroutines(t *testing.T) {
 		time.Sleep(ttl)
 		synctest.Wait()
 		following := runtime.NumGoroutine() - base - leading
-		t.Logf("%d electors leading on one session: %d goroutines; %d following on another: %d", n, leading, n, following)
+		// Leaders whose handler returned at once: their campaigns wait for
+		// the end of the term without a goroutine.
+		c := newShared(t, store, "c", election.SessionOptions{TTL: ttl})
+		quick := make([]string, n)
+		for i := range quick {
+			quick[i] = fmt.Sprintf("q%d", i)
+		}
+		var led atomic.Int64
+		startOn(t, c, "c", quick, func(_ context.Context, l election.Leadership) error {
+			if l.IsLeader {
+				led.Add(1)
+			}
+			return nil
+		})
+		synctest.Wait()
+		time.Sleep(ttl)
+		synctest.Wait()
+		returned := runtime.NumGoroutine() - base - leading - following
+		t.Logf("%d electors leading on one session: %d goroutines; %d following on another: %d; %d leading with handlers returned: %d",
+			n, leading, n, following, n, returned)
+		if led.Load() != n {
+			t.Fatalf("%d of %d electors led on session c; want all", led.Load(), n)
+		}
+		if returned > n+perSession {
+			t.Errorf("%d electors leading on a shared session, their handlers returned, hold %d goroutines; want at most 1 each (the watch of the record) and %d for the session", n, returned, perSession)
+		}
 		for _, r := range rs {
 			if led, ended := g.terms(r); led != 1 || ended != 0 || g.lastLead(r).LeaderID != "a" {
 				t.Fatalf("%s: %d terms, %d ended, last by %q; want a's one term", r, led, ended, g.lastLead(r).LeaderID)
