@@ -189,7 +189,7 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 	}
 	key := b.Key(resource)
 	if after != 0 && wait > 0 {
-		rec, err := b.watches.watch(ctx, key, after, wait)
+		rec, _, err := b.watches.watch(ctx, key, after, wait, nil)
 		if err != nil || rec.Revision == after {
 			return rec, err
 		}

@@ -16,10 +16,11 @@ const turnBound = 500 * time.Millisecond
 // The candidates of a backend that follow one key wait in its line
 // (WatchTurn). Their blocking reads are shared as for Watch; when one
 // returns a change, the candidate that has waited longest (or, when the key
-// shows a holder of this process, that holder) is given the turn and
-// returns; the others return once an Acquire of the key has returned (or
-// the holder waits again, or its watch fails, or turnBound passes), with
-// the newest record the backend knows of the key. A release among N
+// shows a holder of this process, that holder) is given the turn, and the
+// shared read answers it alone. The others are answered once an Acquire of
+// the key has returned (or the holder waits again, or its watch fails, or
+// turnBound passes), and return the newest record the backend knows of the
+// key: until then their goroutines are not woken at all. A release among N
 // candidates of one process then runs one candidate, not N, before the next
 // leader's handler runs.
 
@@ -45,6 +46,10 @@ type lines struct {
 	mu     sync.Mutex
 	closed bool
 	keys   map[string]*keyLine
+	// released are the calls held back whose turn ended, answered at
+	// unlock, on a goroutine of wg.
+	released []heldCall
+	wg       sync.WaitGroup
 }
 
 // keyLine is the line of one key.
@@ -54,6 +59,24 @@ type keyLine struct {
 	// turn given.
 	ended chan struct{}
 	users int // the WatchTurn calls of the key in progress
+	// held are the calls in line that a shared read answered with a
+	// change while another candidate held the turn: they are answered when
+	// the turn ends, or when one of them is given the turn.
+	held []heldCall
+}
+
+// place is a WatchTurn call's place in its key's line, which the shared
+// reads answer through (see lines.answer).
+type place struct {
+	kl *keyLine
+	w  *turn.Waiter
+}
+
+// heldCall is a call in line whose answer is held back; send answers it,
+// released telling that the turn it was held back for ended.
+type heldCall struct {
+	w    *turn.Waiter
+	send func(released bool)
 }
 
 // watchTurn is Backend.Watch of the claim's key, in the key's line.
@@ -64,13 +87,19 @@ func (c *claim) watchTurn(ctx context.Context, after uint64, wait time.Duration)
 	}
 	kl, w := b.lines.join(c.key, c.l.info.ID)
 	if w == nil {
-		return b.watches.watch(ctx, c.key, after, wait)
+		rec, _, err := b.watches.watch(ctx, c.key, after, wait, nil)
+		return rec, err
 	}
 	acted := false // returned the record it was given the turn for
 	defer func() { b.lines.leave(c.key, kl, w, acted) }()
-	rec, err := b.watches.watch(ctx, c.key, after, wait)
+	rec, released, err := b.watches.watch(ctx, c.key, after, wait, &place{kl: kl, w: w})
 	if err != nil || rec.Revision == after {
 		return rec, err
+	}
+	if released {
+		// The change was held back while another candidate had the turn,
+		// which has ended.
+		return b.newest(c.key, rec), nil
 	}
 	ended, mine := b.lines.changed(kl, w, rec)
 	if mine || ended == nil {
@@ -117,7 +146,7 @@ func (b *Backend) newest(key string, rec election.Record) election.Record {
 // acting (it holds off after a term of its own) passes the turn on.
 func (l *lines) join(key, id string) (kl *keyLine, w *turn.Waiter) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	if l.closed {
 		return nil, nil
 	}
@@ -143,7 +172,7 @@ func (l *lines) join(key, id string) (kl *keyLine, w *turn.Waiter) {
 // when the turn on ends, and the call waits for it.
 func (l *lines) changed(kl *keyLine, w *turn.Waiter, rec election.Record) (ended <-chan struct{}, mine bool) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	if !kl.line.On() {
 		l.giveLocked(kl, rec.Session)
 	}
@@ -156,12 +185,32 @@ func (l *lines) changed(kl *keyLine, w *turn.Waiter, rec election.Record) (ended
 	return nil, false
 }
 
+// answer hands rec, a change of p's key that a shared read showed, to the
+// call at p, by send: at once, unless another candidate is given the turn
+// (or holds it already) — then once the turn ends, or passes to p's
+// candidate. The candidate given the turn is answered by its own read, or,
+// if that read answered it earlier and it is held back, here. send must not
+// block.
+func (l *lines) answer(p *place, rec election.Record, send func(released bool)) {
+	l.mu.Lock()
+	defer l.unlock()
+	kl := p.kl
+	if !kl.line.On() {
+		l.giveLocked(kl, rec.Session)
+	}
+	if !kl.line.On() || kl.line.Holds(p.w) {
+		send(false)
+		return
+	}
+	kl.held = append(kl.held, heldCall{w: p.w, send: send})
+}
+
 // changedOutside is changed, for a Watch call outside the line: it gives
 // the turn if key has a line, and returns the channel closed when the turn
 // on ends, or nil when none is on.
 func (l *lines) changedOutside(key string, rec election.Record) <-chan struct{} {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	kl := l.keys[key]
 	if kl == nil {
 		return nil
@@ -180,9 +229,15 @@ func (l *lines) changedOutside(key string, rec election.Record) <-chan struct{} 
 // on.
 func (l *lines) leave(key string, kl *keyLine, w *turn.Waiter, acted bool) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	kl.line.Leave(w)
 	kl.users--
+	for i, h := range kl.held {
+		if h.w == w {
+			kl.held = append(kl.held[:i], kl.held[i+1:]...)
+			break
+		}
+	}
 	if kl.line.Holds(w) && !acted {
 		l.passLocked(kl)
 	}
@@ -194,22 +249,24 @@ func (l *lines) leave(key string, kl *keyLine, w *turn.Waiter, acted bool) {
 // own term, or retries) leaves the turn on.
 func (l *lines) taken(key, id string) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	defer l.unlock()
 	if kl := l.keys[key]; kl != nil && kl.line.HeldBy(id) {
 		l.endLocked(kl)
 		l.dropLocked(key, kl)
 	}
 }
 
-// close ends every turn; WatchTurn calls from then on wait out of line.
+// close ends every turn, and returns once every call held back was
+// answered; WatchTurn calls from then on wait out of line.
 func (l *lines) close() {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.closed = true
 	for key, kl := range l.keys {
 		l.endLocked(kl)
 		l.dropLocked(key, kl)
 	}
+	l.unlock()
+	l.wg.Wait()
 }
 
 // giveLocked gives the turn to the waiter of holder, or to the one waiting
@@ -218,7 +275,7 @@ func (l *lines) giveLocked(kl *keyLine, holder string) bool {
 	var ended chan struct{}
 	expire := func() {
 		l.mu.Lock()
-		defer l.mu.Unlock()
+		defer l.unlock()
 		if kl.ended == ended {
 			l.endLocked(kl)
 		}
@@ -228,23 +285,68 @@ func (l *lines) giveLocked(kl *keyLine, holder string) bool {
 	}
 	ended = make(chan struct{})
 	kl.ended = ended
+	// A candidate given the turn while its answer is held back is
+	// answered now.
+	for i, h := range kl.held {
+		if kl.line.Holds(h.w) {
+			kl.held = append(kl.held[:i], kl.held[i+1:]...)
+			h.send(false)
+			break
+		}
+	}
 	return true
 }
 
 // passLocked gives the turn on, from a holder that does not act on it, to
-// the candidate waiting longest, or ends it when none waits. l.mu is held.
+// the candidate waiting longest, or ends it when none waits. The calls held
+// back stay so while the next candidate holds the turn. l.mu is held.
 func (l *lines) passLocked(kl *keyLine) {
-	l.endLocked(kl)
-	l.giveLocked(kl, "")
+	if kl.line.End() {
+		close(kl.ended)
+		kl.ended = nil
+	}
+	if !l.giveLocked(kl, "") {
+		l.releaseLocked(kl)
+	}
 }
 
 // endLocked ends kl's turn, if one is on, and wakes the calls waiting for
-// its end. l.mu is held.
+// its end, and those held back. l.mu is held.
 func (l *lines) endLocked(kl *keyLine) {
 	if kl.line.End() {
 		close(kl.ended)
 		kl.ended = nil
 	}
+	l.releaseLocked(kl)
+}
+
+// releaseLocked has the calls held back answered once l.mu is unlocked.
+// l.mu is held.
+func (l *lines) releaseLocked(kl *keyLine) {
+	l.released = append(l.released, kl.held...)
+	kl.held = nil
+}
+
+// unlock unlocks l.mu, and has the calls released meanwhile answered on a
+// goroutine of its own: the caller, mostly the next leader's acquisition,
+// goes on to its handler without waking them one by one first, and the
+// goroutines woken do not queue on l.mu.
+func (l *lines) unlock() {
+	released := l.released
+	l.released = nil
+	if len(released) > 0 {
+		l.wg.Add(1) // under l.mu: close waits for it
+	}
+	l.mu.Unlock()
+	if len(released) == 0 {
+		return
+	}
+	go func() {
+		defer l.wg.Done()
+		for _, h := range released {
+			h.send(true)
+		}
+	}()
 }
 
 // dropLocked forgets kl once no call uses it and no turn is on. l.mu is

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/consul-leader/consul-leader/election"
@@ -56,6 +57,10 @@ type watches struct {
 	closed  bool
 	flights map[flightKey]*flight
 	groups  map[string]*group
+
+	// answered counts the calls a shared read answered, each a goroutine
+	// woken.
+	answered atomic.Int64
 }
 
 func newWatches(b *Backend) *watches {
@@ -73,28 +78,30 @@ func (w *watches) close() {
 	w.wg.Wait()
 }
 
-// watch is Backend.Watch of key for after != 0 and wait > 0.
-func (w *watches) watch(ctx context.Context, key string, after uint64, wait time.Duration) (election.Record, error) {
+// watch is Backend.Watch of key for after != 0 and wait > 0. A call of a
+// candidate in key's line passes its place p, through which the shared read
+// answers it (see lines.answer): released reports an answer held back for
+// another candidate's turn.
+func (w *watches) watch(ctx context.Context, key string, after uint64, wait time.Duration, p *place) (rec election.Record, released bool, err error) {
 	sw := serverWait(ctx, wait)
 	g, useList, closed := w.enter(key)
 	if closed {
-		return w.b.readOnce(ctx, key, after, wait)
+		rec, err = w.b.readOnce(ctx, key, after, wait)
+		return rec, false, err
 	}
 	if g != nil {
 		defer w.unwatch(g, key)
 	}
 	giveUp := time.NewTimer(giveUpAfter(ctx, sw))
 	defer giveUp.Stop()
-	var (
-		o   observation
-		err error
-	)
+	var r *listResult
 	for {
 		if useList {
-			o, err = w.listen(ctx, g, key, after, sw, giveUp.C)
+			r = w.listen(ctx, g, key, after, sw, giveUp.C, p)
 		} else {
-			o, err = w.join(ctx, key, after, sw, giveUp.C)
+			r = w.join(ctx, key, after, sw, giveUp.C, p)
 		}
+		err = r.err
 		switch {
 		case errors.Is(err, errListRefused):
 			useList = false
@@ -106,9 +113,27 @@ func (w *watches) watch(ctx context.Context, key string, after uint64, wait time
 		break
 	}
 	if errors.Is(err, errWatchesClosed) {
-		return w.b.readOnce(ctx, key, after, wait)
+		rec, err = w.b.readOnce(ctx, key, after, wait)
+		return rec, false, err
 	}
-	return o.Record, err
+	return r.o.Record, r.released, err
+}
+
+// reply answers a call waiting for a shared read on ch with r: a call in
+// line (p not nil) through the line, when r is a change from after; any
+// other at once. ch must have room for the answer. The caller holds no
+// lock.
+func (w *watches) reply(p *place, after uint64, ch chan<- *listResult, r *listResult) {
+	send := func(released bool) {
+		r.released = released
+		w.answered.Add(1)
+		ch <- r
+	}
+	if p == nil || r.err != nil || r.o.Revision == after {
+		send(false)
+		return
+	}
+	w.b.lines.answer(p, r.o.Record, send)
 }
 
 // enter begins a Watch call of key: in the group of its root, if it has

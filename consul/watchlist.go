@@ -44,21 +44,25 @@ type listWaiter struct {
 	after uint64
 	sw    time.Duration
 	since time.Time // when it started waiting
+	p     *place    // its place in the key's line, if it waits in one
 	ch    chan *listResult
 }
 
+// listResult is the answer of a shared read to a call. released: the
+// answer, a change, was held back while another candidate had the turn.
 type listResult struct {
-	o   observation
-	err error
+	o        observation
+	err      error
+	released bool
 }
 
 // listen waits for a listing of g to show key at a revision other than
 // after. A listing sent before the call began may be older than after: it
 // answers only with a newer revision.
-func (w *watches) listen(ctx context.Context, g *group, key string, after uint64, sw time.Duration, giveUp <-chan time.Time) (observation, error) {
-	lw := &listWaiter{key: key, after: after, sw: sw, since: time.Now(), ch: make(chan *listResult, 1)}
+func (w *watches) listen(ctx context.Context, g *group, key string, after uint64, sw time.Duration, giveUp <-chan time.Time, p *place) *listResult {
+	lw := &listWaiter{key: key, after: after, sw: sw, since: time.Now(), p: p, ch: make(chan *listResult, 1)}
 	if r := w.enlist(ctx, g, lw); r != nil {
-		return r.o, r.err
+		return r
 	}
 	// A call keeps the frames of its wait on its stack, as long as the
 	// leadership stays: they are kept small, the rest being in functions
@@ -66,13 +70,12 @@ func (w *watches) listen(ctx context.Context, g *group, key string, after uint64
 	for {
 		select {
 		case r := <-lw.ch:
-			return r.o, r.err
+			return r
 		case <-ctx.Done():
-			r := w.stopListening(ctx, g, lw)
-			return r.o, r.err
+			return w.stopListening(ctx, g, lw)
 		case <-giveUp:
 			if r := w.giveUpListening(g, lw); r != nil {
-				return r.o, r.err
+				return r
 			}
 			giveUp = nil
 		}
@@ -296,7 +299,7 @@ func (w *watches) answer(g *group, prefix string, pairs api.KVPairs, index uint6
 			err = errWatchesClosed
 		}
 		for _, lw := range ws {
-			lw.ch <- &listResult{o: o, err: err}
+			w.reply(lw.p, lw.after, lw.ch, &listResult{o: o, err: err})
 		}
 	}
 }
