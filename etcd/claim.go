@@ -2,7 +2,6 @@ package etcd
 
 import (
 	"context"
-	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -20,7 +19,6 @@ type claim struct {
 	prefix   string
 	key      string // prefix + "/" + lease ID
 	value    string // encodeValue(ID, Value)
-	info     election.SessionInfo
 
 	mu      sync.Mutex
 	queued  bool  // the key was put (or its put may have been applied)
@@ -44,8 +42,14 @@ func (c *claim) Info() election.SessionInfo {
 	c.mu.Lock()
 	created := c.created
 	c.mu.Unlock()
-	info := c.info
-	info.Fields = maps.Clone(c.info.Fields)
+	// Built at each call, rather than kept: a claim that leads or follows
+	// would otherwise keep a map it is rarely asked for.
+	info := c.l.info
+	info.Fields = map[string]string{
+		"lease":  c.l.hex,
+		"key":    c.key,
+		"prefix": c.prefix,
+	}
 	if created != 0 {
 		info.Fields["createRevision"] = strconv.FormatInt(created, 10)
 	}

@@ -118,12 +118,6 @@ func (l *lease) claim(p election.SessionParams) (*claim, error) {
 		prefix:   prefix,
 		key:      key,
 		value:    encodeValue(p.ID, p.Value),
-		info:     l.info,
-	}
-	c.info.Fields = map[string]string{
-		"lease":  l.hex,
-		"key":    key,
-		"prefix": prefix,
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
