@@ -45,7 +45,7 @@ type rootWatch struct {
 // elect is the queue of candidates' keys and the term offset of one
 // election, as a group knows them.
 type elect struct {
-	queue  queue
+	queue  keyList
 	offset termOffset
 	err    error // the offset key's value is invalid
 }
@@ -251,7 +251,7 @@ func (g *rootWatch) put(elects map[string]*elect, kv *mvccpb.KeyValue) {
 	}
 	e := electOf(elects, prefix)
 	if candidate {
-		e.queue[string(kv.Key)] = kv
+		e.queue.put(kv)
 		return
 	}
 	e.offset, e.err = parseOffset(kv)
@@ -261,7 +261,7 @@ func (g *rootWatch) put(elects map[string]*elect, kv *mvccpb.KeyValue) {
 func electOf(elects map[string]*elect, prefix string) *elect {
 	e := elects[prefix]
 	if e == nil {
-		e = &elect{queue: queue{}}
+		e = &elect{}
 		elects[prefix] = e
 	}
 	return e
