@@ -1,17 +1,14 @@
 package consul
 
 import (
-	"context"
-	"fmt"
 	"net/http"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/consul/api"
 
 	"github.com/consul-leader/consul-leader/conformance/testserver"
-	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/turn/turntest"
 )
 
 // txnCounter counts the transactions (the lock requests) of a client.
@@ -45,44 +42,11 @@ func TestCandidatesTakeTurnsAtTheLock(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	const n = 40
-	ctx := context.Background()
-	leaders := make(chan *election.Elector, n)
-	els := make([]*election.Elector, n)
-	for i := range els {
-		el, err := election.New(b, election.Options{Resource: "herd", ID: fmt.Sprint("c", i), TTL: 10 * time.Second, RetryInterval: time.Minute})
-		if err != nil {
-			t.Fatal(err)
-		}
-		els[i] = el
-		if err := el.Start(ctx, election.LeaderOnly(func(ctx context.Context, term uint64) error {
-			leaders <- el
-			<-ctx.Done()
-			return nil
-		})); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = el.Close(ctx) })
-	}
-	next := func() *election.Elector {
-		t.Helper()
-		select {
-		case el := <-leaders:
-			return el
-		case <-time.After(10 * time.Second):
-			t.Fatal("no leader within 10 s")
-			return nil
-		}
-	}
-	leader := next()
-	time.Sleep(time.Second) // every candidate follows
+	handOver := turntest.Herd(t, b, n)
 	const handovers = 5
 	before := counter.txns.Load()
 	for range handovers {
-		if err := leader.Release(ctx); err != nil {
-			t.Fatal(err)
-		}
-		leader = next()
-		time.Sleep(200 * time.Millisecond)
+		handOver()
 	}
 	per := float64(counter.txns.Load()-before) / handovers
 	t.Logf("%d candidates: %.1f transactions per handover", n, per)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/consul-leader/consul-leader/conformance"
+	"github.com/consul-leader/consul-leader/conformance/testserver"
 )
 
 // TestLostDataSettles rebuilds the member empty (its data directory
@@ -45,18 +46,7 @@ func TestLostDataSettles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	leader, ok := rec.WaitLeader(started, 10*time.Second)
-	if !ok {
-		t.Fatal("no leader within 10 s")
-	}
-	for i := 1; i <= 3; i++ {
-		if !rec.WaitTold(ids, leader.L.Term, ttl) {
-			t.Fatalf("loss %d: not every elector was told term %d within %v:\n%s", i, leader.L.Term, ttl, rec.Since(leader.At))
-		}
-		time.Sleep(ttl / 2) // some renewals first
-		leader = rec.CheckSettles(t, fmt.Sprintf("loss %d", i), ttl, func() { srv.RestartEmpty(t) })
-	}
-	rec.CheckMonotonic(t)
+	checkLossesSettle(t, srv, rec, ids, ttl, started)
 }
 
 // TestLostDataSettlesShared is TestLostDataSettles with electors on three
@@ -78,16 +68,26 @@ func TestLostDataSettlesShared(t *testing.T) {
 		startGroup(t, newClient(t, srv.Endpoint()), id, []string{"lost"}, rec)
 		ids = append(ids, id+"/lost")
 	}
+	checkLossesSettle(t, srv, rec, ids, sharedTTL, started)
+}
+
+// checkLossesSettle waits for the first leader among the electors ids of
+// TTL ttl, started at started, and then rebuilds the member empty three
+// times: each time every elector must have been told the leader's term,
+// and the electors must settle (TermLog.CheckSettles); every handler must
+// be given terms that never decrease.
+func checkLossesSettle(t *testing.T, srv *testserver.EtcdServer, rec *conformance.TermLog, ids []string, ttl time.Duration, started time.Time) {
+	t.Helper()
 	leader, ok := rec.WaitLeader(started, 10*time.Second)
 	if !ok {
 		t.Fatal("no leader within 10 s")
 	}
 	for i := 1; i <= 3; i++ {
-		if !rec.WaitTold(ids, leader.L.Term, sharedTTL) {
-			t.Fatalf("loss %d: not every elector was told term %d within %v:\n%s", i, leader.L.Term, sharedTTL, rec.Since(leader.At))
+		if !rec.WaitTold(ids, leader.L.Term, ttl) {
+			t.Fatalf("loss %d: not every elector was told term %d within %v:\n%s", i, leader.L.Term, ttl, rec.Since(leader.At))
 		}
-		time.Sleep(sharedTTL / 2) // some renewals first
-		leader = rec.CheckSettles(t, fmt.Sprintf("loss %d", i), sharedTTL, func() { srv.RestartEmpty(t) })
+		time.Sleep(ttl / 2) // some renewals first
+		leader = rec.CheckSettles(t, fmt.Sprintf("loss %d", i), ttl, func() { srv.RestartEmpty(t) })
 	}
 	rec.CheckMonotonic(t)
 }

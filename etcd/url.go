@@ -34,14 +34,23 @@ const (
 	keepAliveTimeout = 5 * time.Second
 	// maxReconnectDelay caps the client's backoff between attempts to
 	// reconnect, 120 s by default, so that electors are back soon after a
-	// restart of etcd.
-	maxReconnectDelay = 2 * time.Second
+	// restart of etcd: with the jitter, a lost connection is tried again
+	// at most 600 ms apart, and electors of the shortest TTL settle within
+	// one TTL of etcd's return. (At a cap of 2 s, every client could first
+	// try again up to 2.4 s after it, later than MinTTL.)
+	maxReconnectDelay = MinTTL / 4
 )
 
 // reconnectFast returns the dial option of a client that retries a lost
-// connection at most maxReconnectDelay apart, giving each attempt dial.
+// connection at most maxReconnectDelay apart (jitter aside), giving each
+// attempt dial.
 func reconnectFast(dial time.Duration) grpc.DialOption {
-	return grpc.WithConnectParams(grpc.ConnectParams{
+	return grpc.WithConnectParams(reconnectParams(dial))
+}
+
+// reconnectParams are the connection parameters of reconnectFast.
+func reconnectParams(dial time.Duration) grpc.ConnectParams {
+	return grpc.ConnectParams{
 		Backoff: backoff.Config{
 			BaseDelay:  100 * time.Millisecond,
 			Multiplier: 1.6,
@@ -49,7 +58,7 @@ func reconnectFast(dial time.Duration) grpc.DialOption {
 			MaxDelay:   maxReconnectDelay,
 		},
 		MinConnectTimeout: dial,
-	})
+	}
 }
 
 // urlParams are the query parameters OpenURL knows, besides the TLS ones.

@@ -207,3 +207,15 @@ func testOpenURLTLS(t *testing.T, caName, certName, keyName string) {
 		t.Fatal("Leader() without a client certificate succeeded")
 	}
 }
+
+// TestReconnectWithinMinTTL: a client of OpenURL tries a lost connection
+// again soon enough, jitter included, for electors of the shortest TTL to
+// reconnect and settle on a leader within one TTL of etcd's return
+// (TestLostDataSettles), with two thirds of the TTL left to acquire.
+func TestReconnectWithinMinTTL(t *testing.T) {
+	b := reconnectParams(DefaultDialTimeout).Backoff
+	worst := time.Duration(float64(b.MaxDelay) * (1 + b.Jitter))
+	if worst > MinTTL/3 {
+		t.Errorf("a lost connection may wait %v before its next attempt, more than a third of MinTTL (%v)", worst, MinTTL)
+	}
+}

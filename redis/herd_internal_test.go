@@ -2,15 +2,13 @@ package redis
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/consul-leader/consul-leader/conformance/testserver"
-	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/turn/turntest"
 )
 
 // acquireCounter counts the acquire scripts a client sends, and its reads.
@@ -56,42 +54,11 @@ func TestCandidatesTakeTurnsAtTheKey(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	const n = 40
-	ctx := context.Background()
-	leaders := make(chan *election.Elector, n)
-	for i := range n {
-		el, err := election.New(b, election.Options{Resource: "herd", ID: fmt.Sprint("c", i), TTL: 10 * time.Second, RetryInterval: time.Minute})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := el.Start(ctx, election.LeaderOnly(func(ctx context.Context, term uint64) error {
-			leaders <- el
-			<-ctx.Done()
-			return nil
-		})); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = el.Close(ctx) })
-	}
-	next := func() *election.Elector {
-		t.Helper()
-		select {
-		case el := <-leaders:
-			return el
-		case <-time.After(10 * time.Second):
-			t.Fatal("no leader within 10 s")
-			return nil
-		}
-	}
-	leader := next()
-	time.Sleep(time.Second) // every candidate follows
+	handOver := turntest.Herd(t, b, n)
 	const handovers = 5
 	before, readsBefore := counter.n.Load(), counter.reads.Load()
 	for range handovers {
-		if err := leader.Release(ctx); err != nil {
-			t.Fatal(err)
-		}
-		leader = next()
-		time.Sleep(200 * time.Millisecond)
+		handOver()
 	}
 	per := float64(counter.n.Load()-before) / handovers
 	reads := float64(counter.reads.Load()-readsBefore) / handovers

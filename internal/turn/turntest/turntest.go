@@ -233,3 +233,50 @@ func (s *session) WatchTurn(ctx context.Context, after uint64, wait time.Duratio
 	}
 	return rec, err
 }
+
+// Herd starts n electors of one resource on b, each with a RetryInterval
+// of a minute, so that a releasing leader does not campaign again while a
+// test runs, waits for the first to lead and a second more for every other
+// candidate to follow, and returns handOver: it releases the leadership,
+// waits for the next leader, and then 200 ms more for the followers to
+// settle. Each wait for a leader fails t after 10 s. The electors are
+// closed when t ends.
+func Herd(t *testing.T, b election.Backend, n int) (handOver func()) {
+	t.Helper()
+	ctx := context.Background()
+	leaders := make(chan *election.Elector, n)
+	for i := range n {
+		el, err := election.New(b, election.Options{Resource: "herd", ID: fmt.Sprint("c", i), TTL: 10 * time.Second, RetryInterval: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := el.Start(ctx, election.LeaderOnly(func(ctx context.Context, term uint64) error {
+			leaders <- el
+			<-ctx.Done()
+			return nil
+		})); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = el.Close(ctx) })
+	}
+	next := func() *election.Elector {
+		t.Helper()
+		select {
+		case el := <-leaders:
+			return el
+		case <-time.After(10 * time.Second):
+			t.Fatal("no leader within 10 s")
+			return nil
+		}
+	}
+	leader := next()
+	time.Sleep(time.Second) // every candidate follows
+	return func() {
+		t.Helper()
+		if err := leader.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		leader = next()
+		time.Sleep(200 * time.Millisecond)
+	}
+}
