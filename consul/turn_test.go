@@ -24,5 +24,6 @@ func TestOnlyNextInLineWakes(t *testing.T) {
 		Candidates: 40,
 		Handovers:  6,
 		Options:    election.Options{TTL: 10 * time.Second, RetryInterval: 100 * time.Millisecond},
+		TurnBound:  500 * time.Millisecond, // the backend's bound on a turn
 	})
 }

@@ -18,5 +18,6 @@ func TestOnlyNextInLineWakes(t *testing.T) {
 		Candidates: 40,
 		Handovers:  6,
 		Options:    election.Options{TTL: 10 * time.Second, RetryInterval: 100 * time.Millisecond},
+		TurnBound:  turnBound,
 	})
 }

@@ -23,6 +23,7 @@ func TestOneCandidateWakesAtARelease(t *testing.T) {
 		Candidates: 40,
 		Handovers:  6,
 		Options:    election.Options{TTL: 10 * time.Second, RetryInterval: 100 * time.Millisecond},
+		TurnBound:  500 * time.Millisecond, // the backend's bound on a turn
 	})
 }
 
@@ -41,5 +42,6 @@ func TestTurnPassesOverCandidatesHoldingOff(t *testing.T) {
 		Candidates: 40,
 		Handovers:  6,
 		Options:    election.Options{TTL: 10 * time.Second, RetryInterval: time.Minute},
+		TurnBound:  500 * time.Millisecond, // the backend's bound on a turn
 	})
 }

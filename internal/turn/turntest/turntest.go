@@ -22,6 +22,12 @@ type Params struct {
 	Handovers int
 	// Options of every candidate; Resource and ID are set by Check.
 	Options election.Options
+	// TurnBound is how long the backend lets the candidate given the turn
+	// take before it wakes the others anyway. A follower's watch that
+	// returns that long after the first one of a handover is not counted:
+	// the next leader was slow, as a busy machine makes it, and the backend
+	// kept its bound. Zero counts every return before the acquisition.
+	TurnBound time.Duration
 }
 
 // Check starts p.Candidates electors of one resource on b, releases the
@@ -77,7 +83,7 @@ func Check(t *testing.T, b election.Backend, p Params) {
 			t.Fatal(err)
 		}
 		leader = next()
-		n, woke := log.before()
+		n, woke := log.before(p.TurnBound)
 		t.Logf("handover %d: %d of %d followers' watches returned a change before the next leader acquired (%d watches in all)", i, n, p.Candidates-1, woke)
 		early += n
 		time.Sleep(300 * time.Millisecond)
@@ -137,11 +143,22 @@ func (l *eventLog) acquire(at time.Time, session string) {
 }
 
 // before returns how many watches of candidates other than the next
-// leader returned a change before its acquisition, and in all.
-func (l *eventLog) before() (n, all int) {
+// leader returned a change before its acquisition, and within bound of the
+// first watch that returned (when bound is set), and how many returned in
+// all.
+func (l *eventLog) before(bound time.Duration) (n, all int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	var first time.Time
 	for _, w := range l.woke {
+		if first.IsZero() || w.at.Before(first) {
+			first = w.at
+		}
+	}
+	for _, w := range l.woke {
+		if bound > 0 && !w.at.Before(first.Add(bound)) {
+			continue
+		}
 		if w.session != l.acquirer && !w.passed && (l.acquired.IsZero() || w.at.Before(l.acquired)) {
 			n++
 		}
