@@ -35,6 +35,20 @@ func (c deepConn) Watch(ctx context.Context, resource string, after uint64, wait
 	return c.Conn.Watch(ctx, resource, after, wait)
 }
 
+// WatchRecord counts a leader's watch of its record as a wait: it waits
+// without a goroutine.
+func (c deepConn) WatchRecord(resource string, after uint64, changed func(election.Record, error)) func() {
+	c.waits.Add(1)
+	return c.Conn.WatchRecord(resource, after, changed)
+}
+
+// goroutineDeepConn is a deepConn without WatchRecord: a leader watches
+// its record on a goroutine of its own, through Watch.
+type goroutineDeepConn struct {
+	deepConn
+	noRecordWatch
+}
+
 func (c deepConn) NewLease(ctx context.Context, p election.LeaseParams) (election.Lease, error) {
 	l, err := c.Conn.NewLease(ctx, p)
 	if err != nil {
@@ -73,9 +87,11 @@ func burnStack(n int) byte {
 }
 
 // TestSharedSessionLeaderStacks: the frames an elector leading on a shared
-// session keeps for its term, under its handler's leader call and under its
-// watch of the record, are small enough for collections to shrink the
-// stacks that its store requests grew: to 8 KB each.
+// session keeps for its term, under its handler's leader call and, on a
+// backend without RecordWatcher, under its watch of the record, are small
+// enough for collections to shrink the stacks that its store requests
+// grew: to 8 KB each. On a backend with RecordWatcher the watch keeps no
+// goroutine, and a leader keeps only its handler's, and 8 KB of stack.
 // (A stack shrinks by half at a collection while it uses less than a
 // quarter of it, counting a reserve of the runtime: a goroutine whose
 // frames pass about 3.3 KB keeps 16 KB.)
@@ -83,13 +99,27 @@ func TestSharedSessionLeaderStacks(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector's instrumentation makes every frame larger")
 	}
+	t.Run("Watch", func(t *testing.T) {
+		// 8 KB for each of the two goroutines, with room for the
+		// session's. Frames a little too large keep 16 KB for one of
+		// them: 24 KB.
+		testLeaderStacks(t, 20<<10, 2, func(c deepConn) election.Backend { return goroutineDeepConn{deepConn: c} })
+	})
+	t.Run("WatchRecord", func(t *testing.T) {
+		// 8 KB for the one goroutine, with room for the session's.
+		testLeaderStacks(t, 12<<10, 1, func(c deepConn) election.Backend { return c })
+	})
+}
+
+// testLeaderStacks checks that n leaders on a shared session on backend
+// hold at most maxPerLeader bytes of stacks, and goroutines goroutines,
+// each.
+func testLeaderStacks(t *testing.T, maxPerLeader int64, goroutines int, backend func(deepConn) election.Backend) {
 	const n = 200
-	// 8 KB for each of the two goroutines, with room for the session's.
-	// Frames a little too large keep 16 KB for one of them: 24 KB.
-	const maxPerLeader = 20 << 10
 	store := memory.NewStore()
 	conn := deepConn{store.Connect("p"), new(atomic.Int64)}
-	s, err := election.NewSharedSession(conn, election.SessionOptions{TTL: 15 * time.Second})
+	beforeG := runtime.NumGoroutine()
+	s, err := election.NewSharedSession(backend(conn), election.SessionOptions{TTL: 15 * time.Second})
 	if err != nil {
 		t.Fatalf("NewSharedSession: %v", err)
 	}
@@ -130,6 +160,11 @@ func TestSharedSessionLeaderStacks(t *testing.T) {
 	t.Logf("%d leaders hold %d KB of stacks, %.1f KB each", n, grown>>10, float64(grown)/n/1024)
 	if per > maxPerLeader {
 		t.Errorf("a leader on a shared session holds %.1f KB of stacks after collections; want at most %d KB", float64(grown)/n/1024, maxPerLeader>>10)
+	}
+	// The session's own goroutines (its renewals) come on top.
+	const session = 10
+	if g := runtime.NumGoroutine() - beforeG; g > goroutines*n+session {
+		t.Errorf("%d leaders on a shared session hold %d goroutines, %.2f each; want %d each", n, g, float64(g)/n, goroutines)
 	}
 }
 
