@@ -88,13 +88,6 @@ func (w *watchLog) WatchRecord(resource string, after uint64, changed func(elect
 	}
 }
 
-// goroutineWatchLog is a watchLog without WatchRecord: a leader watches
-// its record through Watch.
-type goroutineWatchLog struct {
-	*watchLog
-	noRecordWatch
-}
-
 func (w *watchLog) NewSession(ctx context.Context, p election.SessionParams) (election.Session, error) {
 	s, err := w.Conn.NewSession(ctx, p)
 	if err != nil {
@@ -119,7 +112,7 @@ func (c closeLog) Close(ctx context.Context) error {
 // A watch through RecordWatcher, too, is stopped only after the release.
 func TestLeaderWatchEndsWithTheRelease(t *testing.T) {
 	t.Run("Watch", func(t *testing.T) {
-		testLeaderWatchEndsWithTheRelease(t, false, func(w *watchLog) election.Backend { return goroutineWatchLog{watchLog: w} })
+		testLeaderWatchEndsWithTheRelease(t, false, func(w *watchLog) election.Backend { return goroutineWatch{w} })
 	})
 	t.Run("WatchRecord", func(t *testing.T) {
 		testLeaderWatchEndsWithTheRelease(t, true, func(w *watchLog) election.Backend { return w })

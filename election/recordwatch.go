@@ -24,7 +24,6 @@ type recordWatch struct {
 	mu      sync.Mutex
 	stopped bool        // stop was called: no watch begins any more
 	rev     uint64      // the revision last seen
-	since   time.Time   // when the current watch began
 	gen     uint64      // counts the watches begun, and ended by a failure
 	cancel  func()      // ends the current watch; nil when none
 	timer   *time.Timer // begins the next watch after a failure; nil when none
@@ -55,7 +54,7 @@ func (rw *recordWatch) start() {
 	}
 	rw.gen++
 	gen, after := rw.gen, rw.rev
-	rw.since, rw.timer = time.Now(), nil
+	rw.timer = nil
 	rw.mu.Unlock()
 	// changed may run before WatchRecord returns: rw.mu is not held.
 	cancel := rw.w.WatchRecord(rw.e.opts.Resource, after, rw.changed)
@@ -67,6 +66,12 @@ func (rw *recordWatch) start() {
 	rw.mu.Unlock()
 	if !keep {
 		cancel()
+		return
+	}
+	// A watch the backend took without failing is the watch working
+	// again after failures, if there were any.
+	if t := rw.t; rw.e.obs != nil {
+		rw.e.obs.request(t.ctx, OpWatch, t.info.ID, time.Now(), nil)
 	}
 }
 
@@ -79,7 +84,9 @@ func (rw *recordWatch) changed(r Record, err error) {
 		return
 	}
 	if e.obs != nil {
-		e.obs.request(t.ctx, OpWatch, t.info.ID, rw.since, err) // not once the term has ended
+		// A failure is reported as it happens: the watch itself has no
+		// latency to report.
+		e.obs.request(t.ctx, OpWatch, t.info.ID, time.Now(), err) // not once the term has ended
 	}
 	switch {
 	case err != nil:
@@ -107,12 +114,12 @@ func (rw *recordWatch) stop() {
 	if timer != nil {
 		timer.Stop()
 	}
-	rw.startMu.Lock() // a watch begun by the timer has its cancel set now
-	rw.startMu.Unlock()
+	rw.startMu.Lock() // a watch begun by the timer has its cancel set then
 	rw.mu.Lock()
 	cancel := rw.cancel
 	rw.cancel = nil
 	rw.mu.Unlock()
+	rw.startMu.Unlock()
 	if cancel != nil {
 		cancel()
 	}

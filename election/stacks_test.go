@@ -42,12 +42,16 @@ func (c deepConn) WatchRecord(resource string, after uint64, changed func(electi
 	return c.Conn.WatchRecord(resource, after, changed)
 }
 
-// goroutineDeepConn is a deepConn without WatchRecord: a leader watches
-// its record on a goroutine of its own, through Watch.
-type goroutineDeepConn struct {
-	deepConn
-	noRecordWatch
+// sharingBackend is a backend that can share its sessions.
+type sharingBackend interface {
+	election.Backend
+	election.SessionSharer
 }
+
+// goroutineWatch is a backend without election.RecordWatcher, whatever the
+// one it wraps implements: a leader on it watches its record through
+// Watch, on a goroutine of its own.
+type goroutineWatch struct{ sharingBackend }
 
 func (c deepConn) NewLease(ctx context.Context, p election.LeaseParams) (election.Lease, error) {
 	l, err := c.Conn.NewLease(ctx, p)
@@ -103,7 +107,7 @@ func TestSharedSessionLeaderStacks(t *testing.T) {
 		// 8 KB for each of the two goroutines, with room for the
 		// session's. Frames a little too large keep 16 KB for one of
 		// them: 24 KB.
-		testLeaderStacks(t, 20<<10, 2, func(c deepConn) election.Backend { return goroutineDeepConn{deepConn: c} })
+		testLeaderStacks(t, 20<<10, 2, func(c deepConn) election.Backend { return goroutineWatch{c} })
 	})
 	t.Run("WatchRecord", func(t *testing.T) {
 		// 8 KB for the one goroutine, with room for the session's.

@@ -14,12 +14,8 @@ import (
 
 // deafConn is a memory store's connection whose blocking reads see no
 // change: they return only when their context ends, as a read the store
-// answers late does. A leader watches its record through those reads:
-// the connection's WatchRecord is hidden.
-type deafConn struct {
-	*memory.Conn
-	noRecordWatch
-}
+// answers late does.
+type deafConn struct{ *memory.Conn }
 
 func (c deafConn) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
 	if after == 0 {
@@ -44,7 +40,8 @@ func TestTermEndAbandonsLeaderRead(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				conn := deafConn{Conn: memory.NewStore().Connect("a")}
+				// A leader watches its record through those reads.
+				conn := goroutineWatch{deafConn{memory.NewStore().Connect("a")}}
 				opts := election.Options{Resource: "deaf", ID: "a", TTL: 15 * time.Second}
 				if shared {
 					s, err := election.NewSharedSession(conn, election.SessionOptions{TTL: opts.TTL})
