@@ -65,7 +65,7 @@ func TestWatchRecordFailsStopsAndTells(t *testing.T) {
 		t.Errorf("%d calls waiting after the failure; want 0", n)
 	}
 	// Begun while the watch fails: told at once.
-	stop = watch()
+	watch()
 	select {
 	case r := <-told:
 		if !errors.Is(r.err, boom) {
@@ -91,7 +91,7 @@ func TestWatchRecordFailsStopsAndTells(t *testing.T) {
 		t.Errorf("%d calls waiting after stop; want 0", n)
 	}
 
-	stop = watch()
+	defer watch()() // ended by Close
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
