@@ -162,7 +162,8 @@ type TermFloorRaiser interface {
 // moment.
 //
 // A following campaign watches through its claim's WatchTurn instead of
-// Backend.Watch; a leader watches its record through Backend.Watch.
+// Backend.Watch; a leader watches its record through RecordWatcher when the
+// backend implements it, and through Backend.Watch otherwise.
 type TurnWatcher interface {
 	// WatchTurn is Backend.Watch of the claim's resource, called by the
 	// claim's candidate while it follows or holds off. When it returns a

@@ -55,7 +55,7 @@ const (
 )
 
 // LeaderWait returns how long a leader's blocking read of its own record
-// waits: ten TTLs, at least WaitTime and at most five minutes. A blocking read
+// waits, on a backend without RecordWatcher: ten TTLs, at least WaitTime and at most five minutes. A blocking read
 // returns at once when the record changes, so a leader learns of a loss as
 // fast as with a short wait, and sends fewer requests while nothing happens;
 // a lost session is also caught by the next renewal.
