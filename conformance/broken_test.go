@@ -105,6 +105,14 @@ func (b brokenBackend) Watch(ctx context.Context, resource string, after uint64,
 	return rec, err
 }
 
+// WatchRecord of never-lost hides every change, as its Watch does.
+func (b brokenBackend) WatchRecord(resource string, after uint64, changed func(election.Record, error)) func() {
+	if b.kind == "never-lost" {
+		return func() {}
+	}
+	return b.Conn.WatchRecord(resource, after, changed)
+}
+
 type brokenSession struct {
 	election.Session
 	kind string

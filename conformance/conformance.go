@@ -10,8 +10,9 @@
 // that implements SessionStore it runs the same checks on shared sessions:
 // fifty resources led through one store session, every term of a session
 // cut off or removed ending before another candidate leads any of them,
-// resources released and failed independently, bad input refused, and
-// SharedSession.Close releasing everything at once:
+// resources released and failed independently, bad input refused,
+// SharedSession.Close releasing everything at once, and, on a backend that
+// implements election.RecordWatcher, its watch of a leader's record:
 //
 //	func TestConformance(t *testing.T) {
 //		conformance.Run(t, conformance.Config{

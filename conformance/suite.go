@@ -46,6 +46,7 @@ func Run(t *testing.T, c Config) {
 		{"SharedIndependentResources", testSharedIndependent, true},
 		{"SharedSessionRemoved", testSharedRemoved, true},
 		{"SharedBadInput", testSharedBadInput, true},
+		{"SharedRecordWatch", testRecordWatch, true},
 		{"ObservedStepDown", testObservedStepDown, true},
 		{"ObservedSessionRemoved", func(s *suite) { testObservedRemoved(s, RemoveSession) }, true},
 		{"ObservedRecordRemoved", func(s *suite) { testObservedRemoved(s, RemoveRecord) }, true},

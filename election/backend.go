@@ -162,7 +162,8 @@ type TermFloorRaiser interface {
 // moment.
 //
 // A following campaign watches through its claim's WatchTurn instead of
-// Backend.Watch; a leader watches its record through Backend.Watch.
+// Backend.Watch; a leader watches its record through RecordWatcher when the
+// backend implements it, and through Backend.Watch otherwise.
 type TurnWatcher interface {
 	// WatchTurn is Backend.Watch of the claim's resource, called by the
 	// claim's candidate while it follows or holds off. When it returns a
@@ -181,4 +182,29 @@ type OptionsValidator interface {
 	// ValidateOptions returns an *OptionError for options the store cannot
 	// serve.
 	ValidateOptions(o Options) error
+}
+
+// RecordWatcher is implemented by backends whose watch of a record can call
+// a function instead of keeping a goroutine waiting in Backend.Watch: a
+// leader watches its own record for the whole term, and on a shared watch
+// (the backend's one watch of many records) that then costs no goroutine
+// per leader. The engine watches a leader's record through WatchRecord
+// when the backend has it, and through Backend.Watch otherwise; followers
+// always use Backend.Watch.
+type RecordWatcher interface {
+	// WatchRecord watches the record of resource, whose Revision was
+	// after, until stop is called. It calls changed with the record each
+	// time the backend sees a Revision other than after and than the one
+	// it last passed; or with an error, once, when its watch fails, which
+	// ends this watch: changed is not called again, and the caller may
+	// watch again. A watch never fails merely for lasting long, and a
+	// backend may call changed spuriously, with the same Revision.
+	//
+	// changed runs where the backend learns of the change: on the
+	// goroutine of its shared watch, possibly under its locks, and
+	// possibly before WatchRecord returns. So it must return quickly, and
+	// must neither block nor call the backend. Once stop has returned,
+	// changed is not called again, and is not running. stop may be called
+	// any number of times, but not from changed.
+	WatchRecord(resource string, after uint64, changed func(Record, error)) (stop func())
 }

@@ -79,7 +79,7 @@ type term struct {
 	// watch's own, for that, would cost each leader a context, its
 	// channel and its list of children.)
 	readMu    sync.Mutex
-	readStop  context.CancelFunc // ends the read in flight; nil between reads
+	readStop  context.CancelFunc // ends the read in flight (or the recordWatch); nil between reads
 	unwatched bool               // stopWatch was called: no read starts any more
 }
 
@@ -495,8 +495,14 @@ func (e *engine) beginTerm(ctx, sctx context.Context, sess *sessionHandle, ka *k
 	// when tctx does, without waiting for a blocked read to unwind. The read
 	// itself is abandoned only once the store is released: a release ends a
 	// blocking read at once, and a read cut off on the way would cost the
-	// store and the client a connection at the moment of handover.
-	go e.watchTerm(t, sctx, rec.Revision, LeaderWait(e.opts))
+	// store and the client a connection at the moment of handover. A
+	// backend whose shared watch can call a function (RecordWatcher)
+	// watches it without a goroutine of the leader's.
+	if w, ok := e.b.(RecordWatcher); ok {
+		e.watchRecord(t, w, rec.Revision) // a function of the backend's shared watch
+	} else {
+		go e.watchTerm(t, sctx, rec.Revision, LeaderWait(e.opts))
+	}
 	return t
 }
 

@@ -4,6 +4,7 @@ package election_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -78,6 +79,15 @@ func (w *watchLog) Watch(ctx context.Context, r string, after uint64, wait time.
 	return rec, err
 }
 
+// WatchRecord notes when a leader's watch of its record is stopped.
+func (w *watchLog) WatchRecord(resource string, after uint64, changed func(election.Record, error)) func() {
+	stop := w.Conn.WatchRecord(resource, after, changed)
+	return func() {
+		w.note("watch stopped")
+		stop()
+	}
+}
+
 func (w *watchLog) NewSession(ctx context.Context, p election.SessionParams) (election.Session, error) {
 	s, err := w.Conn.NewSession(ctx, p)
 	if err != nil {
@@ -99,10 +109,20 @@ func (c closeLog) Close(ctx context.Context) error {
 // TestLeaderWatchEndsWithTheRelease: a leader's blocking read of its own
 // record is not cut off when the term ends; the release ends it, as a change
 // of the record, so a store connection is not torn down at the handover.
+// A watch through RecordWatcher, too, is stopped only after the release.
 func TestLeaderWatchEndsWithTheRelease(t *testing.T) {
+	t.Run("Watch", func(t *testing.T) {
+		testLeaderWatchEndsWithTheRelease(t, false, func(w *watchLog) election.Backend { return goroutineWatch{w} })
+	})
+	t.Run("WatchRecord", func(t *testing.T) {
+		testLeaderWatchEndsWithTheRelease(t, true, func(w *watchLog) election.Backend { return w })
+	})
+}
+
+func testLeaderWatchEndsWithTheRelease(t *testing.T, registered bool, backend func(*watchLog) election.Backend) {
 	synctest.Test(t, func(t *testing.T) {
 		w := &watchLog{Conn: memory.NewStore().Connect("a")}
-		el, err := election.New(w, election.Options{Resource: "r", ID: "a"})
+		el, err := election.New(backend(w), election.Options{Resource: "r", ID: "a"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,6 +139,9 @@ func TestLeaderWatchEndsWithTheRelease(t *testing.T) {
 		defer w.mu.Unlock()
 		if len(w.events) == 0 || w.events[0] != "close" {
 			t.Fatalf("events %q; want the session closed before any watch is cut off", w.events)
+		}
+		if registered && !slices.Equal(w.events, []string{"close", "watch stopped"}) {
+			t.Fatalf("events %q; want the session closed, then the leader's watch stopped", w.events)
 		}
 	})
 }

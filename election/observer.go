@@ -160,7 +160,9 @@ const (
 	// OpRelease gives the leadership up and ends a session.
 	OpRelease Op = "release"
 	// OpWatch is a blocking read of the leadership, by a follower, by a
-	// leader watching its own record, or for Elector.WatchLeader.
+	// leader watching its own record, or for Elector.WatchLeader; through
+	// a RecordWatcher, a leader's watch reports a failure as it happens,
+	// and a watch taken again after failures as a success.
 	OpWatch Op = "watch"
 	// OpRead is a read of the leadership for Elector.Leader, or for
 	// Elector.WatchLeader with after == 0.

@@ -55,10 +55,11 @@ const (
 )
 
 // LeaderWait returns how long a leader's blocking read of its own record
-// waits: ten TTLs, at least WaitTime and at most five minutes. A blocking read
-// returns at once when the record changes, so a leader learns of a loss as
-// fast as with a short wait, and sends fewer requests while nothing happens;
-// a lost session is also caught by the next renewal.
+// waits, on a backend without RecordWatcher: ten TTLs, at least WaitTime
+// and at most five minutes. A blocking read returns at once when the
+// record changes, so a leader learns of a loss as fast as with a short
+// wait, and sends fewer requests while nothing happens; a lost session is
+// also caught by the next renewal.
 func LeaderWait(o Options) time.Duration {
 	o = o.WithDefaults()
 	return min(max(o.WaitTime, 10*o.TTL), 5*time.Minute)

@@ -35,6 +35,24 @@ func (c deepConn) Watch(ctx context.Context, resource string, after uint64, wait
 	return c.Conn.Watch(ctx, resource, after, wait)
 }
 
+// WatchRecord counts a leader's watch of its record as a wait: it waits
+// without a goroutine.
+func (c deepConn) WatchRecord(resource string, after uint64, changed func(election.Record, error)) func() {
+	c.waits.Add(1)
+	return c.Conn.WatchRecord(resource, after, changed)
+}
+
+// sharingBackend is a backend that can share its sessions.
+type sharingBackend interface {
+	election.Backend
+	election.SessionSharer
+}
+
+// goroutineWatch is a backend without election.RecordWatcher, whatever the
+// one it wraps implements: a leader on it watches its record through
+// Watch, on a goroutine of its own.
+type goroutineWatch struct{ sharingBackend }
+
 func (c deepConn) NewLease(ctx context.Context, p election.LeaseParams) (election.Lease, error) {
 	l, err := c.Conn.NewLease(ctx, p)
 	if err != nil {
@@ -74,10 +92,12 @@ func burnStack(n int) byte {
 
 // TestSharedSessionLeaderStacks: an elector leading on a shared session
 // keeps, for its term, the stack of its handler's leader call, which runs
-// on a goroutine of its own that made no store request (at most 4 KB), and
-// the stack of its watch of the record, whose frames are small enough for
-// collections to shrink what its store requests grew to 8 KB. The
-// campaign, whose store requests grew its stack too, keeps none.
+// on a goroutine of its own that made no store request (at most 4 KB), and,
+// on a backend without RecordWatcher, the stack of its watch of the
+// record, whose frames are small enough for collections to shrink what its
+// store requests grew to 8 KB. On a backend with RecordWatcher the watch
+// keeps no goroutine. The campaign, whose store requests grew its stack
+// too, keeps none.
 // (A stack shrinks by half at a collection while it uses less than a
 // quarter of it, counting a reserve of the runtime: a goroutine whose
 // frames pass about 3.3 KB keeps 16 KB, about 1.2 KB 8 KB.)
@@ -85,13 +105,27 @@ func TestSharedSessionLeaderStacks(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector's instrumentation makes every frame larger")
 	}
+	t.Run("Watch", func(t *testing.T) {
+		// 4 KB for the call, 8 KB for the watch, with room for the
+		// session's. A campaign that waited for the term would keep 4 or
+		// 8 KB more.
+		testLeaderStacks(t, 13<<10, 2, func(c deepConn) election.Backend { return goroutineWatch{c} })
+	})
+	t.Run("WatchRecord", func(t *testing.T) {
+		// 4 KB for the call, with room for the session's.
+		testLeaderStacks(t, 5<<10, 1, func(c deepConn) election.Backend { return c })
+	})
+}
+
+// testLeaderStacks checks that n leaders on a shared session on backend
+// hold at most maxPerLeader bytes of stacks, and goroutines goroutines,
+// each.
+func testLeaderStacks(t *testing.T, maxPerLeader int64, goroutines int, backend func(deepConn) election.Backend) {
 	const n = 200
-	// 4 KB for the call, 8 KB for the watch, with room for the session's.
-	// A campaign that waited for the term would keep 4 or 8 KB more.
-	const maxPerLeader = 13 << 10
 	store := memory.NewStore()
 	conn := deepConn{store.Connect("p"), new(atomic.Int64)}
-	s, err := election.NewSharedSession(conn, election.SessionOptions{TTL: 15 * time.Second})
+	beforeG := runtime.NumGoroutine()
+	s, err := election.NewSharedSession(backend(conn), election.SessionOptions{TTL: 15 * time.Second})
 	if err != nil {
 		t.Fatalf("NewSharedSession: %v", err)
 	}
@@ -132,6 +166,11 @@ func TestSharedSessionLeaderStacks(t *testing.T) {
 	t.Logf("%d leaders hold %d KB of stacks, %.1f KB each", n, grown>>10, float64(grown)/n/1024)
 	if per > maxPerLeader {
 		t.Errorf("a leader on a shared session holds %.1f KB of stacks after collections; want at most %d KB", float64(grown)/n/1024, maxPerLeader>>10)
+	}
+	// The session's own goroutines (its renewals) come on top.
+	const session = 10
+	if g := runtime.NumGoroutine() - beforeG; g > goroutines*n+session {
+		t.Errorf("%d leaders on a shared session hold %d goroutines, %.2f each; want %d each", n, g, float64(g)/n, goroutines)
 	}
 }
 

@@ -40,7 +40,8 @@ func TestTermEndAbandonsLeaderRead(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				conn := deafConn{memory.NewStore().Connect("a")}
+				// A leader watches its record through those reads.
+				conn := goroutineWatch{deafConn{memory.NewStore().Connect("a")}}
 				opts := election.Options{Resource: "deaf", ID: "a", TTL: 15 * time.Second}
 				if shared {
 					s, err := election.NewSharedSession(conn, election.SessionOptions{TTL: opts.TTL})

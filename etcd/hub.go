@@ -46,6 +46,9 @@ type hub struct {
 	// When the first key becomes one of theirs, that candidate alone is
 	// woken, and changed is closed once it has acquired (see turnTaken).
 	line turn.Line
+	// watches is the WatchRecord calls, told of every change of st.rec
+	// and ended by an error.
+	watches []*recordWatch
 
 	// noted is when st was recorded. highest is the highest term of a
 	// leader seen. lost is set when etcd's revisions were seen to go back,
@@ -79,7 +82,8 @@ func (b *Backend) hubLocked(resource, prefix string) *hub {
 }
 
 // remember records st as the state of resource unless a later one is known,
-// wakes the waiting Watch calls if the leadership changed, and returns st.
+// wakes the waiting Watch calls and tells the WatchRecord calls if the
+// leadership changed, and returns st.
 func (b *Backend) remember(resource, prefix string, st state) state {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -110,6 +114,7 @@ func (h *hub) updateLocked(st state) {
 	if !wake {
 		return
 	}
+	h.tellWatchesLocked()
 	if wasKnown && !st.rec.Free() && h.line.Give(st.rec.Session, turnBound, h.expireTurn) {
 		// The next in line waits in this process: it is the leader as
 		// soon as it sees this state, and it alone is woken now.
@@ -214,10 +219,14 @@ func (h *hub) setErr(err error) {
 }
 
 // setErrLocked records why the watch fails, waking the waiting calls when
-// it starts or stops failing. b.mu is held.
+// it starts or stops failing, and ending the WatchRecord calls with err.
+// b.mu is held.
 func (h *hub) setErrLocked(err error) {
 	wake := (h.err == nil) != (err == nil)
 	h.err = err
+	if err != nil {
+		h.failWatchesLocked(err)
+	}
 	if wake {
 		h.wakeLocked()
 	}
@@ -270,10 +279,12 @@ func (h *hub) failed(err error) bool {
 }
 
 // stoppedLocked wakes the calls still waiting, which start the watch
-// again; the queue is no longer kept up to date. b.mu is held.
+// again, and ends the WatchRecord calls; the queue is no longer kept up to
+// date. b.mu is held.
 func (h *hub) stoppedLocked() {
 	h.forgetLocked()
 	h.wakeLocked()
+	h.watchStoppedLocked()
 }
 
 // forgetLocked drops the queue, which the next watch loads anew. b.mu is

@@ -137,13 +137,15 @@ func (g *rootWatch) failed(err error) bool {
 }
 
 // stoppedLocked drops the group's state and wakes the members' waiting
-// calls, which start it again, or their own watches. b.mu is held.
+// calls, which start it again, or their own watches, and ends their
+// WatchRecord calls. b.mu is held.
 func (g *rootWatch) stoppedLocked() {
 	g.forgetLocked()
 	g.err = nil
 	g.membersLocked(func(h *hub) {
 		h.err = nil
 		h.wakeLocked()
+		h.watchStoppedLocked()
 	})
 }
 

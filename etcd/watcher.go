@@ -22,7 +22,7 @@ type watcher struct {
 	key, end string // the range watched
 
 	// Guarded by b.mu.
-	waiting int       // Watch calls waiting on the watch
+	waiting int       // Watch and WatchRecord calls waiting on the watch
 	idle    time.Time // when waiting last dropped to zero
 	stop    context.CancelFunc
 	done    chan struct{}      // closed when the running goroutine returns; nil if none

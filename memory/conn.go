@@ -17,6 +17,7 @@ type Conn struct {
 var (
 	_ election.Backend         = (*Conn)(nil)
 	_ election.TermFloorRaiser = (*Conn)(nil)
+	_ election.RecordWatcher   = (*Conn)(nil)
 )
 
 // Name returns "memory".
@@ -76,6 +77,21 @@ func (c *Conn) Watch(ctx context.Context, resource string, after uint64, wait ti
 		case <-changed:
 		}
 	}
+}
+
+// WatchRecord calls changed with the record of resource whenever its
+// revision changes from after, as Watch would return it to this
+// connection: not while the connection is cut, and late by its delay. It
+// calls changed with the store's lock held, and before it returns if the
+// record has changed already. The memory store's watch never fails.
+func (c *Conn) WatchRecord(resource string, after uint64, changed func(election.Record, error)) (stop func()) {
+	s := c.store
+	w := &recordWatch{conn: c.name, resource: resource, after: after, changed: changed}
+	s.mu.Lock()
+	s.watches[resource] = append(s.watches[resource], w)
+	s.tell(w)
+	s.mu.Unlock()
+	return func() { s.unwatch(w) }
 }
 
 // replyWith returns rec once the connection's reply delay passed.

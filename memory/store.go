@@ -20,11 +20,12 @@ type Store struct {
 	rev      uint64 // store revision: grows with every change; terms are taken from it
 	nextID   uint64
 	sessions map[string]*session
-	records  map[string]*record       // by resource
-	waits    map[string]chan struct{} // by resource: closed and removed on its record's next change
-	healed   chan struct{}            // closed and replaced on every Heal
-	cut      map[string]bool          // connection names whose requests hang
-	delay    map[string]time.Duration // connection names whose replies arrive late
+	records  map[string]*record        // by resource
+	waits    map[string]chan struct{}  // by resource: closed and removed on its record's next change
+	watches  map[string][]*recordWatch // by resource: the WatchRecord calls not stopped
+	healed   chan struct{}             // closed and replaced on every Heal
+	cut      map[string]bool           // connection names whose requests hang
+	delay    map[string]time.Duration  // connection names whose replies arrive late
 }
 
 // session is a store session; it may hold any number of records.
@@ -52,6 +53,7 @@ func NewStore() *Store {
 		sessions: map[string]*session{},
 		records:  map[string]*record{},
 		waits:    map[string]chan struct{}{},
+		watches:  map[string][]*recordWatch{},
 		healed:   make(chan struct{}),
 		cut:      map[string]bool{},
 		delay:    map[string]time.Duration{},
@@ -78,6 +80,13 @@ func (s *Store) Heal(name string) {
 	delete(s.cut, name)
 	close(s.healed)
 	s.healed = make(chan struct{})
+	for _, ws := range s.watches {
+		for _, w := range ws {
+			if w.conn == name {
+				s.tell(w) // a change held back while the connection was cut
+			}
+		}
+	}
 	s.mu.Unlock()
 }
 
@@ -246,6 +255,9 @@ func (s *Store) notify(resource string) {
 		close(ch)
 		delete(s.waits, resource)
 	}
+	for _, w := range s.watches[resource] {
+		s.tell(w)
+	}
 }
 
 // broadcast wakes every watcher.
@@ -253,6 +265,71 @@ func (s *Store) broadcast() {
 	for resource := range s.waits {
 		s.notify(resource)
 	}
+	for _, ws := range s.watches {
+		for _, w := range ws {
+			s.tell(w)
+		}
+	}
+}
+
+// recordWatch is a WatchRecord call, until it is stopped.
+type recordWatch struct {
+	conn     string // the connection's name
+	resource string
+	after    uint64 // the revision last passed, or the caller's
+	changed  func(election.Record, error)
+	stopped  bool
+}
+
+// tell calls w.changed with the record of its resource if its revision is
+// not the one w last passed, as a blocking Watch of w's connection would
+// return it: not while the connection is cut (Heal tells it), and late by
+// the connection's delay.
+func (s *Store) tell(w *recordWatch) {
+	if w.stopped || s.cut[w.conn] {
+		return
+	}
+	rec := s.recordOf(w.resource)
+	if rec.Revision == w.after {
+		return
+	}
+	w.after = rec.Revision
+	d := s.delay[w.conn]
+	if d <= 0 {
+		w.changed(rec, nil)
+		return
+	}
+	time.AfterFunc(d, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !w.stopped {
+			w.changed(rec, nil)
+		}
+	})
+}
+
+// unwatch stops w.
+func (s *Store) unwatch(w *recordWatch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	w.stopped = true
+	ws := s.watches[w.resource]
+	for i, x := range ws {
+		if x == w {
+			ws[i] = ws[len(ws)-1]
+			ws[len(ws)-1] = nil
+			ws = ws[:len(ws)-1]
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(s.watches, w.resource)
+		return
+	}
+	s.watches[w.resource] = ws
 }
 
 func (s *Store) recordOf(resource string) election.Record {
