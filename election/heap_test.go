@@ -68,22 +68,7 @@ func TestSharedSessionLeaderHeap(t *testing.T) {
 		}
 		els = append(els, el)
 	}
-	led := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(led)
-	}()
-	select {
-	case <-led:
-	case <-time.After(time.Minute):
-		t.Fatalf("not every elector led within a minute")
-	}
-	// Every leader's watch of its record waits.
-	for deadline := time.Now().Add(time.Minute); conn.waits.Load() < n; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d leaders watch their record after a minute", conn.waits.Load(), n)
-		}
-	}
+	awaitLeaders(t, &wg, conn, n)
 	grown := heapLive() - before
 	t.Logf("%d leaders hold %d KB of heap, %.2f KB each", n, grown>>10, float64(grown)/n/1024)
 	if per := grown / n; per > maxPerLeader {

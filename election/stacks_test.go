@@ -145,22 +145,7 @@ func testLeaderStacks(t *testing.T, maxPerLeader int64, goroutines int, backend 
 	}
 	before := stackInuse()
 	startOn(t, s, "p", resources(n), handler)
-	led := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(led)
-	}()
-	select {
-	case <-led:
-	case <-time.After(time.Minute):
-		t.Fatalf("not every elector led within a minute")
-	}
-	// Every leader's watch of its record waits, its stack grown.
-	for deadline := time.Now().Add(time.Minute); conn.waits.Load() < n; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d leaders watch their record after a minute", conn.waits.Load(), n)
-		}
-	}
+	awaitLeaders(t, &wg, conn, n) // their watches' stacks grown
 	grown := stackInuse() - before
 	per := grown / n
 	t.Logf("%d leaders hold %d KB of stacks, %.1f KB each", n, grown>>10, float64(grown)/n/1024)
@@ -183,4 +168,25 @@ func stackInuse() int64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return int64(m.StackInuse)
+}
+
+// awaitLeaders waits until wg is done, as each of n electors on conn has
+// led, and each leader's watch of its record waits.
+func awaitLeaders(t *testing.T, wg *sync.WaitGroup, conn deepConn, n int64) {
+	t.Helper()
+	led := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(led)
+	}()
+	select {
+	case <-led:
+	case <-time.After(time.Minute):
+		t.Fatalf("not every elector led within a minute")
+	}
+	for deadline := time.Now().Add(time.Minute); conn.waits.Load() < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d leaders watch their record after a minute", conn.waits.Load(), n)
+		}
+	}
 }
