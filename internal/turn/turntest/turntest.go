@@ -66,13 +66,7 @@ func Check(t *testing.T, b election.Backend, p Params) {
 	}
 	next := func() *election.Elector {
 		t.Helper()
-		select {
-		case el := <-leaders:
-			return el
-		case <-time.After(30 * time.Second):
-			t.Fatal("no leader within 30 s")
-			return nil
-		}
+		return nextLeader(t, leaders, 30*time.Second)
 	}
 	leader := next()
 	time.Sleep(time.Second + time.Duration(p.Candidates)*10*time.Millisecond) // every candidate follows
@@ -278,13 +272,7 @@ func Herd(t *testing.T, b election.Backend, n int) (handOver func()) {
 	}
 	next := func() *election.Elector {
 		t.Helper()
-		select {
-		case el := <-leaders:
-			return el
-		case <-time.After(10 * time.Second):
-			t.Fatal("no leader within 10 s")
-			return nil
-		}
+		return nextLeader(t, leaders, 10*time.Second)
 	}
 	leader := next()
 	time.Sleep(time.Second) // every candidate follows
@@ -295,5 +283,18 @@ func Herd(t *testing.T, b election.Backend, n int) (handOver func()) {
 		}
 		leader = next()
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// nextLeader returns the next elector to lead, from leaders, or fails t
+// after timeout.
+func nextLeader(t *testing.T, leaders <-chan *election.Elector, timeout time.Duration) *election.Elector {
+	t.Helper()
+	select {
+	case el := <-leaders:
+		return el
+	case <-time.After(timeout):
+		t.Fatalf("no leader within %v", timeout)
+		return nil
 	}
 }
