@@ -24,9 +24,13 @@ type Params struct {
 	Options election.Options
 	// TurnBound is how long the backend lets the candidate given the turn
 	// take before it wakes the others anyway. A follower's watch that
-	// returns that long after the first one of a handover is not counted:
-	// the next leader was slow, as a busy machine makes it, and the backend
-	// kept its bound. Zero counts every return before the acquisition.
+	// returns half that long or more after the first one of a handover is
+	// not counted: the next leader was slow, as a busy machine makes it,
+	// and the backend kept its bound (counted from when it gave the turn,
+	// which can be well before the first watch's goroutine ran). A backend
+	// that wakes every follower at a change does so within a few
+	// milliseconds of the first. Zero counts every return before the
+	// acquisition.
 	TurnBound time.Duration
 }
 
@@ -137,9 +141,9 @@ func (l *eventLog) acquire(at time.Time, session string) {
 }
 
 // before returns how many watches of candidates other than the next
-// leader returned a change before its acquisition, and within bound of the
-// first watch that returned (when bound is set), and how many returned in
-// all.
+// leader returned a change before its acquisition, and within half of
+// bound after the first watch that returned (when bound is set), and how
+// many returned in all.
 func (l *eventLog) before(bound time.Duration) (n, all int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -150,7 +154,7 @@ func (l *eventLog) before(bound time.Duration) (n, all int) {
 		}
 	}
 	for _, w := range l.woke {
-		if bound > 0 && !w.at.Before(first.Add(bound)) {
+		if bound > 0 && !w.at.Before(first.Add(bound/2)) {
 			continue
 		}
 		if w.session != l.acquirer && !w.passed && (l.acquired.IsZero() || w.at.Before(l.acquired)) {
