@@ -108,6 +108,7 @@ type wake struct {
 	at      time.Time
 	session string
 	free    bool
+	holder  string // the session the record showed as the leader's
 	passed  bool
 }
 
@@ -117,10 +118,10 @@ func (l *eventLog) reset() {
 	l.woke, l.acquired, l.acquirer = nil, time.Time{}, ""
 }
 
-func (l *eventLog) wake(at time.Time, session string, free bool) *wake {
+func (l *eventLog) wake(at time.Time, session string, rec election.Record) *wake {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	w := &wake{at: at, session: session, free: free}
+	w := &wake{at: at, session: session, free: rec.Free(), holder: rec.Session}
 	l.woke = append(l.woke, w)
 	return w
 }
@@ -141,9 +142,11 @@ func (l *eventLog) acquire(at time.Time, session string) {
 }
 
 // before returns how many watches of candidates other than the next
-// leader returned a change before its acquisition, and within half of
-// bound after the first watch that returned (when bound is set), and how
-// many returned in all.
+// leader returned the release (a record with no leader, or with the next
+// leader, as a queueing store shows it at once) before its
+// acquisition, and within half of bound after the first watch that
+// returned (when bound is set), and how many returned in all. A watch that
+// returns the leader being released, late, belongs to the handover before.
 func (l *eventLog) before(bound time.Duration) (n, all int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -157,7 +160,7 @@ func (l *eventLog) before(bound time.Duration) (n, all int) {
 		if bound > 0 && !w.at.Before(first.Add(bound/2)) {
 			continue
 		}
-		if w.session != l.acquirer && !w.passed && (l.acquired.IsZero() || w.at.Before(l.acquired)) {
+		if (w.free || w.holder == l.acquirer) && w.session != l.acquirer && !w.passed && (l.acquired.IsZero() || w.at.Before(l.acquired)) {
 			n++
 		}
 	}
@@ -183,7 +186,7 @@ func (b *backend) ValidateOptions(o election.Options) error {
 func (b *backend) Watch(ctx context.Context, resource string, after uint64, wait time.Duration) (election.Record, error) {
 	rec, err := b.Backend.Watch(ctx, resource, after, wait)
 	if err == nil && after != 0 && wait > 0 && rec.Revision != after {
-		b.log.wake(time.Now(), "", false)
+		b.log.wake(time.Now(), "", rec)
 	}
 	return rec, err
 }
@@ -241,7 +244,7 @@ func (s *session) WatchTurn(ctx context.Context, after uint64, wait time.Duratio
 	s.mu.Unlock()
 	rec, err := s.inner.WatchTurn(ctx, after, wait)
 	if err == nil && after != 0 && rec.Revision != after {
-		w := s.log.wake(time.Now(), s.inner.Info().ID, rec.Free())
+		w := s.log.wake(time.Now(), s.inner.Info().ID, rec)
 		s.mu.Lock()
 		s.last = w
 		s.mu.Unlock()
