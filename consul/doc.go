@@ -150,8 +150,12 @@
 // blocking read returns with the key held by its session and the offset:
 // it leads with the term of that transaction, without a request of its
 // own. A handover thus costs one Raft write and one read instead of two
-// writes and a read. If no live candidate is registered, or the
-// transaction is refused, the leader releases the key as usual.
+// writes and a read. The leader knows the registrations from its last
+// read, which may be older than a candidate's crash or Consul's loss of its
+// data: when the transaction is refused because the candidate's
+// registration is gone, the leader reads the registrations again and tries
+// the first live one once more. If no live candidate is registered, or the
+// transaction is refused again, the leader releases the key as usual.
 //
 // A candidate deletes its registration when it acquires or hands the key
 // over (in the same transaction) and when it stops, releasing the key in

@@ -103,15 +103,43 @@ func (c *claim) register(ctx context.Context) {
 
 // handOff releases the key held by this session and, in the same
 // transaction, locks it for the first registered candidate, with the record
-// that candidate registered. It reports whether the key was handed over;
-// when the candidate's session ended in the meantime, the transaction
-// changes nothing and the caller releases the key.
+// that candidate registered. It reports whether the key was handed over.
+//
+// The candidates are those of the last recursive read, which may be older
+// than a registration or the end of a candidate's session. When Consul
+// refuses the transaction because the candidate's registration is gone,
+// the registrations are read again, consistently, and the first live one
+// is tried once more: a candidate that crashed, or a view from before
+// Consul lost its data, costs one read and one transaction, not the
+// handover. Otherwise a refused transaction changes nothing and the caller
+// releases the key.
 func (c *claim) handOff(ctx context.Context) bool {
 	cands, _ := c.l.b.keys.candidates(c.key)
 	next, ok := nextCandidate(cands, c.l.info.ID)
 	if !ok {
 		return false
 	}
+	done, gone := c.handOffTo(ctx, next)
+	if done || !gone {
+		return done
+	}
+	if _, err := c.l.b.readList(ctx, c.key, c.l.b.queryOptions(ctx)); err != nil {
+		c.l.b.log.Debug("cannot read the registrations again; releasing", "key", c.key, "err", err)
+		return false
+	}
+	cands, _ = c.l.b.keys.candidates(c.key)
+	again, ok := nextCandidate(cands, c.l.info.ID)
+	if !ok || again.session == next.session {
+		return false
+	}
+	done, _ = c.handOffTo(ctx, again)
+	return done
+}
+
+// handOffTo sends the handoff transaction of handOff for candidate next. It
+// reports whether the key was handed over, and else whether Consul refused
+// because next's registration no longer holds its session.
+func (c *claim) handOffTo(ctx context.Context, next candidate) (done, gone bool) {
 	ops := api.TxnOps{
 		{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: next.key, Session: next.session}},
 		{KV: &api.KVTxnOp{Verb: api.KVUnlock, Key: c.key, Value: c.value, Flags: api.LockFlagValue, Session: c.l.info.ID}},
@@ -122,16 +150,17 @@ func (c *claim) handOff(ctx context.Context) bool {
 	switch {
 	case err != nil:
 		c.l.b.log.Debug("handoff failed; releasing", "key", c.key, "candidate", next.session, "err", err)
-		return false
+		return false, false
 	case !ok:
-		c.l.b.log.Debug("handoff refused; releasing", "key", c.key, "candidate", next.session, "err", txnError(resp.Errors))
-		return false
+		c.l.b.log.Debug("handoff refused", "key", c.key, "candidate", next.session, "err", txnError(resp.Errors))
+		gone = len(resp.Errors) > 0 && resp.Errors[0].OpIndex == 0
+		return false, gone
 	}
 	if unregisters {
 		c.unregistered()
 	}
 	c.l.b.log.Debug("handed the key over", "key", c.key, "session", c.l.info.ID, "candidate", next.session)
-	return true
+	return true, false
 }
 
 // withUnregister adds to ops, the operations of a transaction that makes

@@ -52,3 +52,51 @@ func TestHandOffRefusedReleases(t *testing.T) {
 		t.Errorf("the key is refused after a refused handoff (ended while held?): %v, %v", ok, err)
 	}
 }
+
+// TestHandOffReadsAgain checks that a leader whose last read is older than
+// the registrations, showing only a candidate whose session has ended (one
+// that crashed, or a view from before Consul lost its data), reads them
+// again when Consul refuses the handoff, and hands the key over to the
+// candidate registered since.
+func TestHandOffReadsAgain(t *testing.T) {
+	srv := testserver.StartConsul(t, testserver.ConsulOptions{})
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	client, err := api.NewClient(&api.Config{Address: srv.Addr, Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBackend(Options{Handoff: true}, client, nil)
+	ctx := context.Background()
+	sess, err := b.NewSession(ctx, election.SessionParams{Resource: "again", ID: "a", TTL: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acq, err := sess.Acquire(ctx)
+	if err != nil || acq.Session != sess.Info().ID {
+		t.Fatalf("Acquire = %+v, %v", acq, err)
+	}
+	key := b.Key("again")
+	live, _, err := client.Session().Create(&api.SessionEntry{TTL: "60s"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = client.Session().Destroy(live, nil) })
+	if ok, _, err := client.KV().Acquire(&api.KVPair{Key: candidateKey(key, live), Value: encodeRecord("b", nil, 0), Session: live}, nil); err != nil || !ok {
+		t.Fatalf("register the live candidate: %v, %v", ok, err)
+	}
+	ghost := "00000000-0000-4000-8000-000000000000"
+	b.keys.noteList(key, observation{Record: acq.Record}, acq.Revision, []candidate{{
+		key: candidateKey(key, ghost), session: ghost, value: encodeRecord("ghost", nil, 0), createIndex: 1, modifyIndex: 1,
+	}})
+	if err := sess.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	pair, _, err := client.KV().Get(key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pair == nil || pair.Session != live {
+		t.Fatalf("after the release the key is %+v, want it handed over to %s", pair, live)
+	}
+}
