@@ -65,6 +65,22 @@ func newJitter() *jitter {
 	return &jitter{rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
 }
 
+// firstRenewal returns how long after its creation a session of o is
+// renewed first: at a random point in the second half of RenewInterval.
+// Sessions created together, which would otherwise renew together for as
+// long as they live, spread their renewals over half an interval. Sooner
+// is safe: it only leaves more room than the options require for a renewal
+// before the step-down deadline.
+func (j *jitter) firstRenewal(o Options) time.Duration {
+	if o.fixedRenewals {
+		return o.RenewInterval
+	}
+	j.mu.Lock()
+	f := j.rng.Float64()
+	j.mu.Unlock()
+	return o.RenewInterval - time.Duration(f*float64(o.RenewInterval/2))
+}
+
 // spread returns d moved by a uniform random amount within ±RetryJitter.
 func (j *jitter) spread(d time.Duration) time.Duration {
 	j.mu.Lock()

@@ -390,7 +390,7 @@ func (r *runner) begin() bool {
 		}
 		return true
 	}
-	ka := startKeepalive(r.ctx, e.opts, e.log, sess, created, e.obs)
+	ka := startKeepalive(r.ctx, e.opts, e.log, sess, created, e.jitter.firstRenewal(e.opts), e.obs)
 	r.c = e.newCampaign(r, &sessionHandle{Claim: sess}, ka, true, r.holdOff)
 	return true
 }

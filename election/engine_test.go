@@ -92,7 +92,7 @@ func TestStepDownDeadline(t *testing.T) {
 		store := memory.NewStore()
 		ttl := 15 * time.Second
 		ch, ended := make(chan election.Leadership, 10), make(chan time.Time, 1)
-		startElector(t, store, election.Options{Resource: "r", ID: "a", TTL: ttl}, blockingLeader(ch, ended))
+		startElector(t, store, election.FixedRenewals(election.Options{Resource: "r", ID: "a", TTL: ttl}), blockingLeader(ch, ended))
 		waitLeader(t, ch)
 		start := time.Now()
 		// Renewals happen every TTL/3 = 5 s; cut just after the one at 10 s.

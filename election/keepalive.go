@@ -9,17 +9,19 @@ import (
 	"time"
 )
 
-// keepalive renews one session every RenewInterval and enforces its local
+// keepalive renews one session every RenewInterval, the first time after
+// first (see jitter.firstRenewal), and enforces its local
 // step-down deadline: TTL - StepDownMargin(TTL) after the start of the last
 // successful renewal. When the deadline passes, or the store reports the
 // session lost, it cancels ctx, and with it the current term's context. The
 // term's context also reads the deadline itself (see termContext), so that
 // it reports the end of the term before the timer has run.
 type keepalive struct {
-	o    Options // TTL, RenewInterval, RetryInterval, RequestTimeout
-	log  *slog.Logger
-	sess renewer
-	obs  *observing // reports each renewal; nil when none
+	o     Options       // TTL, RenewInterval, RetryInterval, RequestTimeout
+	first time.Duration // from the session's creation to its first renewal
+	log   *slog.Logger
+	sess  renewer
+	obs   *observing // reports each renewal; nil when none
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -46,12 +48,13 @@ type renewer interface {
 
 // startKeepalive renews sess with o's intervals, logging to log and
 // reporting to obs (which may be nil). validFrom is when the request that
-// created sess was sent.
-func startKeepalive(parent context.Context, o Options, log *slog.Logger, sess renewer, validFrom time.Time, obs *observing) *keepalive {
+// created sess was sent; the first renewal comes first from now.
+func startKeepalive(parent context.Context, o Options, log *slog.Logger, sess renewer, validFrom time.Time, first time.Duration, obs *observing) *keepalive {
 	ctx, cancel := context.WithCancelCause(parent)
 	deadline := validFrom.Add(o.TTL - StepDownMargin(o.TTL))
 	k := &keepalive{
 		o:        o,
+		first:    first,
 		log:      log,
 		sess:     sess,
 		obs:      obs,
@@ -107,7 +110,7 @@ func (k *keepalive) expire() {
 func (k *keepalive) loop() {
 	defer close(k.done)
 	o := k.o
-	t := time.NewTimer(o.RenewInterval)
+	t := time.NewTimer(k.first)
 	defer t.Stop()
 	for {
 		select {

@@ -24,7 +24,7 @@ func TestStepDownCountsFromRenewalStart(t *testing.T) {
 		store := memory.NewStore()
 		const ttl = 10 * time.Second
 		opts := func(id string) election.Options {
-			return election.Options{Resource: "r", ID: id, TTL: ttl, RenewInterval: time.Second, RequestTimeout: 7 * time.Second}
+			return election.FixedRenewals(election.Options{Resource: "r", ID: id, TTL: ttl, RenewInterval: time.Second, RequestTimeout: 7 * time.Second})
 		}
 		ch := make(chan election.Leadership, 10)
 		type end struct {

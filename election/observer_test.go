@@ -242,7 +242,7 @@ func TestTermEndedAtStepDownDeadline(t *testing.T) {
 		const ttl = 15 * time.Second
 		rec := &events{}
 		ch := make(chan election.Leadership, 10)
-		startElector(t, store, election.Options{Resource: "r", ID: "a", TTL: ttl, Observers: []*election.Observer{rec.observer()}}, blockingLeader(ch, nil))
+		startElector(t, store, election.FixedRenewals(election.Options{Resource: "r", ID: "a", TTL: ttl, Observers: []*election.Observer{rec.observer()}}), blockingLeader(ch, nil))
 		waitLeader(t, ch)
 		start := time.Now()
 		time.Sleep(10*time.Second + time.Millisecond) // renewals at 5 s and 10 s
@@ -296,7 +296,7 @@ func TestRenewalLatencyAndMargin(t *testing.T) {
 		const ttl = 15 * time.Second
 		rec := &events{}
 		ch := make(chan election.Leadership, 10)
-		startElector(t, store, election.Options{Resource: "r", ID: "a", TTL: ttl, Observers: []*election.Observer{rec.observer()}}, blockingLeader(ch, nil))
+		startElector(t, store, election.FixedRenewals(election.Options{Resource: "r", ID: "a", TTL: ttl, Observers: []*election.Observer{rec.observer()}}), blockingLeader(ch, nil))
 		waitLeader(t, ch)
 		store.Delay("a", time.Second)
 		time.Sleep(7 * time.Second) // the renewal sent at 5 s is answered at 6 s
@@ -320,10 +320,10 @@ func TestStoreRecovered(t *testing.T) {
 		store := memory.NewStore()
 		const ttl = 10 * time.Second
 		ch := make(chan election.Leadership, 100)
-		startElector(t, store, election.Options{Resource: "r", ID: "a", TTL: ttl}, blockingLeader(ch, nil))
+		startElector(t, store, election.FixedRenewals(election.Options{Resource: "r", ID: "a", TTL: ttl}), blockingLeader(ch, nil))
 		waitLeader(t, ch)
 		rec := &events{}
-		startElector(t, store, election.Options{Resource: "r", ID: "b", TTL: ttl, Observers: []*election.Observer{rec.observer()}}, blockingLeader(ch, nil))
+		startElector(t, store, election.FixedRenewals(election.Options{Resource: "r", ID: "b", TTL: ttl, Observers: []*election.Observer{rec.observer()}}), blockingLeader(ch, nil))
 		synctest.Wait()
 		store.Cut("b")
 		time.Sleep(ttl)

@@ -40,7 +40,7 @@ func BenchmarkRenewal(b *testing.B) {
 			r := &countingRenewer{target: int64(b.N) + 1, done: make(chan struct{})}
 			b.ReportAllocs()
 			b.ResetTimer()
-			k := startKeepalive(context.Background(), o, o.Logger, r, time.Now(), newObserving(bc.obs, "r", "a", "test"))
+			k := startKeepalive(context.Background(), o, o.Logger, r, time.Now(), o.RenewInterval, newObserving(bc.obs, "r", "a", "test"))
 			<-r.done
 			b.StopTimer()
 			k.stop()

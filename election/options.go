@@ -100,7 +100,11 @@ type Options struct {
 	// RenewInterval is how often the session is renewed. Default: TTL/3. At
 	// least MinRenewInterval (1 ms), and it must leave room for one renewal
 	// attempt before the step-down deadline: RenewInterval + RequestTimeout
-	// < TTL - StepDownMargin(TTL).
+	// < TTL - StepDownMargin(TTL). The first renewal of a session comes
+	// sooner, at a random point in the second half of RenewInterval after
+	// its creation: sessions created together, by a process that starts
+	// many electors or a fleet restarted at once, then do not renew
+	// together for as long as they live.
 	RenewInterval time.Duration
 
 	// RetryInterval is how long the elector waits after a failed store
@@ -141,6 +145,10 @@ type Options struct {
 	// of slog.Default() and drops the rest. To discard every log, set
 	// slog.New(slog.DiscardHandler).
 	Logger *slog.Logger
+
+	// fixedRenewals renews first at RenewInterval, as every renewal after;
+	// set only by this package's tests, to time renewals exactly.
+	fixedRenewals bool
 }
 
 // WithDefaults returns o with every zero field set to its default. It does

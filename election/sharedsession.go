@@ -18,7 +18,9 @@ type SessionOptions struct {
 	// Default: DefaultTTL (15 s).
 	TTL time.Duration
 	// RenewInterval is how often the store session is renewed, once for
-	// every elector on it. Default: TTL/3.
+	// every elector on it; the first renewal of each store session comes
+	// at a random point in the second half of it, as Options.RenewInterval
+	// describes. Default: TTL/3.
 	RenewInterval time.Duration
 	// RetryInterval is how long the session waits after a failed attempt
 	// to create a store session; failures in a row back off as
@@ -38,6 +40,8 @@ type SessionOptions struct {
 	// The events of each term are its elector's (Options.Observers). None
 	// may be nil. Default: none, at no cost.
 	Observers []*Observer
+
+	fixedRenewals bool // as Options.fixedRenewals
 }
 
 // options returns o as the Options that carry its durations, with defaults
@@ -51,6 +55,7 @@ func (o SessionOptions) options() Options {
 		RetryInterval:  o.RetryInterval,
 		RequestTimeout: o.RequestTimeout,
 		Logger:         o.Logger,
+		fixedRenewals:  o.fixedRenewals,
 	}
 }
 
@@ -324,7 +329,7 @@ func (s *SharedSession) loop(ctx context.Context) {
 			continue
 		}
 		s.leases.Add(1)
-		u := &leaseUse{lease: l, ka: startKeepalive(ctx, o, s.log, l, created, s.obs)}
+		u := &leaseUse{lease: l, ka: startKeepalive(ctx, o, s.log, l, created, s.jitter.firstRenewal(o), s.obs)}
 		s.mu.Lock()
 		s.cur = u
 		s.broadcastLocked()

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -142,7 +141,7 @@ func TestSharedStepDownDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := memory.NewStore()
 		ttl := 15 * time.Second
-		s := newShared(t, store, "p", election.SessionOptions{TTL: ttl})
+		s := newShared(t, store, "p", election.FixedSessionRenewals(election.SessionOptions{TTL: ttl}))
 		g := newTermLog()
 		rs := resources(20)
 		start := time.Now()
@@ -214,7 +213,7 @@ func TestSharedLostLeaseEndsEveryTerm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := memory.NewStore()
 		ttl := 15 * time.Second
-		s := newShared(t, store, "p", election.SessionOptions{TTL: ttl})
+		s := newShared(t, store, "p", election.FixedSessionRenewals(election.SessionOptions{TTL: ttl}))
 		g := newTermLog()
 		rs := resources(10)
 		startOn(t, s, "a", rs, g.handler)
@@ -275,7 +274,7 @@ func TestSharedSessionClose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		before := runtime.NumGoroutine()
+		before := liveGoroutines()
 		g := newTermLog()
 		rs := resources(10)
 		els := map[string]*election.Elector{}
@@ -333,7 +332,7 @@ func TestSharedSessionClose(t *testing.T) {
 			}
 		}
 		synctest.Wait()
-		if n := runtime.NumGoroutine(); n > before {
+		if n := liveGoroutines(); n > before {
 			t.Errorf("%d goroutines after every Close, %d before the electors started", n, before)
 		}
 	})
@@ -437,17 +436,17 @@ func TestSharedSessionGoroutines(t *testing.T) {
 		b := newShared(t, store, "b", election.SessionOptions{TTL: ttl})
 		rs := resources(n)
 		g := newTermLog()
-		base := runtime.NumGoroutine()
+		base := liveGoroutines()
 		startOn(t, a, "a", rs, g.handler)
 		synctest.Wait()
 		time.Sleep(ttl) // through a few renewals
 		synctest.Wait()
-		leading := runtime.NumGoroutine() - base
+		leading := liveGoroutines() - base
 		startOn(t, b, "b", rs, g.handler)
 		synctest.Wait()
 		time.Sleep(ttl)
 		synctest.Wait()
-		following := runtime.NumGoroutine() - base - leading
+		following := liveGoroutines() - base - leading
 		// Leaders whose handler returned at once: their campaigns wait for
 		// the end of the term without a goroutine.
 		c := newShared(t, store, "c", election.SessionOptions{TTL: ttl})
@@ -465,7 +464,7 @@ func TestSharedSessionGoroutines(t *testing.T) {
 		synctest.Wait()
 		time.Sleep(ttl)
 		synctest.Wait()
-		returned := runtime.NumGoroutine() - base - leading - following
+		returned := liveGoroutines() - base - leading - following
 		t.Logf("%d electors leading on one session: %d goroutines; %d following on another: %d; %d leading with handlers returned: %d",
 			n, leading, n, following, n, returned)
 		if led.Load() != n {

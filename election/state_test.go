@@ -164,7 +164,7 @@ func TestIsLeaderAtStepDownDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := memory.NewStore()
 		ttl := 15 * time.Second
-		el, _ := startRecorded(t, store, election.Options{Resource: "r", ID: "a", TTL: ttl})
+		el, _ := startRecorded(t, store, election.FixedRenewals(election.Options{Resource: "r", ID: "a", TTL: ttl}))
 		synctest.Wait()
 		start := time.Now()
 		// Renewals happen every TTL/3 = 5 s; cut just after the one at 10 s.

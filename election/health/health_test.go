@@ -23,11 +23,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// start starts an elector for "r" with id on store, watched by c, with
-// handler h, closed at the end of the test.
-func start(t *testing.T, store *memory.Store, id string, ttl time.Duration, c *health.Check, h election.Handler) *election.Elector {
+// start starts an elector for "r" with id on store, watched by c and
+// more, with handler h, closed at the end of the test.
+func start(t *testing.T, store *memory.Store, id string, ttl time.Duration, c *health.Check, h election.Handler, more ...*election.Observer) *election.Elector {
 	t.Helper()
-	el, err := memory.New(store, election.Options{Resource: "r", ID: id, TTL: ttl, Logger: quiet, Observers: []*election.Observer{c.Observer()}})
+	el, err := memory.New(store, election.Options{Resource: "r", ID: id, TTL: ttl, Logger: quiet, Observers: append([]*election.Observer{c.Observer()}, more...)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +45,22 @@ func newCheck(t *testing.T, o health.Options) *health.Check {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// renewals returns an observer that sends the time of each successful
+// renewal on the channel it returns. A session's first renewal comes at a
+// random point in the second half of RenewInterval; the tests time the
+// check from it.
+func renewals() (*election.Observer, chan time.Time) {
+	ch := make(chan time.Time, 100)
+	return &election.Observer{Renewed: func(r election.Renewal) {
+		if r.Err == nil {
+			select {
+			case ch <- time.Now():
+			default:
+			}
+		}
+	}}, ch
 }
 
 // at sleeps until base+d and returns the check's verdict then.
@@ -69,33 +85,35 @@ func TestRenewalAgeAndUnreachable(t *testing.T) {
 			t.Fatalf("defaults %+v", o)
 		}
 		store := memory.NewStore()
-		el := start(t, store, "a", ttl, c, election.LeaderOnly(holdTerm))
-		synctest.Wait()
-		base := time.Now()
-		if err := at(base, 3*time.Second+time.Millisecond, c); err != nil || !el.IsLeader() {
+		obs, renewed := renewals()
+		el := start(t, store, "a", ttl, c, election.LeaderOnly(holdTerm), obs)
+		// Times below are from the first renewal (base); the next ones
+		// come every 3 s.
+		base := <-renewed
+		if err := at(base, 0, c); err != nil || !el.IsLeader() {
 			t.Fatalf("a leader renewing: %v", err)
 		}
 		store.Cut("a")
 		defer store.Heal("a")
-		// The last successful renewal was sent at 3 s: too old after 7.5 s.
-		if err := at(base, 7500*time.Millisecond, c); err != nil {
-			t.Errorf("at 7.5 s: %v, want healthy", err)
+		// The last successful renewal was sent at 0 s: too old after 4.5 s.
+		if err := at(base, 4500*time.Millisecond, c); err != nil {
+			t.Errorf("at 4.5 s: %v, want healthy", err)
 		}
-		err := at(base, 7500*time.Millisecond+time.Millisecond, c)
+		err := at(base, 4500*time.Millisecond+time.Millisecond, c)
 		if !errors.Is(err, health.ErrUnhealthy) || !strings.Contains(err.Error(), "last renewed") {
-			t.Errorf("at 7.501 s: %v, want unhealthy for an old renewal", err)
+			t.Errorf("at 4.501 s: %v, want unhealthy for an old renewal", err)
 		}
-		// Stepped down at 3 s + 8.1 s; the first failed request was the
-		// renewal sent at 6 s: unreachable for too long after 15 s.
-		if err := at(base, 15*time.Second, c); err != nil || el.IsLeader() {
-			t.Errorf("at 15 s, stepped down: %v, want healthy", err)
+		// Stepped down at 8.1 s; the first failed request was the
+		// renewal sent at 3 s: unreachable for too long after 12 s.
+		if err := at(base, 12*time.Second, c); err != nil || el.IsLeader() {
+			t.Errorf("at 12 s, stepped down: %v, want healthy", err)
 		}
-		err = at(base, 15*time.Second+time.Millisecond, c)
+		err = at(base, 12*time.Second+time.Millisecond, c)
 		if !errors.Is(err, health.ErrUnhealthy) || !strings.Contains(err.Error(), "not reached its store") {
-			t.Errorf("at 15.001 s: %v, want unhealthy for an unreachable store", err)
+			t.Errorf("at 12.001 s: %v, want unhealthy for an unreachable store", err)
 		}
 		store.Heal("a")
-		if err := at(base, 30*time.Second, c); err != nil || !el.IsLeader() {
+		if err := at(base, 27*time.Second, c); err != nil || !el.IsLeader() {
 			t.Errorf("with the store back: %v (leading %v), want a healthy leader", err, el.IsLeader())
 		}
 	})
@@ -171,7 +189,8 @@ func TestSharedSessionRenewals(t *testing.T) {
 		c := newCheck(t, health.Options{TTL: ttl})
 		store := memory.NewStore()
 		conn := store.Connect("p1")
-		sess, err := election.NewSharedSession(conn, election.SessionOptions{TTL: ttl, Logger: quiet, Observers: []*election.Observer{c.Observer()}})
+		obs, renewed := renewals()
+		sess, err := election.NewSharedSession(conn, election.SessionOptions{TTL: ttl, Logger: quiet, Observers: []*election.Observer{c.Observer(), obs}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,17 +201,17 @@ func TestSharedSessionRenewals(t *testing.T) {
 		if err := el.Start(ctx, election.LeaderOnly(holdTerm)); err != nil {
 			t.Fatal(err)
 		}
-		synctest.Wait()
-		base := time.Now()
-		if err := at(base, 3*time.Second+time.Millisecond, c); err != nil {
+		// Times below are from the session's first renewal (base).
+		base := <-renewed
+		if err := at(base, 0, c); err != nil {
 			t.Fatal(err)
 		}
 		store.Cut("p1")
-		if err := at(base, 7500*time.Millisecond, c); err != nil {
-			t.Errorf("at 7.5 s: %v, want healthy", err)
+		if err := at(base, 4500*time.Millisecond, c); err != nil {
+			t.Errorf("at 4.5 s: %v, want healthy", err)
 		}
-		if err := at(base, 7501*time.Millisecond, c); !errors.Is(err, health.ErrUnhealthy) {
-			t.Errorf("at 7.501 s: %v, want unhealthy", err)
+		if err := at(base, 4501*time.Millisecond, c); !errors.Is(err, health.ErrUnhealthy) {
+			t.Errorf("at 4.501 s: %v, want unhealthy", err)
 		}
 		store.Heal("p1")
 		if err := el.Close(ctx); err != nil {
