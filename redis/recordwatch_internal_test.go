@@ -117,3 +117,56 @@ func TestRecordReadersBounded(t *testing.T) {
 		t.Errorf("%d reads at a time; want at most 2", m)
 	}
 }
+
+// TestRecordWatchToldOnlyReadsSentAfterIt: a record watch begun while a
+// read for the others is in flight is not told that read, which may be
+// older than the revision it began with, but reads on its own.
+func TestRecordWatchToldOnlyReadsSentAfterIt(t *testing.T) {
+	h := newHub(nil, slog.New(slog.DiscardHandler))
+	sent, release := make(chan struct{}, 4), make(chan struct{})
+	var reads atomic.Int64
+	h.read = func(context.Context, *topic, chan struct{}) (election.Record, error) {
+		n := reads.Add(1)
+		sent <- struct{}{}
+		if n == 1 {
+			<-release
+			return election.Record{Revision: 5}, nil // before the second watch began
+		}
+		return election.Record{Revision: 9}, nil
+	}
+	h.maxReaders = 1
+	tp := &topic{resource: "r", events: "r:events", keyspace: "r:keyspace", ready: make(chan struct{}), wake: make(chan struct{}), active: true, hub: h}
+	h.topics["r"], h.byChan[tp.events], h.byChan[tp.keyspace] = tp, tp, tp
+	defer h.close()
+	told1, told2 := make(chan uint64, 4), make(chan uint64, 4)
+	watch := func(after uint64, told chan uint64) {
+		h.mu.Lock()
+		tp.records = append(tp.records, &recordWatch{after: after, changed: func(r election.Record, err error) {
+			if err == nil {
+				told <- r.Revision
+			}
+		}})
+		h.queueLocked(tp)
+		h.mu.Unlock()
+	}
+	watch(1, told1)
+	<-sent
+	watch(9, told2) // begun at revision 9, while the first read is in flight
+	close(release)
+	<-sent // its own read
+	for _, want := range []uint64{5, 9} {
+		select {
+		case got := <-told1:
+			if got != want {
+				t.Fatalf("the first watch was told revision %d, want %d", got, want)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("the first watch was not told revision %d", want)
+		}
+	}
+	select {
+	case got := <-told2:
+		t.Fatalf("the second watch, begun at revision 9, was told revision %d read before it began", got)
+	case <-time.After(100 * time.Millisecond):
+	}
+}

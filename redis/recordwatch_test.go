@@ -210,3 +210,29 @@ func TestWatchRecordKeepsNoGoroutine(t *testing.T) {
 		t.Fatalf("told %+v, want %+v", r, acq.Record)
 	}
 }
+
+// TestWatchRecordReadsAfterLostSubscription: a WatchRecord call whose
+// record changed without a notice (overwritten from outside, on a server
+// without keyspace events) is told the change once the subscription's
+// connection is lost, since notices may have been lost with it.
+func TestWatchRecordReadsAfterLostSubscription(t *testing.T) {
+	srv := startRedis(t, srvOpts())
+	admin := client(t, srv.Addr())
+	b := backend(t, client(t, srv.Addr()), redis.BackendOptions{})
+	ctx := ctxT(t, 10*time.Second)
+	held := acquire(t, session(t, b, "res", "a", 10*time.Second))
+	ch, stop := watchRecord(b, "res", held.Revision)
+	defer stop()
+	expectSilent(t, ch, 300*time.Millisecond, "record unchanged")
+	if err := admin.Set(ctx, leaderKey, "0123456789abcdef0123456789abcdef\n999\nrogue\nx", 10*time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	expectSilent(t, ch, 300*time.Millisecond, "record overwritten without a notice")
+	if err := admin.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := expectTold(t, ch, 3*time.Second, "the overwritten record after the subscription was lost")
+	if r.err != nil || r.rec.LeaderID != "rogue" {
+		t.Fatalf("told %+v, want the rogue record", r)
+	}
+}
