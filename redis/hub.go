@@ -34,7 +34,9 @@ const (
 // keyspace-notification channel, and wakes the Watch calls of a resource
 // whenever something may have changed: a notice, a (re)subscription, a lost
 // connection. A Watch always reads the record after waking, so a spurious
-// wake-up costs one read and a lost notice at most a timer's delay.
+// wake-up costs one read and a lost notice at most a timer's delay. The
+// same wake-ups have the record read for the resource's WatchRecord calls,
+// by the hub's readers (recordwatch.go).
 type hub struct {
 	client goredis.UniversalClient
 	log    *slog.Logger
@@ -182,7 +184,7 @@ func (h *hub) subscribe(ctx context.Context, ps *goredis.PubSub, t *topic) {
 			h.mu.Lock()
 			h.pending = remove(h.pending, ch)
 			t.inflight = false
-			if len(t.records) > 0 && !h.closed {
+			if len(t.records) > 0 {
 				h.queueLocked(t) // they waited for the subscription to read
 			}
 			h.mu.Unlock()
