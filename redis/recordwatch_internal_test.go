@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/consul-leader/consul-leader/election"
 )
 
@@ -168,5 +170,23 @@ func TestRecordWatchToldOnlyReadsSentAfterIt(t *testing.T) {
 	case got := <-told2:
 		t.Fatalf("the second watch, begun at revision 9, was told revision %d read before it began", got)
 	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// TestRecordReadersHalfMaxRequests: a Backend reads records for its
+// WatchRecord calls on at most half of MaxRequests goroutines, and on one
+// at least, leaving the other requests slots.
+func TestRecordReadersHalfMaxRequests(t *testing.T) {
+	for _, c := range []struct{ maxRequests, readers int }{{0, DefaultMaxRequests / 2}, {1, 1}, {3, 1}, {10, 5}} {
+		client := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true})
+		b, err := NewBackend(client, BackendOptions{MaxRequests: c.maxRequests, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.hub.maxReaders != c.readers {
+			t.Errorf("MaxRequests %d: %d readers, want %d", c.maxRequests, b.hub.maxReaders, c.readers)
+		}
+		_ = b.Close()
+		_ = client.Close()
 	}
 }
