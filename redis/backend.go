@@ -122,6 +122,8 @@ func NewBackend(client goredis.UniversalClient, opts BackendOptions) (*Backend, 
 		owned:  map[string]bool{},
 	}
 	b.hub = newHub(client, b.log)
+	b.hub.read = b.readRecord
+	b.hub.maxReaders = max(1, opts.MaxRequests/2)
 	if enabled, known := contextTimeouts(client); known && !enabled {
 		b.log.Warn("the go-redis client ignores context deadlines; set ContextTimeoutEnabled in its options so that every request ends by the deadline the elector gives it")
 	}
@@ -156,10 +158,13 @@ func (b *Backend) check() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return fmt.Errorf("redis: backend: %w", election.ErrClosed)
+		return errClosed()
 	}
 	return nil
 }
+
+// errClosed is the error of a call to a closed Backend.
+func errClosed() error { return fmt.Errorf("redis: backend: %w", election.ErrClosed) }
 
 func (b *Backend) keys(resource string) keys {
 	return newKeys(b.opts.KeyPrefix, resource, b.db)

@@ -57,6 +57,18 @@
 // the leader key, whichever is shorter, plus a ping of the subscription every
 // 30 s of silence.
 //
+// A leader watches its own record through Backend.WatchRecord
+// (election.RecordWatcher) rather than a blocking Watch: the watch is a
+// function of the backend's subscription, not a goroutine. The record is
+// read when a Watch of it would wake (a notice, a keyspace event, a
+// (re)subscription, a lost subscription connection, a lease's renewal
+// that found the key changed), by a few goroutines of the backend (at most
+// half of MaxRequests) that run only while such reads are due, and a
+// change is passed to the engine. A turn of the following candidates
+// (see election.TurnWatcher) does not hold it back. A process leading N
+// resources on a shared session thus keeps N handler goroutines and a few
+// more, not two per resource.
+//
 // # A leader key removed from outside
 //
 // A DEL of the leader key, a SET over it or a FLUSHALL from outside the

@@ -34,7 +34,9 @@ const (
 // keyspace-notification channel, and wakes the Watch calls of a resource
 // whenever something may have changed: a notice, a (re)subscription, a lost
 // connection. A Watch always reads the record after waking, so a spurious
-// wake-up costs one read and a lost notice at most a timer's delay.
+// wake-up costs one read and a lost notice at most a timer's delay. The
+// same wake-ups have the record read for the resource's WatchRecord calls,
+// by the hub's readers (recordwatch.go).
 type hub struct {
 	client goredis.UniversalClient
 	log    *slog.Logger
@@ -50,6 +52,14 @@ type hub struct {
 	topics  map[string]*topic // by resource
 	byChan  map[string]*topic // by channel
 	pending []string          // channels whose SUBSCRIBE awaits its reply, in sending order
+
+	// The reads of the records that WatchRecord calls watch (see
+	// recordwatch.go).
+	read       func(ctx context.Context, t *topic, changed chan struct{}) (election.Record, error)
+	maxReaders int            // bounds readers
+	queue      []*topic       // topics whose record watches await a read, in order
+	readers    int            // reader goroutines running; guarded by mu
+	readersWG  sync.WaitGroup // the reader goroutines, which close waits for
 }
 
 // topic is the subscription state of one resource.
@@ -69,6 +79,11 @@ type topic struct {
 	line     turn.Line       // the candidates waiting through WatchTurn
 	held     []chan struct{} // wake channels held back while a turn is on
 	last     lastRead        // the latest read of the record
+
+	hub     *hub
+	records []*recordWatch // the WatchRecord calls of the resource not ended
+	queued  bool           // the record watches await a read (in hub.queue unless reading)
+	reading bool           // a reader reads the record for the record watches
 }
 
 // lastRead is a read of a resource's record, and the wake channel that was
@@ -103,17 +118,7 @@ func (h *hub) topic(ctx context.Context, resource string, k keys, budget, limit 
 		h.mu.Unlock()
 		return nil
 	}
-	t := h.topics[resource]
-	if t == nil {
-		t = &topic{resource: resource, events: k.events, keyspace: k.keyspace, ready: make(chan struct{}), wake: make(chan struct{})}
-		h.topics[resource] = t
-		h.byChan[k.events] = t
-		h.byChan[k.keyspace] = t
-	}
-	if h.ps == nil {
-		h.ps = h.client.Subscribe(h.ctx)
-		go h.loop()
-	}
+	t := h.topicLocked(resource, k)
 	send := !t.active && !t.inflight && (t.refused.IsZero() || time.Since(t.refused) > refusalRetry)
 	if send {
 		t.inflight = true
@@ -140,6 +145,24 @@ func (h *hub) topic(ctx context.Context, resource string, k keys, budget, limit 
 	return t
 }
 
+// topicLocked returns the subscription state of resource, made on first
+// use, and starts the subscription's connection and receive loop on the
+// first use of the hub. The caller holds h.mu, and the hub is not closed.
+func (h *hub) topicLocked(resource string, k keys) *topic {
+	t := h.topics[resource]
+	if t == nil {
+		t = &topic{resource: resource, events: k.events, keyspace: k.keyspace, ready: make(chan struct{}), wake: make(chan struct{}), hub: h}
+		h.topics[resource] = t
+		h.byChan[k.events] = t
+		h.byChan[k.keyspace] = t
+	}
+	if h.ps == nil {
+		h.ps = h.client.Subscribe(h.ctx)
+		go h.loop()
+	}
+	return t
+}
+
 // subscribe sends SUBSCRIBE for a topic's two channels, one command each, so
 // that a refusal of one (an ACL without the keyspace channel) spares the
 // other.
@@ -161,6 +184,9 @@ func (h *hub) subscribe(ctx context.Context, ps *goredis.PubSub, t *topic) {
 			h.mu.Lock()
 			h.pending = remove(h.pending, ch)
 			t.inflight = false
+			if len(t.records) > 0 {
+				h.queueLocked(t) // they waited for the subscription to read
+			}
 			h.mu.Unlock()
 			return
 		}
@@ -248,7 +274,8 @@ func (h *hub) recall(t *topic, after uint64, maxAge time.Duration, lasting func(
 	return last.rec, pttl, true
 }
 
-// close ends the subscription and waits for the receive loop.
+// close ends the subscription and every WatchRecord call, and waits for
+// the receive loop and the readers of records.
 func (h *hub) close() {
 	h.mu.Lock()
 	if h.closed {
@@ -257,15 +284,23 @@ func (h *hub) close() {
 	}
 	h.closed = true
 	ps := h.ps
+	var ended []*recordWatch
 	for _, t := range h.topics {
+		ended = append(ended, t.records...)
+		t.records = nil
 		t.wakeUp()
 	}
+	h.queue = nil
 	h.mu.Unlock()
+	for _, w := range ended {
+		w.deliver(election.Record{}, errClosed())
+	}
 	h.cancel()
 	if ps != nil {
 		_ = ps.Close()
 		<-h.done
 	}
+	h.readersWG.Wait()
 }
 
 // poke wakes the Watch calls of resource, if it is watched, to read its
@@ -284,9 +319,12 @@ func (h *hub) isClosed() bool {
 	return h.closed
 }
 
-// wakeUp wakes every Watch of t's resource, and ends the turn if one is
-// on. The caller holds hub.mu.
+// wakeUp wakes every Watch of t's resource, and its WatchRecord calls,
+// and ends the turn if one is on. The caller holds hub.mu.
 func (t *topic) wakeUp() {
+	if len(t.records) > 0 {
+		t.hub.queueLocked(t)
+	}
 	t.line.End()
 	for _, c := range t.held {
 		close(c)

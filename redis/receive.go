@@ -93,7 +93,15 @@ func (h *hub) notice(ch, payload string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	t := h.byChan[ch]
-	if t == nil || (ch == t.keyspace && payload == "expire") || h.giveTurn(t, ch, payload) {
+	if t == nil || (ch == t.keyspace && payload == "expire") {
+		return
+	}
+	// A leader's watch of its record is not held back by a turn, which
+	// only orders the candidates that follow.
+	if len(t.records) > 0 {
+		h.queueLocked(t)
+	}
+	if h.giveTurn(t, ch, payload) {
 		return
 	}
 	t.wakeUp()
@@ -120,6 +128,9 @@ func (h *hub) refused(ps *goredis.PubSub, err error) {
 		t.refused = time.Now()
 		warn, t.warned = !t.warned, true
 		closeOnce(t.ready)
+		if len(t.records) > 0 {
+			h.queueLocked(t) // they waited for the subscription to read
+		}
 	case t != nil:
 		t.noKeys = true
 	}

@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -304,4 +305,41 @@ func TestSharedSessionKeyDeletedFromOutside(t *testing.T) {
 	}
 	rec.mu.Unlock()
 	rec.checkNoOverlap(t)
+}
+
+// TestSharedSessionLeaderGoroutines leads 100 resources on one shared
+// session, with handlers that wait for the end of their terms: at rest,
+// each leader holds its handler's goroutine and no other (its watch of
+// its record is a function of the backend's subscription, not a goroutine
+// waiting in Watch); the session, the backend and the client hold a few
+// more in all.
+func TestSharedSessionLeaderGoroutines(t *testing.T) {
+	srv := startRedis(t, srvOpts())
+	c := client(t, srv.Addr())
+	if err := c.Ping(ctxT(t, 5*time.Second)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 100
+	base := runtime.NumGoroutine()
+	_, s := newShared(t, c, 5*time.Second)
+	rec := newSpans()
+	resources := make([]string, n)
+	for i := range resources {
+		resources[i] = fmt.Sprintf("g-%03d", i)
+		startWith(t, nil, sharedOpts(resources[i], "a", s), rec.handler(resources[i], "a"))
+	}
+	rec.waitAll(t, resources, "a", 10*time.Second)
+	// The session's renewals, the subscription's receive loop, the client's
+	// connections: a few in all.
+	const others = 10
+	var g int
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if g = runtime.NumGoroutine() - base; g <= n+others || time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Logf("%d leaders on one shared session: %d goroutines, %.2f each", n, g, float64(g)/n)
+	if g > n+others {
+		t.Errorf("%d leaders on one shared session hold %d goroutines; want at most 1 each (the handler's) and %d in all", n, g, others)
+	}
 }
