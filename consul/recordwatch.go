@@ -257,9 +257,7 @@ func (w *watches) endRecord(rw *recordWatch, err error) {
 func (w *watches) endRecordsLocked(g *group, err error) {
 	var ended []*recordWatch
 	for _, rws := range g.records {
-		for _, rw := range rws {
-			ended = append(ended, rw)
-		}
+		ended = append(ended, rws...)
 	}
 	for _, rw := range ended {
 		w.removeLocked(rw)
