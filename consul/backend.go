@@ -150,7 +150,9 @@ func (b *Backend) Key(resource string) string {
 // a client passed to New or NewBackend. Electors made by election.New leave
 // the backend open: close it once they are closed (an elector of New or
 // OpenURL owns its backend, and closes it). Watch calls after Close, or
-// waiting during it, each send their own blocking read.
+// waiting during it, each send their own blocking read; WatchRecord calls
+// served by a recursive read end with an error, and later ones loop on
+// their own reads.
 func (b *Backend) Close() error {
 	b.lines.close()
 	b.watches.close()

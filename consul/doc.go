@@ -44,7 +44,14 @@
 // so keep other busy data out of it. Watch calls still return at their own
 // wait, or when their context ends; a query is cancelled once no call
 // waits for it, and Close cancels them all. With Handoff each key keeps its
-// own recursive read (shared by the calls of that key). A client that a
+// own recursive read (shared by the calls of that key). A leader watches
+// its own key through WatchRecord (election.RecordWatcher): the recursive
+// query calls a function when the key changes, so a leader keeps no
+// goroutine waiting for it, and learns of a loss without waiting for the
+// turn of another candidate (see WatchTurn). Where no recursive query
+// serves the key (fewer keys watched, Handoff, a key the token may not
+// list) the watch loops on the key's own reads on a goroutine of its own,
+// until a recursive query starts. A client that a
 // backend creates opens at most OwnedMaxConns connections (not with
 // Handoff). Electors built by New each have a backend of their own, and so
 // share nothing.

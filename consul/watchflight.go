@@ -139,9 +139,11 @@ func (w *watches) fly(ctx context.Context, fk flightKey, f *flight, sw time.Dura
 	}
 }
 
-// moveToList moves the callers of the flights of keys of g to g's
-// recursive read. The caller holds w.mu.
+// moveToList moves the callers of the flights of keys of g, and the
+// loops of its WatchRecord calls, to g's recursive read. The caller holds
+// w.mu.
 func (w *watches) moveToList(g *group) {
+	w.listLoopsLocked(g)
 	for fk, f := range w.flights {
 		if f.moved || rootOf(fk.key) != g.root {
 			continue

@@ -2,6 +2,7 @@ package consul
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -18,6 +19,11 @@ type group struct {
 	watching map[string]int
 	// waiters are the calls waiting for the listing, per key.
 	waiters map[string][]*listWaiter
+	// records are the WatchRecord calls the listing tells, per key, and
+	// loops those of its keys that read on a goroutine of their own (see
+	// recordwatch.go).
+	records map[string][]*recordWatch
+	loops   map[*recordWatch]struct{}
 	running bool
 	// refused is set once Consul refused the token a recursive read of
 	// the prefix (as with acl.enable_key_list_policy and no list right on
@@ -106,9 +112,20 @@ func (w *watches) enlist(ctx context.Context, g *group, lw *listWaiter) *listRes
 		}
 	}
 	g.waiters[key] = append(g.waiters[key], lw)
+	w.readLocked(g, key)
+	w.mu.Unlock()
+	return nil
+}
+
+// readLocked has g's listing cover key: it starts g's reads if they do not
+// run, or widens their prefix. A listing that starts or widens reads at
+// once, rather than waiting on the index of a listing that did not cover
+// every key it now does. w.mu is held.
+func (w *watches) readLocked(g *group, key string) {
 	switch {
 	case !g.running:
 		g.running = true
+		g.index = 0
 		g.prefix = dirOf(key)
 		for k := range g.watching {
 			g.prefix = commonDir(g.prefix, k)
@@ -118,12 +135,11 @@ func (w *watches) enlist(ctx context.Context, g *group, lw *listWaiter) *listRes
 		go w.runGroup(g)
 	case !strings.HasPrefix(key, g.prefix):
 		g.prefix = commonDir(g.prefix, key)
+		g.index = 0
 		if g.restart != nil {
 			g.restart()
 		}
 	}
-	w.mu.Unlock()
-	return nil
 }
 
 // stopListening ends the wait of lw, whose ctx ended: it returns the answer that
@@ -164,7 +180,7 @@ func (w *watches) unlisten(g *group, lw *listWaiter) *listResult {
 			} else {
 				g.waiters[lw.key] = ws
 			}
-			if len(g.waiters) == 0 && g.restart != nil {
+			if g.idle() && g.restart != nil {
 				g.restart()
 			}
 			return nil
@@ -178,25 +194,21 @@ func (w *watches) unlisten(g *group, lw *listWaiter) *listResult {
 	}
 }
 
-// runGroup reads g's prefix round after round while calls wait.
+// idle reports whether no call waits for g's listing. w.mu is held.
+func (g *group) idle() bool { return len(g.waiters) == 0 && len(g.records) == 0 }
+
+// runGroup reads g's prefix round after round while calls wait. A round
+// waits for the longest wait of the calls, and LeaderWait for the
+// WatchRecord calls, and is given Consul's answer to that wait, and
+// RequestTimeout more, before it fails.
 func (w *watches) runGroup(g *group) {
 	defer w.wg.Done()
 	b := w.b
+	timeout := b.opts.Options.WithDefaults().RequestTimeout
 	for {
 		w.mu.Lock()
-		if w.ctx.Err() != nil || len(g.waiters) == 0 {
-			g.running, g.restart, g.snap = false, nil, nil
-			if w.ctx.Err() != nil {
-				for _, ws := range g.waiters {
-					for _, lw := range ws {
-						lw.ch <- &listResult{err: errWatchesClosed}
-					}
-				}
-				g.waiters = map[string][]*listWaiter{}
-			}
-			if len(g.watching) == 0 && !g.refused && w.groups[g.root] == g {
-				delete(w.groups, g.root)
-			}
+		if w.ctx.Err() != nil || g.idle() {
+			w.stopGroupLocked(g)
 			w.mu.Unlock()
 			return
 		}
@@ -206,19 +218,27 @@ func (w *watches) runGroup(g *group) {
 				wait = max(wait, lw.sw)
 			}
 		}
+		if len(g.records) > 0 {
+			wait = max(wait, w.recordWait())
+		}
 		rctx, restart := context.WithCancel(w.ctx)
 		g.restart = restart
 		prefix, index := g.prefix, g.index
 		w.mu.Unlock()
 
 		q := b.queryOptions(rctx)
+		limit := timeout
 		if index != 0 {
 			q.WaitIndex = index
 			q.WaitTime = min(wait, maxListWait)
+			limit += q.WaitTime + q.WaitTime/16
 		}
+		dctx, cancel := context.WithTimeout(rctx, limit)
+		q = q.WithContext(dctx)
 		sent := time.Now()
 		pairs, meta, err := b.client.KV().List(prefix, q)
 		restarted := rctx.Err() != nil
+		cancel()
 		restart()
 		if restarted {
 			continue // closed, no waiter left, or a key outside the prefix
@@ -240,7 +260,27 @@ func (w *watches) runGroup(g *group) {
 	}
 }
 
-// fail hands err to every waiting call of g.
+// stopGroupLocked ends g's reads, when no call waits or the backend is
+// closed: the calls still waiting then read on their own, and the
+// WatchRecord calls end. w.mu is held.
+func (w *watches) stopGroupLocked(g *group) {
+	g.running, g.restart, g.snap = false, nil, nil
+	if w.ctx.Err() != nil {
+		for _, ws := range g.waiters {
+			for _, lw := range ws {
+				lw.ch <- &listResult{err: errWatchesClosed}
+			}
+		}
+		g.waiters = map[string][]*listWaiter{}
+		w.endRecordsLocked(g, errWatchesClosed)
+	}
+	if len(g.watching) == 0 && !g.refused && w.groups[g.root] == g {
+		delete(w.groups, g.root)
+	}
+}
+
+// fail hands err to every waiting call of g. The WatchRecord calls end
+// with it, unless Consul refused the read: they read on their own then.
 func (w *watches) fail(g *group, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -251,6 +291,16 @@ func (w *watches) fail(g *group, err error) {
 	}
 	g.waiters = map[string][]*listWaiter{}
 	g.index = 0
+	if errors.Is(err, errListRefused) {
+		for _, rws := range g.records {
+			for _, rw := range rws {
+				w.loopLocked(rw)
+			}
+		}
+		g.records = nil
+		return
+	}
+	w.endRecordsLocked(g, err)
 }
 
 // answer keeps a listing at index, and answers the calls whose key it
@@ -261,6 +311,7 @@ func (w *watches) answer(g *group, prefix string, pairs api.KVPairs, index uint6
 		snap[p.Key] = p
 	}
 	due := map[string][]*listWaiter{}
+	dueRecords := map[string][]*recordWatch{}
 	w.mu.Lock()
 	if index < g.index {
 		// Consul's indexes went back, as after a loss of its data: the
@@ -289,18 +340,38 @@ func (w *watches) answer(g *group, prefix string, pairs api.KVPairs, index uint6
 			g.waiters[key] = keep
 		}
 	}
+	for key, rws := range g.records {
+		rev := listRevision(snap[key], index)
+		for _, rw := range rws {
+			if rw.shows(rev, sent) {
+				dueRecords[key] = append(dueRecords[key], rw)
+			}
+		}
+	}
 	w.mu.Unlock()
 	timeout := w.b.opts.Options.WithDefaults().RequestTimeout
-	for key, ws := range due {
+	observe := func(key string) (observation, error) {
 		ctx, cancel := context.WithTimeout(w.ctx, timeout)
+		defer cancel()
 		o, err := w.b.listObservation(ctx, key, snap, index, sent)
-		cancel()
 		if err != nil && w.ctx.Err() != nil {
 			err = errWatchesClosed
 		}
+		return o, err
+	}
+	for key, ws := range due {
+		o, err := observe(key)
 		for _, lw := range ws {
 			w.reply(lw.p, lw.after, lw.ch, &listResult{o: o, err: err})
 		}
+		if rws := dueRecords[key]; rws != nil {
+			delete(dueRecords, key)
+			w.tellRecords(key, rws, o, err, sent)
+		}
+	}
+	for key, rws := range dueRecords {
+		o, err := observe(key)
+		w.tellRecords(key, rws, o, err, sent)
 	}
 }
 
