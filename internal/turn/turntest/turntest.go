@@ -73,7 +73,15 @@ func Check(t *testing.T, b election.Backend, p Params) {
 		return nextLeader(t, leaders, 30*time.Second)
 	}
 	leader := next()
-	time.Sleep(time.Second + time.Duration(p.Candidates)*10*time.Millisecond) // every candidate follows
+	// Every other candidate follows: it waits in WatchTurn. One still
+	// starting when the leader releases would learn of the release as its
+	// first read, whatever the turn.
+	for deadline := time.Now().Add(30 * time.Second); log.inTurn() < p.Candidates-1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d followers wait in WatchTurn after 30s", log.inTurn(), p.Candidates-1)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
 	early := 0
 	for i := range p.Handovers {
 		log.reset()
@@ -96,6 +104,7 @@ func Check(t *testing.T, b election.Backend, p Params) {
 // an acquisition returned the leadership.
 type eventLog struct {
 	mu       sync.Mutex
+	waiting  map[string]int // WatchTurn calls in flight, by session
 	woke     []*wake
 	acquired time.Time // the first leading acquisition since reset
 	acquirer string    // its session
@@ -110,6 +119,26 @@ type wake struct {
 	free    bool
 	holder  string // the session the record showed as the leader's
 	passed  bool
+}
+
+// watching counts a WatchTurn call of session in flight (d = 1) or
+// returned (d = -1).
+func (l *eventLog) watching(session string, d int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.waiting == nil {
+		l.waiting = map[string]int{}
+	}
+	if l.waiting[session] += d; l.waiting[session] == 0 {
+		delete(l.waiting, session)
+	}
+}
+
+// inTurn returns how many sessions wait in WatchTurn.
+func (l *eventLog) inTurn() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.waiting)
 }
 
 func (l *eventLog) reset() {
@@ -242,9 +271,12 @@ func (s *session) WatchTurn(ctx context.Context, after uint64, wait time.Duratio
 		s.last = nil
 	}
 	s.mu.Unlock()
+	id := s.inner.Info().ID
+	s.log.watching(id, 1)
 	rec, err := s.inner.WatchTurn(ctx, after, wait)
+	s.log.watching(id, -1)
 	if err == nil && after != 0 && rec.Revision != after {
-		w := s.log.wake(time.Now(), s.inner.Info().ID, rec)
+		w := s.log.wake(time.Now(), id, rec)
 		s.mu.Lock()
 		s.last = w
 		s.mu.Unlock()
