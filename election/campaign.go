@@ -57,7 +57,7 @@ type campaign struct {
 	ka     *keepalive
 	ownsKA bool
 	info   SessionInfo
-	stop   func() // ends sctx of a shared session; nil for a private one
+	stop   context.CancelCauseFunc // ends sctx of a shared session; nil for a private one
 
 	rec     Record    // the record last seen; Revision 0: not read yet
 	tried   bool      // Acquire was called: a queueing store (etcd) has this candidate in line
@@ -75,14 +75,12 @@ func (e *engine) newCampaign(r *runner, sess *sessionHandle, ka *keepalive, owns
 	e.setSession(c.info)
 	if !ownsKA {
 		// The shared session's renewals outlive this campaign, which ends
-		// with ctx too.
+		// with ctx too: the elector ends it when its run ends (see
+		// engine.stopRunLocked).
 		sctx, cancel := context.WithCancelCause(ka.ctx)
-		stopAfter := context.AfterFunc(c.ctx, func() { cancel(context.Cause(c.ctx)) })
 		c.sctx = sctx
-		c.stop = func() {
-			stopAfter()
-			cancel(nil)
-		}
+		c.stop = cancel
+		e.setCampaignEnd(cancel, c.ctx)
 	}
 	return c
 }
@@ -118,7 +116,8 @@ func (c *campaign) run() (ended bool) {
 // session's claim on it only).
 func (c *campaign) finish() {
 	if c.stop != nil {
-		c.stop()
+		c.e.setCampaignEnd(nil, c.ctx)
+		c.stop(nil)
 	}
 	if c.ownsKA {
 		c.ka.stop()
@@ -155,9 +154,9 @@ func (c *campaign) ended() {
 	switch {
 	case c.ctx.Err() != nil:
 	case c.ownsKA:
-		c.e.log.Warn("session ended", "session", c.info.ID, "cause", context.Cause(c.sctx))
+		c.e.logger().Warn("session ended", "session", c.info.ID, "cause", context.Cause(c.sctx))
 	default: // the shared session logs it, once
-		c.e.log.Debug("shared session ended", "session", c.info.ID, "cause", context.Cause(c.sctx))
+		c.e.logger().Debug("shared session ended", "session", c.info.ID, "cause", context.Cause(c.sctx))
 	}
 }
 
@@ -196,12 +195,12 @@ func (c *campaign) acquire() campaignState {
 		case c.sctx.Err() != nil:
 		case errors.Is(err, ErrSessionLost):
 			if c.ownsKA {
-				e.log.Warn("session lost while acquiring", "session", c.info.ID, "err", err)
+				e.logger().Warn("session lost while acquiring", "session", c.info.ID, "err", err)
 			} else {
 				// The store session is the shared one: it is lost for
 				// every elector on it, and the session makes a new one
 				// now rather than at its next renewal (and logs it once).
-				e.log.Debug("shared session lost while acquiring", "session", c.info.ID, "err", err)
+				e.logger().Debug("shared session lost while acquiring", "session", c.info.ID, "err", err)
 				c.ka.cancel(err)
 			}
 			// A new session at once, the first time; a store that

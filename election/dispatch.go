@@ -43,7 +43,7 @@ func (ev event) replaceable() bool {
 // most a step-down notice, one follower notification and a fence.
 type dispatcher struct {
 	handler Handler
-	log     *slog.Logger
+	log     func() *slog.Logger
 	state   *atomic.Pointer[status] // where each call is recorded as it begins; may be nil
 
 	// started, if set, is called on each new goroutine of the loop before
@@ -56,12 +56,12 @@ type dispatcher struct {
 	running  bool   // a goroutine runs the loop
 	taken    notice // the key of the last event taken for a call
 	closed   bool
-	done     chan struct{} // closed once closed and the queue is empty
+	done     chan struct{} // made by close; closed once the queue is empty then
 	doneOnce sync.Once
 }
 
-func newDispatcher(h Handler, log *slog.Logger) *dispatcher {
-	return &dispatcher{handler: h, log: log, done: make(chan struct{})}
+func newDispatcher(h Handler, log func() *slog.Logger) *dispatcher {
+	return &dispatcher{handler: h, log: log}
 }
 
 // runLocked starts the loop's goroutine unless one runs. It holds d.mu.
@@ -125,6 +125,7 @@ func (d *dispatcher) drain() {
 func (d *dispatcher) close() {
 	d.mu.Lock()
 	d.closed = true
+	d.done = make(chan struct{})
 	idle := !d.running
 	d.mu.Unlock()
 	if idle {
@@ -174,7 +175,7 @@ func (d *dispatcher) handle(ev *event) {
 	case err != nil && ev.onError != nil:
 		ev.onError(err)
 	case err != nil:
-		d.log.Debug("handler returned an error for a follower notification", "err", err)
+		d.log().Debug("handler returned an error for a follower notification", "err", err)
 	}
 	if ev.done != nil {
 		close(ev.done)
@@ -186,7 +187,7 @@ func (d *dispatcher) call(ev *event) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			pe := &PanicError{Value: v, Stack: debug.Stack()}
-			d.log.Error("handler panicked; giving the term up", "panic", v, "stack", string(pe.Stack))
+			d.log().Error("handler panicked; giving the term up", "panic", v, "stack", string(pe.Stack))
 			err = pe
 		}
 	}()

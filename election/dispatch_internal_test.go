@@ -102,7 +102,7 @@ func (h *blockingHandler) start() *dispatcher {
 			<-h.unblock
 		}
 		return nil
-	}, slog.New(slog.DiscardHandler))
+	}, func() *slog.Logger { return slog.New(slog.DiscardHandler) })
 	return d
 }
 

@@ -20,21 +20,25 @@ import (
 type engine struct {
 	b      Backend
 	opts   Options
-	log    *slog.Logger
 	shared *SharedSession // the session of every term; nil for a private session per campaign
 	// ownsBackend: Close closes b (NewOwning).
 	ownsBackend bool
 
-	mu       sync.Mutex
-	started  bool
-	closed   bool // Close was called
-	runDone  bool // the campaign of a started elector and its dispatcher have ended
-	stop     context.CancelFunc
-	finished chan struct{} // made by the first Close; closed once nothing of the elector is left
-	closeErr error         // the backend's Close error; written before finished is closed
-	term     *term         // the current term; nil when not leading
-	session  SessionInfo   // the current session; zero when none
-	closing  chan struct{} // closed by the first Close
+	mu      sync.Mutex
+	started bool
+	closed  bool // Close was called
+	runDone bool // the campaign of a started elector and its dispatcher have ended
+	// cancelRun ends the context of the elector's run; endCampaign, when
+	// set, the session context of its campaign on the shared session,
+	// which does not derive from it (see stopRunLocked).
+	runCtx      context.Context
+	cancelRun   context.CancelFunc
+	endCampaign context.CancelCauseFunc
+	finished    chan struct{} // made by the first Close; closed once nothing of the elector is left
+	closeErr    error         // the backend's Close error; written before finished is closed
+	term        *term         // the current term; nil when not leading
+	session     SessionInfo   // the current session; zero when none
+	closing     chan struct{} // closed by the first Close; made by closingChan, or by Close
 
 	// What the handler was last given, for IsLeader and State; stored by
 	// the dispatcher as each call begins.
@@ -73,7 +77,6 @@ type term struct {
 	watched     chan struct{} // closed when the watch of the record returned
 	events      *termEvents   // reports to the observers; nil without any
 	pending     atomic.Int32  // the term's end and its call's return, not both come yet
-	call        event         // the leader call
 
 	// The watch's read in flight, ended by stopWatch. (A context of the
 	// watch's own, for that, would cost each leader a context, its
@@ -126,6 +129,13 @@ func (t *term) end(cause error) {
 	}
 }
 
+// closedChan is a channel closed from the start.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
 // notice is what makes two notifications the same, for de-duplication.
 type notice struct {
 	valid    bool
@@ -138,12 +148,10 @@ type notice struct {
 
 func newEngine(b Backend, opts Options) *engine {
 	e := &engine{
-		b:       b,
-		opts:    opts,
-		shared:  opts.Session,
-		log:     opts.Logger.With("resource", opts.Resource, "id", opts.ID, "backend", b.Name()),
-		closing: make(chan struct{}),
-		obs:     newObserving(opts.Observers, opts.Resource, opts.ID, b.Name()),
+		b:      b,
+		opts:   opts,
+		shared: opts.Session,
+		obs:    newObserving(opts.Observers, opts.Resource, opts.ID, b.Name()),
 	}
 	if e.shared != nil {
 		e.jitter = e.shared.jitter // one source for a session's electors
@@ -153,6 +161,13 @@ func newEngine(b Backend, opts Options) *engine {
 	e.storeRetry = backoff{opts: &e.opts, rng: e.jitter}
 	e.handlerRetry = backoff{opts: &e.opts, rng: e.jitter}
 	return e
+}
+
+// logger returns the elector's logger, which names it in every record. It
+// is made for each record rather than kept: a process may hold thousands of
+// electors, which log rarely.
+func (e *engine) logger() *slog.Logger {
+	return e.opts.Logger.With("resource", e.opts.Resource, "id", e.opts.ID, "backend", e.b.Name())
 }
 
 func (e *engine) Start(ctx context.Context, handler Handler) error {
@@ -173,13 +188,60 @@ func (e *engine) Start(ctx context.Context, handler Handler) error {
 	e.started = true
 	// Every context a handler call gets derives from runCtx, and so names
 	// this elector (see fromHandler).
-	runCtx, stop := context.WithCancel(context.WithValue(ctx, handlerCtxKey{}, e))
-	e.stop = stop
-	d := newDispatcher(handler, e.log)
-	d.state = &e.state
-	d.started = func() { e.setGoroutine(&e.dispatchGoroutine) }
-	go (&runner{e: e, ctx: runCtx, d: d, stop: stop}).run()
+	runCtx, cancel := context.WithCancel(context.WithValue(ctx, handlerCtxKey{}, e))
+	e.runCtx, e.cancelRun = runCtx, cancel
+	r := &runner{e: e, ctx: runCtx}
+	if ctx.Done() != nil {
+		// runCtx ends with ctx; the campaign on a shared session must too.
+		r.unwatchStart = context.AfterFunc(ctx, e.stopRun)
+	}
+	r.d = newDispatcher(handler, e.logger)
+	r.d.state = &e.state
+	r.d.started = func() { e.setGoroutine(&e.dispatchGoroutine) }
+	go r.run()
 	return nil
+}
+
+// stopRun ends the elector's run: its context, and the campaign on the
+// shared session under way.
+func (e *engine) stopRun() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stopRunLocked()
+}
+
+// stopRunLocked is stopRun, with e.mu held. A campaign on the shared
+// session runs under a context of the session's (so that it ends with the
+// session), which it ends here with the cause of the run's end, rather
+// than through a link to the run's context: such a link would cost every
+// elector a list of children on that context.
+func (e *engine) stopRunLocked() {
+	e.cancelRun()
+	if e.endCampaign != nil {
+		e.endCampaign(context.Cause(e.runCtx))
+	}
+}
+
+// setCampaignEnd makes end the end of the campaign under way (nil: none),
+// and ends it at once when the run has ended already.
+func (e *engine) setCampaignEnd(end context.CancelCauseFunc, run context.Context) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.endCampaign = end
+	if end != nil && run.Err() != nil {
+		end(context.Cause(run))
+	}
+}
+
+// closingChan returns a channel closed by the first Close. It is made on
+// the first call, as few electors need one.
+func (e *engine) closingChan() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing == nil {
+		e.closing = make(chan struct{})
+	}
+	return e.closing
 }
 
 // setGoroutine records the calling goroutine's ID in *id.
@@ -274,10 +336,14 @@ func (e *engine) Close(ctx context.Context) error {
 	finishHere := false
 	if !e.closed {
 		e.closed = true
-		close(e.closing)
+		if e.closing == nil {
+			e.closing = closedChan
+		} else {
+			close(e.closing)
+		}
 		e.finished = make(chan struct{})
 		if e.started {
-			e.stop()
+			e.stopRunLocked()
 		}
 		finishHere = !e.started || e.runDone
 	}
@@ -323,10 +389,12 @@ func (e *engine) finish() {
 // (campaign.lead) and keeps no goroutine of it; only one goroutine runs it
 // at a time.
 type runner struct {
-	e    *engine
-	ctx  context.Context // the elector's: ends with Close
-	d    *dispatcher
-	stop context.CancelFunc // ends ctx
+	e   *engine
+	ctx context.Context // the elector's: ends with Close
+	d   *dispatcher
+	// unwatchStart stops the end of the context given to Start from
+	// stopping the run; nil when that context never ends.
+	unwatchStart func() bool
 
 	c       *campaign // the current campaign; nil between campaigns
 	holdOff time.Time // carried from one campaign to the next
@@ -390,7 +458,7 @@ func (r *runner) begin() bool {
 		}
 		return true
 	}
-	ka := startKeepalive(r.ctx, e.opts, e.log, sess, created, e.jitter.firstRenewal(e.opts), e.obs)
+	ka := startKeepalive(r.ctx, e.opts, e.logger(), sess, created, e.jitter.firstRenewal(e.opts), e.obs)
 	r.c = e.newCampaign(r, &sessionHandle{Claim: sess}, ka, true, r.holdOff)
 	return true
 }
@@ -405,7 +473,10 @@ func (r *runner) stopped() {
 	}
 	r.d.close()
 	<-r.d.done
-	r.stop()
+	if r.unwatchStart != nil {
+		r.unwatchStart()
+	}
+	e.stopRun()
 	e.mu.Lock()
 	e.runDone = true
 	closing := e.closed
@@ -426,7 +497,7 @@ func (e *engine) claim(ctx context.Context, d *dispatcher) (h *sessionHandle, st
 		}
 		// The session logs its own failures, once for all its electors;
 		// each handler is told.
-		e.log.Debug("no shared session", "err", err)
+		e.logger().Debug("no shared session", "err", err)
 		err = fmt.Errorf("election: shared session for %q: %w", e.opts.Resource, err)
 		e.notify(ctx, d, Leadership{Resource: e.opts.Resource, Err: err}, errClass(err))
 		if errors.Is(err, ErrSessionClosed) {
@@ -461,10 +532,8 @@ func (c *campaign) lead() {
 	e := c.e
 	e.setPhase(PhaseLeading)
 	c.began = time.Now()
-	t := e.beginTerm(c.ctx, c.sctx, c.sess, c.ka, c.ownsKA, c.rec)
+	t := e.beginTerm(c.ctx, c.sctx, c.sess, c.ka, c.ownsKA, c.rec, c.r)
 	c.t = t
-	t.pending.Store(2) // the end of the term, and the return of the call
-	context.AfterFunc(t.ctx, func() { c.r.resumeAfter(t) })
 	go e.callLeader(c.d, t, c.r)
 }
 
@@ -479,15 +548,19 @@ func (c *campaign) endTerm() {
 }
 
 // beginTerm starts the term of an acquisition of rec by sess, and reports
-// it to the observers; ctx is the campaign's.
-func (e *engine) beginTerm(ctx, sctx context.Context, sess *sessionHandle, ka *keepalive, ownsKA bool, rec Record) *term {
+// it to the observers; ctx is the campaign's. r resumes once the term has
+// ended and its leader call has returned.
+func (e *engine) beginTerm(ctx, sctx context.Context, sess *sessionHandle, ka *keepalive, ownsKA bool, rec Record, r *runner) *term {
 	info := sess.Info()
-	tctx, cancel := ka.termContext(sctx) // ends with sctx, and reports the deadline itself
-	t := &term{number: rec.Term, info: info, ctx: tctx, cancel: cancel, ka: ka, ownsKA: ownsKA,
-		handlerDone: make(chan struct{}), ended: make(chan struct{}), watched: make(chan struct{})}
+	t := &term{number: rec.Term, info: info, ka: ka, ownsKA: ownsKA,
+		handlerDone: make(chan struct{}), ended: make(chan struct{})}
+	t.pending.Store(2) // the end of the term, and the return of the call
+	// The context ends with sctx, and reports the deadline itself.
+	tctx, cancel := ka.termContext(sctx, func() { r.resumeAfter(t) })
+	t.ctx, t.cancel = tctx, cancel
 	e.setTerm(t)
 	e.last = notice{valid: true, isLeader: true, leaderID: e.opts.ID, term: rec.Term, holder: rec.Session}
-	e.log.Info("became leader", "term", rec.Term, "session", info.ID)
+	e.logger().Info("became leader", "term", rec.Term, "session", info.ID)
 	if e.obs != nil {
 		t.events = e.obs.startTerm(ctx, tctx, rec.Term, info.ID, e.opts.TTL)
 	}
@@ -499,8 +572,10 @@ func (e *engine) beginTerm(ctx, sctx context.Context, sess *sessionHandle, ka *k
 	// backend whose shared watch can call a function (RecordWatcher)
 	// watches it without a goroutine of the leader's.
 	if w, ok := e.b.(RecordWatcher); ok {
+		t.watched = closedChan            // nothing of the watch runs once stopWatch returned
 		e.watchRecord(t, w, rec.Revision) // a function of the backend's shared watch
 	} else {
+		t.watched = make(chan struct{})
 		go e.watchTerm(t, sctx, rec.Revision, LeaderWait(e.opts))
 	}
 	return t
@@ -520,11 +595,11 @@ func (e *engine) callLeader(d *dispatcher, t *term, r *runner) {
 }
 
 // leaderCall returns the event of t's leader call, allocated rather than
-// kept in the caller's frame.
+// kept in the caller's frame, and only for the call.
 //
 //go:noinline
 func (e *engine) leaderCall(t *term) *event {
-	t.call = event{
+	return &event{
 		ctx:  t.ctx,
 		l:    Leadership{Resource: e.opts.Resource, LeaderID: e.opts.ID, Value: e.opts.Value, IsLeader: true, Term: t.number, Session: t.info},
 		done: t.handlerDone,
@@ -532,7 +607,6 @@ func (e *engine) leaderCall(t *term) *event {
 			t.end(fmt.Errorf("%w: %w", ErrHandlerFailed, err))
 		},
 	}
-	return &t.call
 }
 
 // endTerm releases the store once t has ended and its leader call has
@@ -544,7 +618,7 @@ func (e *engine) endTerm(ctx context.Context, d *dispatcher, sess *sessionHandle
 	if t.ownsKA {
 		t.ka.halt()
 	}
-	e.log.Info("term ended", "term", t.number, "cause", cause)
+	e.logger().Info("term ended", "term", t.number, "cause", cause)
 	e.closeSession(ctx, sess)
 	t.stopWatch()
 	close(t.ended)
@@ -615,7 +689,7 @@ func (e *engine) termWentBack(ctx, sctx context.Context, d *dispatcher, rec Reco
 	if r, ok := e.b.(TermFloorRaiser); ok {
 		first := !e.raisedLast
 		if first {
-			e.log.Warn("the store issued a term not above one seen before, as after a loss of its data; raising its term floor and campaigning again",
+			e.logger().Warn("the store issued a term not above one seen before, as after a loss of its data; raising its term floor and campaigning again",
 				"term", rec.Term, "highest_seen", e.highest)
 		}
 		err := e.raiseTermFloor(sctx, r)
@@ -633,7 +707,7 @@ func (e *engine) termWentBack(ctx, sctx context.Context, d *dispatcher, rec Reco
 		}
 	}
 	err := fmt.Errorf("the store issued term %d, not above term %d seen before, and its term floor cannot be raised above it", rec.Term, e.highest)
-	e.log.Error("giving up a term below one seen before; no handler is given it", "term", rec.Term, "highest_seen", e.highest)
+	e.logger().Error("giving up a term below one seen before; no handler is given it", "term", rec.Term, "highest_seen", e.highest)
 	e.fail(ctx, d, "acquire", err)
 	sleep(sctx, e.storeRetry.failed())
 	return true
@@ -650,7 +724,7 @@ func (e *engine) termWentBack(ctx, sctx context.Context, d *dispatcher, rec Reco
 func (e *engine) followBehind(ctx context.Context, d *dispatcher, own SessionInfo, rec Record) {
 	if e.warnedBehind < e.highest {
 		e.warnedBehind = e.highest
-		e.log.Warn("the store shows a leader with a term below one seen before, as after a loss of its data; not announcing it",
+		e.logger().Warn("the store shows a leader with a term below one seen before, as after a loss of its data; not announcing it",
 			"leader", rec.LeaderID, "term", rec.Term, "highest_seen", e.highest)
 		if r, ok := e.b.(TermFloorRaiser); ok && e.raised < e.highest {
 			err := e.raiseTermFloor(ctx, r)
@@ -658,7 +732,7 @@ func (e *engine) followBehind(ctx context.Context, d *dispatcher, own SessionInf
 				e.raised = e.highest
 			} else {
 				e.warnedBehind = 0 // try again on the next observation
-				e.log.Warn("could not raise the store's term floor", "err", err)
+				e.logger().Warn("could not raise the store's term floor", "err", err)
 			}
 		}
 	}
@@ -705,7 +779,7 @@ func (e *engine) watchTerm(t *term, sctx context.Context, rev uint64, wait time.
 // the next, unless the term has ended.
 func (e *engine) leaderWatchFailed(t *term, retry *backoff, err error) {
 	if t.ctx.Err() == nil {
-		e.log.Warn("leader cannot watch its record", "term", t.number, "err", err)
+		e.logger().Warn("leader cannot watch its record", "term", t.number, "err", err)
 		sleep(t.ctx, min(retry.failed(), e.opts.RenewInterval))
 	}
 }
@@ -741,7 +815,7 @@ func (e *engine) warnWhileOverdue(t *term, te *termEvents) (stop func()) {
 			if since.IsZero() {
 				since = now
 			}
-			e.log.Warn("handler still running after its term ended; this elector will not campaign until it returns",
+			e.logger().Warn("handler still running after its term ended; this elector will not campaign until it returns",
 				"term", t.number, "for_at_least", now.Sub(since).Round(time.Millisecond))
 			te.overrun(false)
 		}
@@ -823,14 +897,14 @@ func (e *engine) closeSession(ctx context.Context, s *sessionHandle) {
 		case s.lease == nil:
 			// The session is no longer renewed: the store ends it, and
 			// frees what it held, within its TTL.
-			e.log.Warn("could not close session", "session", s.Info().ID, "err", err)
+			e.logger().Warn("could not close session", "session", s.Info().ID, "err", err)
 		default:
 			// The claim may still hold the resource, through a lease that
 			// the other electors keep renewing: the resource would stay led
 			// by nobody. End the lease for every elector on it; its Close,
 			// or else its TTL, frees the resource, and the session makes a
 			// new lease.
-			e.log.Warn("could not give the resource up; ending the shared session so that the store frees it", "session", s.Info().ID, "err", err)
+			e.logger().Warn("could not give the resource up; ending the shared session so that the store frees it", "session", s.Info().ID, "err", err)
 			s.lease.cancel(fmt.Errorf("election: could not give %q up on the shared session: %w", e.opts.Resource, err))
 		}
 	})
@@ -864,9 +938,9 @@ func (e *engine) fail(ctx context.Context, d *dispatcher, step string, err error
 	err = fmt.Errorf("election: %s for %q: %w", step, e.opts.Resource, err)
 	class := errClass(err)
 	if class == "permission" {
-		e.log.Error("store refused the elector", "step", step, "err", err)
+		e.logger().Error("store refused the elector", "step", step, "err", err)
 	} else {
-		e.log.Warn("store request failed", "step", step, "err", err)
+		e.logger().Warn("store request failed", "step", step, "err", err)
 	}
 	e.notify(ctx, d, Leadership{Resource: e.opts.Resource, Session: e.currentSession(), Err: err}, class)
 }

@@ -85,9 +85,10 @@ func (k *keepalive) renewed(sent time.Time) {
 
 // termContext returns the context of a term of this session: it ends with
 // parent, which ends with the session's context, and, at the latest, as
-// soon as it is asked after the step-down deadline.
-func (k *keepalive) termContext(parent context.Context) (*termContext, context.CancelCauseFunc) {
-	return newTermContext(parent, k.stepDown, k.expired)
+// soon as it is asked after the step-down deadline. onEnd is called once
+// it has ended.
+func (k *keepalive) termContext(parent context.Context, onEnd func()) (*termContext, context.CancelCauseFunc) {
+	return newTermContext(parent, k.stepDown, k.expired, onEnd)
 }
 
 // expired is the cause of the end of a session at its step-down deadline.

@@ -31,14 +31,13 @@ type recordWatch struct {
 }
 
 // watchRecord watches t's record, of revision rev, through w, until
-// t.stopWatch. t.watched is closed at once: once stopWatch has returned,
+// t.stopWatch. t.watched is closed from the start: once stopWatch has returned,
 // nothing of this watch runs any more.
 func (e *engine) watchRecord(t *term, w RecordWatcher, rev uint64) {
 	rw := &recordWatch{e: e, t: t, w: w, rev: rev, retry: backoff{opts: &e.opts, rng: e.jitter}}
 	t.readMu.Lock()
 	t.readStop = rw.stop
 	t.readMu.Unlock()
-	close(t.watched)
 	rw.start()
 }
 
@@ -93,7 +92,7 @@ func (rw *recordWatch) changed(r Record, err error) {
 		rw.gen++ // the failure ended the watch
 		rw.cancel = nil
 		if t.ctx.Err() == nil {
-			e.log.Warn("leader cannot watch its record", "term", t.number, "err", err)
+			e.logger().Warn("leader cannot watch its record", "term", t.number, "err", err)
 			rw.timer = time.AfterFunc(min(rw.retry.failed(), e.opts.RenewInterval), rw.start)
 		}
 	case r.Session != t.info.ID:

@@ -30,7 +30,7 @@ func (el *Elector) Run(ctx context.Context, handler Handler) error {
 	}
 	select {
 	case <-ctx.Done():
-	case <-e.closing:
+	case <-e.closingChan():
 	}
 	// Not ctx itself, which has ended: Close would not wait. Its values are
 	// kept.

@@ -16,7 +16,7 @@ import (
 func TestIsLeaderSeesPassedDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sd := newStepDown(time.Now().Add(time.Second))
-		tc, cancel := newTermContext(context.Background(), sd, expiredCause)
+		tc, cancel := newTermContext(context.Background(), sd, expiredCause, nil)
 		defer cancel(nil)
 		el := &Elector{e: &engine{}}
 		el.e.state.Store(&status{l: Leadership{Resource: "r", LeaderID: "a", IsLeader: true, Term: 7}, term: tc})

@@ -43,18 +43,50 @@ func (s *stepDown) passed(now time.Time) bool {
 // made with context.WithValue ask it on every Err.
 type termContext struct {
 	context.Context // a context.WithCancelCause of the session's context
-	cancel          context.CancelCauseFunc
+	cancelCtx       context.CancelCauseFunc
 	deadline        *stepDown
 	cause           func() error // why the term ends at the deadline
+
+	// onEnd, when set, is called once the context has ended, whichever way:
+	// at once when it is cancelled through cancel (or at its deadline), on
+	// a goroutine of its own when its parent ends. unlink stops the latter.
+	onEnd  func()
+	ended  atomic.Bool // onEnd was called, or is being called
+	unlink func() bool
 }
 
 // newTermContext returns the context of a term of the session whose
 // context is parent and whose step-down deadline is deadline, and its
 // cancel function. cause gives the cause for a term that ends at its
-// deadline.
-func newTermContext(parent context.Context, deadline *stepDown, cause func() error) (*termContext, context.CancelCauseFunc) {
+// deadline; onEnd, when not nil, is called once the context has ended.
+// (Rather than context.AfterFunc on the term's context, which would cost
+// the term a list of children, it is a function on the parent's list,
+// which the session's requests make in any case.)
+func newTermContext(parent context.Context, deadline *stepDown, cause func() error, onEnd func()) (*termContext, context.CancelCauseFunc) {
 	ctx, cancel := context.WithCancelCause(parent)
-	return &termContext{Context: ctx, cancel: cancel, deadline: deadline, cause: cause}, cancel
+	c := &termContext{Context: ctx, cancelCtx: cancel, deadline: deadline, cause: cause, onEnd: onEnd}
+	if onEnd != nil && parent.Done() != nil {
+		c.unlink = context.AfterFunc(parent, c.end)
+	}
+	return c, c.cancel
+}
+
+// cancel ends the term for cause (see context.CancelCauseFunc).
+func (c *termContext) cancel(cause error) {
+	c.cancelCtx(cause)
+	if c.onEnd != nil && !c.ended.Load() {
+		if c.unlink != nil {
+			c.unlink()
+		}
+		c.end()
+	}
+}
+
+// end calls onEnd, once.
+func (c *termContext) end() {
+	if c.ended.CompareAndSwap(false, true) {
+		c.onEnd()
+	}
 }
 
 // check ends the term if its deadline has passed.

@@ -22,7 +22,7 @@ func expiredCause() error { return fmt.Errorf("%w: test deadline", ErrLeaseExpir
 func TestTermContextErrReportsPassedDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sd := newStepDown(time.Now().Add(time.Second))
-		tc, cancel := newTermContext(context.Background(), sd, expiredCause)
+		tc, cancel := newTermContext(context.Background(), sd, expiredCause, nil)
 		defer cancel(nil)
 		child, stopChild := context.WithCancel(tc)
 		defer stopChild()
@@ -66,7 +66,7 @@ func TestTermContextErrReportsPassedDeadline(t *testing.T) {
 func TestTermContextCauseAndDerivedAfterDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sd := newStepDown(time.Now().Add(time.Second))
-		tc, cancel := newTermContext(context.Background(), sd, expiredCause)
+		tc, cancel := newTermContext(context.Background(), sd, expiredCause, nil)
 		defer cancel(nil)
 		time.Sleep(time.Second)
 		// Asked first for its cause, or for a derived context, a term
@@ -74,7 +74,7 @@ func TestTermContextCauseAndDerivedAfterDeadline(t *testing.T) {
 		if cause := context.Cause(tc); !errors.Is(cause, ErrLeaseExpired) {
 			t.Fatalf("Cause past the deadline = %v, want ErrLeaseExpired", cause)
 		}
-		tc2, cancel2 := newTermContext(context.Background(), sd, expiredCause)
+		tc2, cancel2 := newTermContext(context.Background(), sd, expiredCause, nil)
 		defer cancel2(nil)
 		child, stop := context.WithCancel(tc2)
 		defer stop()
@@ -93,7 +93,7 @@ func TestTermContextDeadlineMoves(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
 		sd := newStepDown(start.Add(time.Second))
-		tc, cancel := newTermContext(context.Background(), sd, expiredCause)
+		tc, cancel := newTermContext(context.Background(), sd, expiredCause, nil)
 		child, stop := context.WithCancel(tc)
 		defer stop()
 		sd.set(start.Add(3 * time.Second)) // a renewal succeeded
@@ -124,7 +124,7 @@ func TestTermContextDeadlineMoves(t *testing.T) {
 func TestTermContextEndsWithParent(t *testing.T) {
 	parent, cancelParent := context.WithCancelCause(context.Background())
 	sd := newStepDown(time.Now().Add(time.Hour))
-	tc, cancel := newTermContext(parent, sd, expiredCause)
+	tc, cancel := newTermContext(parent, sd, expiredCause, nil)
 	defer cancel(nil)
 	cancelParent(ErrSessionLost)
 	if cause := context.Cause(tc); !errors.Is(cause, ErrSessionLost) {
@@ -134,7 +134,7 @@ func TestTermContextEndsWithParent(t *testing.T) {
 
 func BenchmarkTermContextErr(b *testing.B) {
 	sd := newStepDown(time.Now().Add(time.Hour))
-	tc, cancel := newTermContext(context.Background(), sd, expiredCause)
+	tc, cancel := newTermContext(context.Background(), sd, expiredCause, nil)
 	defer cancel(nil)
 	for b.Loop() {
 		if tc.Err() != nil {

@@ -2,6 +2,7 @@ package benchscale
 
 import (
 	"context"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,16 +20,35 @@ type Electors struct {
 
 // StartLeader starts el, one of a Lead recipe's, with a handler that calls
 // led at its first leadership, and lost when a term ends before Stop.
+//
+// The handler returns from its leader call at once, as a process that leads
+// thousands of resources does (the term lasts until its context ends
+// either way), and learns of a term's end from the notification that
+// follows it. With SCALE_BLOCKING set, it blocks in its leader call until
+// the term ends instead, and so keeps a goroutine for each resource led.
 func (e *Electors) StartLeader(el *election.Elector, led, lost func()) error {
 	e.add(el)
 	var once sync.Once
-	return el.Start(context.Background(), func(ctx context.Context, l election.Leadership) error {
-		if l.IsLeader {
-			once.Do(led)
-			<-ctx.Done()
-			if !e.stopping.Load() {
-				lost()
+	var leading atomic.Bool
+	if os.Getenv(EnvBlocking) != "" {
+		return el.Start(context.Background(), func(ctx context.Context, l election.Leadership) error {
+			if l.IsLeader {
+				once.Do(led)
+				<-ctx.Done()
+				if !e.stopping.Load() {
+					lost()
+				}
 			}
+			return nil
+		})
+	}
+	return el.Start(context.Background(), func(_ context.Context, l election.Leadership) error {
+		switch {
+		case l.IsLeader:
+			once.Do(led)
+			leading.Store(true)
+		case leading.Swap(false) && !e.stopping.Load():
+			lost()
 		}
 		return nil
 	})

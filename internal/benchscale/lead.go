@@ -35,6 +35,9 @@ const (
 	// the candidates' RetryInterval when they are few, so that the
 	// released ones wait again before the next release.
 	EnvPause = "SCALE_PAUSE"
+	// EnvBlocking, when set, makes the handlers of a Lead run block in
+	// their leader calls until their terms end (see Electors.StartLeader).
+	EnvBlocking = "SCALE_BLOCKING"
 	// EnvTimeout bounds the wait for every leadership, or for one handover
 	// (default 2m).
 	EnvTimeout = "SCALE_TIMEOUT"
