@@ -13,12 +13,19 @@ type keys struct {
 }
 
 func newKeys(prefix, resource string, db int) keys {
+	// One string holds the four names, each a part of it: a process may
+	// watch thousands of resources, and keeps the names of each for as
+	// long as it does.
 	base := prefix + ":{" + resource + "}:"
+	space := "__keyspace@" + strconv.Itoa(db) + "__:"
+	all := space + base + "leader" + base + "term" + base + "events"
+	leaderEnd := len(space) + len(base) + len("leader")
+	termEnd := leaderEnd + len(base) + len("term")
 	return keys{
-		leader:   base + "leader",
-		term:     base + "term",
-		events:   base + "events",
-		keyspace: "__keyspace@" + strconv.Itoa(db) + "__:" + base + "leader",
+		leader:   all[len(space):leaderEnd],
+		term:     all[leaderEnd:termEnd],
+		events:   all[termEnd:],
+		keyspace: all[:leaderEnd],
 	}
 }
 

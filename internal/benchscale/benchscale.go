@@ -125,6 +125,10 @@ type Usage struct {
 	Goroutines int
 	// HeapInuse is the bytes of in-use heap spans, after a collection.
 	HeapInuse uint64
+	// HeapAlloc is the bytes of live heap objects, after a collection: of
+	// HeapInuse, what is not lost to spans that live objects fill only in
+	// part.
+	HeapAlloc uint64
 	// StackInuse is the bytes of goroutine stacks.
 	StackInuse uint64
 	// RSS is the resident set size in bytes, from /proc/self/status;
@@ -139,7 +143,7 @@ func Take() Usage {
 	debug.FreeOSMemory()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return Usage{Goroutines: runtime.NumGoroutine(), HeapInuse: m.HeapInuse, StackInuse: m.StackInuse, RSS: rss()}
+	return Usage{Goroutines: runtime.NumGoroutine(), HeapInuse: m.HeapInuse, HeapAlloc: m.HeapAlloc, StackInuse: m.StackInuse, RSS: rss()}
 }
 
 // rss reads VmRSS from /proc/self/status.

@@ -105,9 +105,10 @@ func LeadParamsFromEnv(port int) LeadParams {
 //   - lost: leaderships lost before Stop;
 //   - sockets: the TCP connections open to the store at the end of the
 //     window;
-//   - rss-MB, heap-KB/res, stack-KB/res, goroutines/res: what the process
-//     grew by, from before the first Start to the end of the window, after
-//     a collection (stacks: of all goroutines, also the stores' clients').
+//   - rss-MB, heap-KB/res, live-KB/res, stack-KB/res, goroutines/res: what
+//     the process grew by, from before the first Start to the end of the
+//     window, after a collection (heap: in-use spans; live: the objects in
+//     them; stacks: of all goroutines, also the stores' clients').
 //
 // With SCALE_HEAPPROFILE set, it writes the heap profile then to that file.
 func Lead(b *testing.B, p LeadParams, r Recipe) Metrics {
@@ -215,6 +216,7 @@ wait:
 		m.add(float64(after.RSS-before.RSS)/(1<<20), "rss-MB")
 	}
 	m.add(float64(int64(after.HeapInuse)-int64(before.HeapInuse))/1024/float64(p.Resources), "heap-KB/res")
+	m.add(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/1024/float64(p.Resources), "live-KB/res")
 	m.add(float64(int64(after.StackInuse)-int64(before.StackInuse))/1024/float64(p.Resources), "stack-KB/res")
 	m.add(float64(after.Goroutines-before.Goroutines)/float64(p.Resources), "goroutines/res")
 	if n := failed.Load(); n > 0 {
