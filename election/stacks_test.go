@@ -116,11 +116,17 @@ func TestSharedSessionLeaderStacks(t *testing.T) {
 		// 4 KB for the call, with room for the session's.
 		testLeaderStacks(t, 5<<10, 1, func(c deepConn) election.Backend { return c })
 	})
+	t.Run("WatchRecord/returns", func(t *testing.T) {
+		// A handler that returns from its leader call at once leaves the
+		// leader no goroutine, and no stack: room for the session's.
+		testLeaderStacks(t, 1<<10, 0, func(c deepConn) election.Backend { return c })
+	})
 }
 
 // testLeaderStacks checks that n leaders on a shared session on backend
 // hold at most maxPerLeader bytes of stacks, and goroutines goroutines,
-// each.
+// each. With goroutines 0, the handler returns from its leader calls at
+// once; otherwise it blocks in them until the term ends.
 func testLeaderStacks(t *testing.T, maxPerLeader int64, goroutines int, backend func(deepConn) election.Backend) {
 	const n = 200
 	store := memory.NewStore()
@@ -140,7 +146,9 @@ func testLeaderStacks(t *testing.T, maxPerLeader int64, goroutines int, backend 
 	handler := func(ctx context.Context, l election.Leadership) error {
 		if l.IsLeader {
 			wg.Done()
-			<-ctx.Done()
+			if goroutines > 0 {
+				<-ctx.Done() // the handler's goroutine is the leader's first
+			}
 		}
 		return nil
 	}
