@@ -35,10 +35,11 @@ type hub struct {
 	member   bool // under its DefaultPrefix, of a backend not alone: b.group watches it
 
 	// Guarded by b.mu.
+	known bool      // st was read at least once
+	lost  bool      // see noted
 	waits           // the calls waiting on the watch, the group's or own
 	own   *ownWatch // the hub's own watch, once it ran; nil while b.group serves it
 	st    state
-	known bool  // st was read at least once
 	err   error // why the watch fails right now
 	// changed is closed when st.rec or err changes, and then dropped: a
 	// Watch call about to wait makes it anew, so that a hub on which
@@ -52,17 +53,24 @@ type hub struct {
 	// and ended by an error.
 	watches []*recordWatch
 
-	// noted is when st was recorded. highest is the highest term of a
-	// leader seen. lost is set when etcd's revisions were seen to go back,
-	// as after a loss of its data (a member rebuilt empty): its term
-	// offset is lost too, and the next acquisition must first raise the
-	// term floor above highest; the current watch, which waits for
-	// revisions the member will reach only much later, is then created
-	// anew.
-	noted   time.Time
+	// noted is when st was recorded, as a reading of the monotonic clock
+	// (see clock). highest is the highest term of a leader seen. lost is
+	// set when etcd's revisions were seen to go back, as after a loss of
+	// its data (a member rebuilt empty): its term offset is lost too, and
+	// the next acquisition must first raise the term floor above highest;
+	// the current watch, which waits for revisions the member will reach
+	// only much later, is then created anew.
+	noted   time.Duration
 	highest uint64
-	lost    bool
 }
+
+// clockStart is the origin of clock.
+var clockStart = time.Now()
+
+// clock returns t as a reading of the monotonic clock: the time from the
+// package's start to t. A hub keeps a moment so, in a third of the bytes
+// of a time.Time.
+func clock(t time.Time) time.Duration { return t.Sub(clockStart) }
 
 // ownWatch is the watch a hub runs of its election's prefix, when the
 // group does not serve it, and the queue it maintains with it.
@@ -123,7 +131,7 @@ func (h *hub) updateLocked(st state, sent time.Time) {
 	}
 	wasKnown := h.known
 	wake := !h.known || st.rec.Revision != h.st.rec.Revision
-	h.st, h.known, h.noted = st, true, time.Now()
+	h.st, h.known, h.noted = st, true, clock(time.Now())
 	if !wake {
 		return
 	}
@@ -168,7 +176,7 @@ func (b *Backend) turnTaken(resource string) {
 // created anew, and the next acquisition raises the floor first. b.mu is
 // held.
 func (h *hub) wentBackLocked(rev int64, sent time.Time) bool {
-	if !h.known || sent.IsZero() || rev >= h.st.asOf || !sent.After(h.noted) {
+	if !h.known || sent.IsZero() || rev >= h.st.asOf || clock(sent) <= h.noted {
 		return false
 	}
 	h.b.log.Warn("etcd's revisions went back, as after a loss of its data; watching afresh",

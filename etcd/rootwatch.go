@@ -45,9 +45,34 @@ type rootWatch struct {
 // elect is the queue of candidates' keys and the term offset of one
 // election, as a group knows them.
 type elect struct {
-	queue  keyList
+	queue keyList
+	off   *electOffset // nil while the election has no term offset key, as most have none
+}
+
+// electOffset is the term offset of an election, as a group knows it.
+type electOffset struct {
 	offset termOffset
 	err    error // the offset key's value is invalid
+}
+
+// setOffset records the term offset key's value, or the error it is.
+func (e *elect) setOffset(o termOffset, err error) {
+	switch {
+	case o == termOffset{} && err == nil:
+		e.off = nil
+	case e.off == nil:
+		e.off = &electOffset{o, err}
+	default:
+		e.off.offset, e.off.err = o, err
+	}
+}
+
+// offset returns the election's term offset.
+func (e *elect) offset() termOffset {
+	if e.off == nil {
+		return termOffset{}
+	}
+	return e.off.offset
 }
 
 func newRootWatch(b *Backend) *rootWatch {
@@ -80,8 +105,8 @@ func (g *rootWatch) syncLocked(h *hub) {
 	err := g.err
 	if g.elects != nil {
 		e := g.elects[h.prefix]
-		if err == nil && e != nil {
-			err = e.err
+		if err == nil {
+			err = e.error()
 		}
 		h.updateLocked(e.state(g.at), time.Time{})
 	}
@@ -253,7 +278,7 @@ func (g *rootWatch) apply(events []*clientv3.Event) error {
 		if candidate {
 			e.queue.update(prefix, ev)
 		} else {
-			e.offset, e.err = offsetOf(ev)
+			e.setOffset(offsetOf(ev))
 		}
 	}
 	for prefix := range changed {
@@ -277,7 +302,7 @@ func (g *rootWatch) put(elects map[string]*elect, kv *mvccpb.KeyValue) {
 		e.queue.put(candOf(prefix, kv))
 		return
 	}
-	e.offset, e.err = parseOffset(kv)
+	e.setOffset(parseOffset(kv))
 }
 
 // electOf returns the election of prefix in elects, adding it.
@@ -314,13 +339,13 @@ func (e *elect) state(asOf int64) state {
 	if e == nil {
 		return stateOf(nil, termOffset{}, asOf)
 	}
-	return stateOf(e.queue.leader(), e.offset, asOf)
+	return stateOf(e.queue.leader(), e.offset(), asOf)
 }
 
 // error returns why the election's state is unusable, or nil.
 func (e *elect) error() error {
-	if e == nil {
+	if e == nil || e.off == nil {
 		return nil
 	}
-	return e.err
+	return e.off.err
 }
