@@ -94,12 +94,12 @@ func (c *claim) Acquire(ctx context.Context) (election.Acquisition, error) {
 	c.mu.Lock()
 	c.queued = true
 	c.mu.Unlock()
-	off := clientv3.OpGet(offsetKey(prefix))
+	lead, off := firstKey(prefix), clientv3.OpGet(offsetKey(prefix))
 	sent := time.Now()
 	resp, err := b.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(c.key), "=", 0)).
-		Then(clientv3.OpPut(c.key, c.value, clientv3.WithLease(c.l.id)), firstKey(prefix), off).
-		Else(firstKey(prefix), off).
+		Then(clientv3.OpPut(c.key, c.value, clientv3.WithLease(c.l.id)), lead, off).
+		Else(lead, off).
 		Commit()
 	if err != nil {
 		return election.Acquisition{}, storeError("queue key "+c.key, err)
