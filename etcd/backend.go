@@ -154,8 +154,7 @@ func (b *Backend) read(ctx context.Context, resource, prefix string) (state, err
 	if err != nil {
 		return state{}, err
 	}
-	st.sent = sent
-	return b.remember(resource, prefix, st), nil
+	return b.remember(resource, prefix, st, sent), nil
 }
 
 // stateFrom builds the state from a transaction whose last two responses
@@ -166,5 +165,10 @@ func stateFrom(prefix string, resp *clientv3.TxnResponse) (state, error) {
 	if err != nil {
 		return state{}, err
 	}
-	return stateOf(prefix, first(resp.Responses[n-2].GetResponseRange().GetKvs()), off, resp.Header.Revision), nil
+	var lead *cand
+	if kv := first(resp.Responses[n-2].GetResponseRange().GetKvs()); kv != nil {
+		c := candOf(prefix, kv)
+		lead = &c
+	}
+	return stateOf(lead, off, resp.Header.Revision), nil
 }

@@ -14,17 +14,16 @@ import (
 // claim is one candidate's key on a lease: the key prefix + "/" + lease ID
 // of one resource, bound to the lease.
 type claim struct {
-	l        *lease
-	resource string
-	prefix   string
-	key      string // prefix + "/" + lease ID
-	value    string // encodeValue(ID, Value)
+	l     *lease
+	h     *hub   // of the resource, which names it and its prefix
+	key   string // prefix + "/" + lease ID
+	value string // encodeValue(ID, Value)
 
 	mu      sync.Mutex
-	queued  bool  // the key was put (or its put may have been applied)
+	queued  bool // the key was put (or its put may have been applied)
+	closed  bool
 	heldAt  int64 // etcd revision at which the key was seen first; 0 if never
 	created int64 // the key's create revision, once seen first
-	closed  bool
 }
 
 var (
@@ -48,7 +47,7 @@ func (c *claim) Info() election.SessionInfo {
 	info.Fields = map[string]string{
 		"lease":  c.l.hex,
 		"key":    c.key,
-		"prefix": c.prefix,
+		"prefix": c.h.prefix,
 	}
 	if created != 0 {
 		info.Fields["createRevision"] = strconv.FormatInt(created, 10)
@@ -67,50 +66,49 @@ func (c *claim) Info() election.SessionInfo {
 // deletion of the key after that state reaches the same watch, and ends the
 // term.
 func (c *claim) Acquire(ctx context.Context) (election.Acquisition, error) {
-	b, id := c.l.b, c.l.hex
+	b, id, resource, prefix := c.l.b, c.l.hex, c.h.resource, c.h.prefix
 	// The candidates held back while this one was woken alone learn the
 	// outcome once it is known (see WatchTurn).
-	defer b.turnTaken(c.resource)
+	defer b.turnTaken(resource)
 	c.mu.Lock()
 	queued := c.queued
 	c.mu.Unlock()
 	if queued {
-		if st, ok := b.latest(c.resource); ok && st.rec.Session == id {
+		if st, ok := b.latest(resource); ok && st.rec.Session == id {
 			c.held(st)
 			return election.Acquisition{Record: st.rec}, nil
 		}
 	}
-	if floor := b.lossFloor(c.resource); floor > 0 {
+	if floor := b.lossFloor(resource); floor > 0 {
 		// etcd lost its data, and the term offset with it: raise the
 		// floor first, so that even this acquisition's term, which
 		// followers may see before the elector checks it, is above every
 		// term seen before.
 		b.log.Warn("etcd's revisions went back, as after a loss of its data; raising the term floor before acquiring",
-			"prefix", c.prefix, "floor", floor)
-		if err := b.RaiseTermFloor(ctx, c.resource, floor); err != nil {
+			"prefix", prefix, "floor", floor)
+		if err := b.RaiseTermFloor(ctx, resource, floor); err != nil {
 			return election.Acquisition{}, err
 		}
-		b.floorRaised(c.resource, floor)
+		b.floorRaised(resource, floor)
 	}
 	c.mu.Lock()
 	c.queued = true
 	c.mu.Unlock()
-	off := clientv3.OpGet(offsetKey(c.prefix))
+	lead, off := firstKey(prefix), clientv3.OpGet(offsetKey(prefix))
 	sent := time.Now()
 	resp, err := b.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.CreateRevision(c.key), "=", 0)).
-		Then(clientv3.OpPut(c.key, c.value, clientv3.WithLease(c.l.id)), firstKey(c.prefix), off).
-		Else(firstKey(c.prefix), off).
+		Then(clientv3.OpPut(c.key, c.value, clientv3.WithLease(c.l.id)), lead, off).
+		Else(lead, off).
 		Commit()
 	if err != nil {
 		return election.Acquisition{}, storeError("queue key "+c.key, err)
 	}
-	st, err := stateFrom(c.prefix, resp)
+	st, err := stateFrom(prefix, resp)
 	if err != nil {
 		return election.Acquisition{}, err
 	}
-	st.sent = sent
-	st = b.remember(c.resource, c.prefix, st)
+	st = b.remember(resource, prefix, st, sent)
 	if st.rec.Session == id {
 		c.held(st)
 	}
@@ -124,7 +122,7 @@ func (c *claim) Acquire(ctx context.Context) (election.Acquisition, error) {
 // 200 ms. They learn the new leader from the watch's event, without a
 // request.
 func (c *claim) WatchTurn(ctx context.Context, after uint64, wait time.Duration) (election.Record, error) {
-	return c.l.b.watch(ctx, c.resource, after, wait, c.l.hex)
+	return c.l.b.watch(ctx, c.h.resource, after, wait, c.l.hex)
 }
 
 // held records that st shows the claim's key first.
@@ -147,7 +145,7 @@ func (c *claim) lostFirst() bool {
 	if heldAt == 0 {
 		return false
 	}
-	st, ok := c.l.b.latest(c.resource)
+	st, ok := c.l.b.latest(c.h.resource)
 	return ok && st.asOf > heldAt && st.rec.Session != c.l.hex
 }
 

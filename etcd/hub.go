@@ -29,19 +29,22 @@ const turnBound = 200 * time.Millisecond
 // revision only once it has caught up, which it does every 100 ms, so a
 // watch created just before a change would delay it by up to that much.
 type hub struct {
-	watcher  // of the prefix, unless b.group watches it
+	b        *Backend
 	resource string
 	prefix   string
 	member   bool // under its DefaultPrefix, of a backend not alone: b.group watches it
 
 	// Guarded by b.mu.
-	st      state
-	known   bool          // st was read at least once
-	queue   queue         // every key under the prefix, as of queueAt
-	offset  termOffset    // the term offset, as of queueAt
-	queueAt int64         // 0 until the queue was loaded
-	err     error         // why the watch fails right now
-	changed chan struct{} // closed and replaced when st.rec or err changes
+	known bool      // st was read at least once
+	lost  bool      // see noted
+	waits           // the calls waiting on the watch, the group's or own
+	own   *ownWatch // the hub's own watch, once it ran; nil while b.group serves it
+	st    state
+	err   error // why the watch fails right now
+	// changed is closed when st.rec or err changes, and then dropped: a
+	// Watch call about to wait makes it anew, so that a hub on which
+	// nothing waits, such as a leader's, keeps none.
+	changed chan struct{}
 	// line is the candidates of this process waiting through WatchTurn.
 	// When the first key becomes one of theirs, that candidate alone is
 	// woken, and changed is closed once it has acquired (see turnTaken).
@@ -50,16 +53,33 @@ type hub struct {
 	// and ended by an error.
 	watches []*recordWatch
 
-	// noted is when st was recorded. highest is the highest term of a
-	// leader seen. lost is set when etcd's revisions were seen to go back,
-	// as after a loss of its data (a member rebuilt empty): its term
-	// offset is lost too, and the next acquisition must first raise the
-	// term floor above highest; the current watch, which waits for
-	// revisions the member will reach only much later, is then created
-	// anew.
-	noted   time.Time
+	// noted is when st was recorded, as a reading of the monotonic clock
+	// (see clock). highest is the highest term of a leader seen. lost is
+	// set when etcd's revisions were seen to go back, as after a loss of
+	// its data (a member rebuilt empty): its term offset is lost too, and
+	// the next acquisition must first raise the term floor above highest;
+	// the current watch, which waits for revisions the member will reach
+	// only much later, is then created anew.
+	noted   time.Duration
 	highest uint64
-	lost    bool
+}
+
+// clockStart is the origin of clock.
+var clockStart = time.Now()
+
+// clock returns t as a reading of the monotonic clock: the time from the
+// package's start to t. A hub keeps a moment so, in a third of the bytes
+// of a time.Time.
+func clock(t time.Time) time.Duration { return t.Sub(clockStart) }
+
+// ownWatch is the watch a hub runs of its election's prefix, when the
+// group does not serve it, and the queue it maintains with it.
+type ownWatch struct {
+	watcher
+	// Guarded by b.mu.
+	queue   queue      // every key under the prefix, as of queueAt
+	offset  termOffset // the term offset, as of queueAt
+	queueAt int64      // 0 until the queue was loaded
 }
 
 // hubLocked returns the hub of resource, creating it. b.mu is held.
@@ -67,27 +87,24 @@ func (b *Backend) hubLocked(resource, prefix string) *hub {
 	h := b.hubs[resource]
 	if h == nil {
 		h = &hub{
-			watcher:  watcher{b: b, attr: "prefix", name: prefix, key: offsetKey(prefix), end: clientv3.GetPrefixRangeEnd(prefix + "/")},
+			b:        b,
 			resource: resource,
 			prefix:   prefix,
 			member:   !b.alone && member(resource, prefix),
-			changed:  make(chan struct{}),
 		}
 		b.hubs[resource] = h
-		if h.member {
-			b.group.members[prefix] = append(b.group.members[prefix], h)
-		}
 	}
 	return h
 }
 
 // remember records st as the state of resource unless a later one is known,
 // wakes the waiting Watch calls and tells the WatchRecord calls if the
-// leadership changed, and returns st.
-func (b *Backend) remember(resource, prefix string, st state) state {
+// leadership changed, and returns st. sent is when the request that read
+// st was sent (see updateLocked).
+func (b *Backend) remember(resource, prefix string, st state, sent time.Time) state {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.hubLocked(resource, prefix).updateLocked(st)
+	b.hubLocked(resource, prefix).updateLocked(st, sent)
 	return st
 }
 
@@ -101,16 +118,20 @@ func (b *Backend) latest(resource string) (state, bool) {
 	return state{}, false
 }
 
-func (h *hub) updateLocked(st state) {
+// updateLocked records st, read by a request sent at sent, or built from
+// watched events with a zero sent, as the state of h unless a later one is
+// known, and wakes the waiting calls if the leadership changed. b.mu is
+// held.
+func (h *hub) updateLocked(st state, sent time.Time) {
 	if st.rec.Session != "" {
 		h.highest = max(h.highest, st.rec.Term)
 	}
-	if h.known && st.asOf <= h.st.asOf && !h.wentBackLocked(st.asOf, st.sent) {
+	if h.known && st.asOf <= h.st.asOf && !h.wentBackLocked(st.asOf, sent) {
 		return
 	}
 	wasKnown := h.known
 	wake := !h.known || st.rec.Revision != h.st.rec.Revision
-	h.st, h.known, h.noted = st, true, time.Now()
+	h.st, h.known, h.noted = st, true, clock(time.Now())
 	if !wake {
 		return
 	}
@@ -155,14 +176,16 @@ func (b *Backend) turnTaken(resource string) {
 // created anew, and the next acquisition raises the floor first. b.mu is
 // held.
 func (h *hub) wentBackLocked(rev int64, sent time.Time) bool {
-	if !h.known || sent.IsZero() || rev >= h.st.asOf || !sent.After(h.noted) {
+	if !h.known || sent.IsZero() || rev >= h.st.asOf || clock(sent) <= h.noted {
 		return false
 	}
 	h.b.log.Warn("etcd's revisions went back, as after a loss of its data; watching afresh",
 		"prefix", h.prefix, "revision", rev, "before", h.st.asOf)
 	h.lost = h.highest > 0
 	h.forgetLocked()
-	h.rewatchLocked()
+	if h.own != nil {
+		h.own.rewatchLocked()
+	}
 	if h.member {
 		h.b.group.resetLocked()
 	}
@@ -208,8 +231,19 @@ func (b *Backend) floorRaised(resource string, floor uint64) {
 // b.mu is held.
 func (h *hub) wakeLocked() {
 	h.line.End()
-	close(h.changed)
-	h.changed = make(chan struct{})
+	if h.changed != nil {
+		close(h.changed)
+		h.changed = nil
+	}
+}
+
+// changedLocked returns the channel closed when st.rec or err changes,
+// making it if no call waits on it yet. b.mu is held.
+func (h *hub) changedLocked() <-chan struct{} {
+	if h.changed == nil {
+		h.changed = make(chan struct{})
+	}
+	return h.changed
 }
 
 func (h *hub) setErr(err error) {
@@ -268,7 +302,26 @@ func (h *hub) startLocked() {
 		h.b.group.startLocked(h)
 		return
 	}
-	h.launchLocked(h)
+	if h.own == nil {
+		h.own = &ownWatch{watcher: watcher{b: h.b, count: &h.waits}}
+	}
+	h.own.launchLocked(h)
+}
+
+// halt stops the hub's own watch, if it runs, and waits for it.
+func (h *hub) halt() {
+	h.b.mu.Lock()
+	own := h.own
+	h.b.mu.Unlock()
+	if own != nil {
+		own.halt()
+	}
+}
+
+// span is the range of the hub's own watch: the term offset key and the
+// candidates' keys, which follow it in key order.
+func (h *hub) span() (attr, name, key, end string) {
+	return "prefix", h.prefix, offsetKey(h.prefix), clientv3.GetPrefixRangeEnd(h.prefix + "/")
 }
 
 // failed records why the watch failed: it is retried.
@@ -290,7 +343,9 @@ func (h *hub) stoppedLocked() {
 // forgetLocked drops the queue, which the next watch loads anew. b.mu is
 // held.
 func (h *hub) forgetLocked() {
-	h.queue, h.queueAt = nil, 0
+	if h.own != nil {
+		h.own.queue, h.own.queueAt = nil, 0
+	}
 }
 
 // created loads the queue once the watch of the prefix was created. The
@@ -325,14 +380,13 @@ func (h *hub) load(ctx context.Context) error {
 	kvs := resp.Responses[0].GetResponseRange().GetKvs()
 	q := make(queue, len(kvs))
 	for _, kv := range kvs {
-		q[string(kv.Key)] = kv
+		c := candOf(h.prefix, kv)
+		q[c.name] = c
 	}
 	h.b.mu.Lock()
 	defer h.b.mu.Unlock()
-	h.queue, h.offset, h.queueAt = q, off, resp.Header.Revision
-	st := h.queueStateLocked()
-	st.sent = sent
-	h.updateLocked(st)
+	h.own.queue, h.own.offset, h.own.queueAt = q, off, resp.Header.Revision
+	h.updateLocked(h.queueStateLocked(), sent)
 	return nil
 }
 
@@ -342,10 +396,11 @@ func (h *hub) load(ctx context.Context) error {
 func (h *hub) apply(events []*clientv3.Event) error {
 	h.b.mu.Lock()
 	defer h.b.mu.Unlock()
-	if h.queueAt == 0 {
+	own := h.own
+	if own.queueAt == 0 {
 		return nil // not loaded: the watch is being recreated
 	}
-	from, off, candidates := h.queueAt, offsetKey(h.prefix), h.prefix+"/"
+	from, off, candidates := own.queueAt, offsetKey(h.prefix), h.prefix+"/"
 	for _, ev := range events {
 		key, rev := string(ev.Kv.Key), ev.Kv.ModRevision
 		switch {
@@ -356,20 +411,20 @@ func (h *hub) apply(events []*clientv3.Event) error {
 			if err != nil {
 				return err
 			}
-			h.offset = o
+			own.offset = o
 		case !strings.HasPrefix(key, candidates):
 			continue // a key of no election between the two
 		default:
-			h.queue.update(ev)
+			own.queue.update(h.prefix, ev)
 		}
-		h.queueAt = max(h.queueAt, rev)
+		own.queueAt = max(own.queueAt, rev)
 	}
-	h.updateLocked(h.queueStateLocked())
+	h.updateLocked(h.queueStateLocked(), time.Time{})
 	return nil
 }
 
 // queueStateLocked is the state the queue shows: its first key by create
 // revision leads. b.mu is held.
 func (h *hub) queueStateLocked() state {
-	return stateOf(h.prefix, h.queue.leader(), h.offset, h.queueAt)
+	return stateOf(h.own.queue.leader(), h.own.offset, h.own.queueAt)
 }

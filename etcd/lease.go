@@ -111,13 +111,14 @@ func (l *lease) claim(p election.SessionParams) (*claim, error) {
 	if err != nil {
 		return nil, err
 	}
-	key := prefix + "/" + l.hex
+	l.b.mu.Lock()
+	h := l.b.hubLocked(p.Resource, prefix)
+	l.b.mu.Unlock()
 	c := &claim{
-		l:        l,
-		resource: p.Resource,
-		prefix:   prefix,
-		key:      key,
-		value:    encodeValue(p.ID, p.Value),
+		l:     l,
+		h:     h,
+		key:   h.prefix + "/" + l.hex,
+		value: encodeValue(p.ID, p.Value),
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -156,8 +157,8 @@ func (l *lease) Close(ctx context.Context) error {
 // release forgets c, once closed.
 func (l *lease) release(c *claim) {
 	l.mu.Lock()
-	if l.claims[c.resource] == c {
-		delete(l.claims, c.resource)
+	if l.claims[c.h.resource] == c {
+		delete(l.claims, c.h.resource)
 	}
 	l.mu.Unlock()
 }

@@ -99,13 +99,13 @@ func TestValueEncoding(t *testing.T) {
 		if raw != tc.raw {
 			t.Errorf("encodeValue(%q, %q) = %q, want %q", tc.id, tc.value, raw, tc.raw)
 		}
-		id, value := decodeValue([]byte(raw))
+		id, value := decodeValue(raw)
 		if id != tc.id || string(value) != string(tc.value) {
 			t.Errorf("decodeValue(%q) = %q, %q", raw, id, value)
 		}
 	}
 	// A value written by another client is the leader's ID.
-	if id, value := decodeValue([]byte("host-1")); id != "host-1" || value != nil {
+	if id, value := decodeValue("host-1"); id != "host-1" || value != nil {
 		t.Errorf("foreign value decoded as %q, %q", id, value)
 	}
 }

@@ -1,35 +1,40 @@
 package etcd
 
 import (
-	"bytes"
-
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// queue is the candidates' keys of one election, by key, as a watch
+// queue is the candidates' keys of one election, by name, as a watch
 // maintains them.
-type queue map[string]*mvccpb.KeyValue
+type queue map[string]cand
 
 // leader returns the key that leads: the first by create revision; nil if
 // the queue is empty.
-func (q queue) leader() *mvccpb.KeyValue {
-	var lead *mvccpb.KeyValue
-	for _, kv := range q {
-		if lead == nil || kv.CreateRevision < lead.CreateRevision {
-			lead = kv
+func (q queue) leader() *cand {
+	var (
+		lead  cand
+		found bool
+	)
+	for _, c := range q {
+		if !found || c.created < lead.created {
+			lead, found = c, true
 		}
 	}
-	return lead
+	if !found {
+		return nil
+	}
+	return &lead
 }
 
-// update applies a watched event of a candidate's key.
-func (q queue) update(ev *clientv3.Event) {
+// update applies a watched event of a candidate's key under prefix.
+func (q queue) update(prefix string, ev *clientv3.Event) {
 	if ev.Type == mvccpb.DELETE {
-		delete(q, string(ev.Kv.Key))
+		delete(q, string(nameOf(prefix, ev.Kv.Key)))
 		return
 	}
-	q[string(ev.Kv.Key)] = ev.Kv
+	c := candOf(prefix, ev.Kv)
+	q[c.name] = c
 }
 
 // offsetOf returns the term offset a watched event of an offset key
@@ -43,44 +48,48 @@ func offsetOf(ev *clientv3.Event) (termOffset, error) {
 
 // keyList is a queue of the candidates' keys kept as a slice: the root
 // watch keeps one per election under the root, most of which hold a single
-// key, for which a map would cost several times the key's pointer.
-type keyList []*mvccpb.KeyValue
+// key, for which a map would cost several times the key itself.
+type keyList []cand
 
 // leader returns the key that leads: the first by create revision; nil if
 // the list is empty.
-func (l keyList) leader() *mvccpb.KeyValue {
-	var lead *mvccpb.KeyValue
-	for _, kv := range l {
-		if lead == nil || kv.CreateRevision < lead.CreateRevision {
-			lead = kv
+func (l keyList) leader() *cand {
+	var lead *cand
+	for i := range l {
+		if lead == nil || l[i].created < lead.created {
+			lead = &l[i]
 		}
 	}
 	return lead
 }
 
-// put adds kv, or replaces the key's entry.
-func (l *keyList) put(kv *mvccpb.KeyValue) {
-	for i, old := range *l {
-		if bytes.Equal(old.Key, kv.Key) {
-			(*l)[i] = kv
+// put adds c, or replaces the key's entry.
+func (l *keyList) put(c cand) {
+	for i := range *l {
+		if (*l)[i].name == c.name {
+			(*l)[i] = c
 			return
 		}
 	}
-	*l = append(*l, kv)
+	*l = append(*l, c)
 }
 
-// update applies a watched event of a candidate's key.
-func (l *keyList) update(ev *clientv3.Event) {
+// update applies a watched event of a candidate's key under prefix.
+func (l *keyList) update(prefix string, ev *clientv3.Event) {
 	if ev.Type != mvccpb.DELETE {
-		l.put(ev.Kv)
+		l.put(candOf(prefix, ev.Kv))
 		return
 	}
-	for i, old := range *l {
-		if bytes.Equal(old.Key, ev.Kv.Key) {
+	name := nameOf(prefix, ev.Kv.Key)
+	for i := range *l {
+		if (*l)[i].name == string(name) {
 			last := len(*l) - 1
 			(*l)[i] = (*l)[last]
-			(*l)[last] = nil
+			(*l)[last] = cand{}
 			*l = (*l)[:last]
+			if last == 0 {
+				*l = nil
+			}
 			return
 		}
 	}

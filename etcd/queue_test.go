@@ -22,18 +22,18 @@ func TestKeyList(t *testing.T) {
 	var q = queue{}
 	step := func(ev *clientv3.Event) {
 		t.Helper()
-		l.update(ev)
-		q.update(ev)
+		l.update("p", ev)
+		q.update("p", ev)
 		if len(l) != len(q) {
 			t.Fatalf("after %v %s: %d keys, the map %d", ev.Type, ev.Kv.Key, len(l), len(q))
 		}
 		for _, k := range l {
-			if q[string(k.Key)] != k {
-				t.Fatalf("after %v %s: key %s is %+v, the map's %+v", ev.Type, ev.Kv.Key, k.Key, k, q[string(k.Key)])
+			if q[k.name] != k {
+				t.Fatalf("after %v %s: key %s is %+v, the map's %+v", ev.Type, ev.Kv.Key, k.name, k, q[k.name])
 			}
 		}
-		if l.leader() != q.leader() {
-			t.Fatalf("after %v %s: leader %+v, the map's %+v", ev.Type, ev.Kv.Key, l.leader(), q.leader())
+		if ll, ql := l.leader(), q.leader(); (ll == nil) != (ql == nil) || ll != nil && *ll != *ql {
+			t.Fatalf("after %v %s: leader %+v, the map's %+v", ev.Type, ev.Kv.Key, ll, ql)
 		}
 	}
 	if l.leader() != nil {
@@ -42,13 +42,13 @@ func TestKeyList(t *testing.T) {
 	step(put(kv("p/a", 5)))
 	step(put(kv("p/b", 3)))
 	step(put(kv("p/c", 9)))
-	step(put(kv("p/a", 5))) // a new value of a key: replaced
-	step(del("p/b"))        // the leader
-	step(del("p/x"))        // no such key
+	step(put(&mvccpb.KeyValue{Key: []byte("p/a"), CreateRevision: 5, ModRevision: 12})) // a new value of a key: replaced
+	step(del("p/b"))                                                                    // the leader
+	step(del("p/x"))                                                                    // no such key
 	step(del("p/c"))
 	step(del("p/a"))
 	step(put(kv("p/d", 11)))
-	if got := l.leader(); got == nil || string(got.Key) != "p/d" {
+	if got := l.leader(); got == nil || got.name != "d" {
 		t.Fatalf("leader %+v, want p/d", got)
 	}
 }

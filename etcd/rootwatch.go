@@ -30,11 +30,11 @@ const defaultPage = 1000
 // the group then gives up for the backend's life, with a warning, and its
 // members watch their own prefixes.
 type rootWatch struct {
-	watcher        // of the root; its waiting counts the calls waiting on members
+	watcher        // of the root
 	root    string // DefaultPrefixRoot + "/"
 
 	// Guarded by b.mu.
-	members map[string][]*hub // by prefix
+	waits                     // the calls waiting on members
 	elects  map[string]*elect // by prefix, as of at; nil until loaded
 	at      int64             // every event up to at is applied; 0 until loaded
 	err     error             // why the watch fails right now
@@ -45,18 +45,45 @@ type rootWatch struct {
 // elect is the queue of candidates' keys and the term offset of one
 // election, as a group knows them.
 type elect struct {
-	queue  keyList
+	queue keyList
+	off   *electOffset // nil while the election has no term offset key, as most have none
+}
+
+// electOffset is the term offset of an election, as a group knows it.
+type electOffset struct {
 	offset termOffset
 	err    error // the offset key's value is invalid
 }
 
-func newRootWatch(b *Backend) *rootWatch {
-	root := DefaultPrefixRoot + "/"
-	return &rootWatch{
-		watcher: watcher{b: b, attr: "root", name: root, key: root, end: clientv3.GetPrefixRangeEnd(root)},
-		root:    root,
-		members: map[string][]*hub{},
+// setOffset records the term offset key's value, or the error it is.
+func (e *elect) setOffset(o termOffset, err error) {
+	switch {
+	case o == termOffset{} && err == nil:
+		e.off = nil
+	case e.off == nil:
+		e.off = &electOffset{o, err}
+	default:
+		e.off.offset, e.off.err = o, err
 	}
+}
+
+// offset returns the election's term offset.
+func (e *elect) offset() termOffset {
+	if e.off == nil {
+		return termOffset{}
+	}
+	return e.off.offset
+}
+
+func newRootWatch(b *Backend) *rootWatch {
+	g := &rootWatch{root: DefaultPrefixRoot + "/"}
+	g.watcher = watcher{b: b, count: &g.waits}
+	return g
+}
+
+// span is the range of the group's watch: the root prefix.
+func (g *rootWatch) span() (attr, name, key, end string) {
+	return "root", g.root, g.root, clientv3.GetPrefixRangeEnd(g.root)
 }
 
 // member reports whether the hub of resource under prefix is served by
@@ -78,10 +105,10 @@ func (g *rootWatch) syncLocked(h *hub) {
 	err := g.err
 	if g.elects != nil {
 		e := g.elects[h.prefix]
-		if err == nil && e != nil {
-			err = e.err
+		if err == nil {
+			err = e.error()
 		}
-		h.updateLocked(e.state(h.prefix, g.at))
+		h.updateLocked(e.state(g.at), time.Time{})
 	}
 	h.setErrLocked(err)
 }
@@ -105,11 +132,29 @@ func (g *rootWatch) forgetLocked() {
 
 // membersLocked calls f for each member hub. b.mu is held.
 func (g *rootWatch) membersLocked(f func(h *hub)) {
-	for _, hs := range g.members {
-		for _, h := range hs {
+	for _, h := range g.b.hubs {
+		if h.member {
 			f(h)
 		}
 	}
+}
+
+// memberLocked returns the member hub of the election under prefix, a
+// prefix under the root; nil if none. The members are found among the
+// backend's hubs, rather than kept by prefix: DefaultPrefix names one
+// resource only. b.mu is held.
+func (g *rootWatch) memberLocked(prefix string) *hub {
+	name, ok := strings.CutPrefix(prefix, g.root)
+	if !ok {
+		return nil
+	}
+	if strings.Contains(name, "%2F") {
+		name = strings.ReplaceAll(name, "%2F", "/")
+	}
+	if h := g.b.hubs[name]; h != nil && h.member && h.prefix == prefix {
+		return h
+	}
+	return nil
 }
 
 // setErr records the group's error and hands it to the members.
@@ -196,9 +241,7 @@ func (g *rootWatch) load(ctx context.Context) error {
 	g.loading = true
 	g.membersLocked(func(h *hub) {
 		e := elects[h.prefix]
-		st := e.state(h.prefix, rev)
-		st.sent = sent // a revision gone back is seen here
-		h.updateLocked(st)
+		h.updateLocked(e.state(rev), sent) // a revision gone back is seen here
 		h.setErrLocked(e.error())
 	})
 	g.loading = false
@@ -227,18 +270,21 @@ func (g *rootWatch) apply(events []*clientv3.Event) error {
 		if prefix == "" {
 			continue // a key of no election
 		}
+		if h := g.memberLocked(prefix); h != nil {
+			prefix = h.prefix // the hub's string, rather than a copy kept by elects
+		}
 		changed[prefix] = true
 		e := electOf(g.elects, prefix)
 		if candidate {
-			e.queue.update(ev)
+			e.queue.update(prefix, ev)
 		} else {
-			e.offset, e.err = offsetOf(ev)
+			e.setOffset(offsetOf(ev))
 		}
 	}
 	for prefix := range changed {
-		e := g.elects[prefix]
-		for _, h := range g.members[prefix] {
-			h.updateLocked(e.state(prefix, g.at))
+		if h := g.memberLocked(prefix); h != nil {
+			e := g.elects[prefix]
+			h.updateLocked(e.state(g.at), time.Time{})
 			h.setErrLocked(e.error())
 		}
 	}
@@ -253,10 +299,10 @@ func (g *rootWatch) put(elects map[string]*elect, kv *mvccpb.KeyValue) {
 	}
 	e := electOf(elects, prefix)
 	if candidate {
-		e.queue.put(kv)
+		e.queue.put(candOf(prefix, kv))
 		return
 	}
-	e.offset, e.err = parseOffset(kv)
+	e.setOffset(parseOffset(kv))
 }
 
 // electOf returns the election of prefix in elects, adding it.
@@ -289,17 +335,17 @@ func (g *rootWatch) electionOf(key string) (prefix string, candidate bool) {
 
 // state is the leadership the queue shows at revision asOf: its first key
 // by create revision leads. A nil elect has no candidate.
-func (e *elect) state(prefix string, asOf int64) state {
+func (e *elect) state(asOf int64) state {
 	if e == nil {
-		return stateOf(prefix, nil, termOffset{}, asOf)
+		return stateOf(nil, termOffset{}, asOf)
 	}
-	return stateOf(prefix, e.queue.leader(), e.offset, asOf)
+	return stateOf(e.queue.leader(), e.offset(), asOf)
 }
 
 // error returns why the election's state is unusable, or nil.
 func (e *elect) error() error {
-	if e == nil {
+	if e == nil || e.off == nil {
 		return nil
 	}
-	return e.err
+	return e.off.err
 }

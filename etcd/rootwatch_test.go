@@ -201,7 +201,7 @@ func TestAuthOnePrefixWatch(t *testing.T) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		h := b.hubs[resource]
-		return b.group.denied && h != nil && h.queueAt != 0
+		return b.group.denied && h != nil && h.own != nil && h.own.queueAt != 0
 	}, logs.String)
 	if !strings.Contains(logs.String(), "etcd refused a watch of every election") {
 		t.Errorf("no warning of the refused root watch; logs:\n%s", logs)

@@ -63,7 +63,7 @@ func (s *session) Renew(ctx context.Context) error {
 		return err
 	}
 	if s.c.lostFirst() {
-		return fmt.Errorf("etcd: %w: key %s no longer leads %s", election.ErrSessionLost, s.c.key, s.c.prefix)
+		return fmt.Errorf("etcd: %w: key %s no longer leads %s", election.ErrSessionLost, s.c.key, s.c.h.prefix)
 	}
 	return nil
 }

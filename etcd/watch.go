@@ -56,7 +56,7 @@ func (b *Backend) watch(ctx context.Context, resource string, after uint64, wait
 	for {
 		b.mu.Lock()
 		h.startLocked() // again, if it stopped on a Close meanwhile
-		rec, err, changed := h.st.rec, h.err, h.changed
+		rec, err, changed := h.st.rec, h.err, h.changedLocked()
 		b.mu.Unlock()
 		switch {
 		case err != nil:

@@ -14,24 +14,32 @@ import (
 // hub (one election's prefix) or for the group (the prefix root): it keeps
 // one watch at a time, creates it anew when it must be, retries it after
 // failures, and stops when no Watch call has waited for hubIdle. What is
-// done with what the watch delivers is its follower's.
+// watched, and what is done with what the watch delivers, is its
+// follower's.
 type watcher struct {
-	b        *Backend
-	attr     string // the log attribute that names what is watched
-	name     string // what is watched, in logs and errors
-	key, end string // the range watched
+	b     *Backend
+	count *waits // the calls waiting on the watch
 
 	// Guarded by b.mu.
-	waiting int       // Watch and WatchRecord calls waiting on the watch
-	idle    time.Time // when waiting last dropped to zero
 	stop    context.CancelFunc
 	done    chan struct{}      // closed when the running goroutine returns; nil if none
 	rewatch context.CancelFunc // ends the current watch, which is created anew; nil if none
 }
 
+// waits counts the Watch and WatchRecord calls waiting on a watch. It is
+// guarded by b.mu.
+type waits struct {
+	waiting int       // Watch and WatchRecord calls waiting on the watch
+	idle    time.Time // when waiting last dropped to zero
+}
+
 // follower is what differs between the watch of one election's prefix and
-// that of the prefix root: the state each maintains from its watch.
+// that of the prefix root: the range watched, and the state each maintains
+// from its watch.
 type follower interface {
+	// span returns the range watched, from key to end, and how logs name
+	// it: attr, the log attribute, and name.
+	span() (attr, name, key, end string)
 	// created loads the state, once the watch was created. again reports
 	// that the watch must be created anew.
 	created(ctx context.Context) (again bool, err error)
@@ -71,9 +79,9 @@ func (w *watcher) halt() {
 }
 
 // leaveLocked unregisters a waiting Watch call. b.mu is held.
-func (w *watcher) leaveLocked() {
-	if w.waiting--; w.waiting == 0 {
-		w.idle = time.Now()
+func (c *waits) leaveLocked() {
+	if c.waiting--; c.waiting == 0 {
+		c.idle = time.Now()
 	}
 }
 
@@ -81,7 +89,7 @@ func (w *watcher) leaveLocked() {
 func (w *watcher) idleNow() bool {
 	w.b.mu.Lock()
 	defer w.b.mu.Unlock()
-	return w.waiting == 0 && time.Since(w.idle) >= hubIdle
+	return w.count.waiting == 0 && time.Since(w.count.idle) >= hubIdle
 }
 
 // rewatchLocked ends the current watch, if any, which is created anew.
@@ -117,7 +125,7 @@ func (w *watcher) run(ctx context.Context, done chan struct{}, f follower) {
 		// Stopped, idle, or given up: return unless a Watch call came
 		// meanwhile.
 		w.b.mu.Lock()
-		if ctx.Err() == nil && w.waiting > 0 && !gaveUp {
+		if ctx.Err() == nil && w.count.waiting > 0 && !gaveUp {
 			w.b.mu.Unlock()
 			continue
 		}
@@ -144,7 +152,8 @@ func (w *watcher) follow(ctx context.Context, f follower) (again bool, err error
 		w.rewatch = nil
 		w.b.mu.Unlock()
 	}()
-	wch := w.b.client.Watch(wctx, w.key, clientv3.WithRange(w.end), clientv3.WithCreatedNotify())
+	attr, name, key, end := f.span()
+	wch := w.b.client.Watch(wctx, key, clientv3.WithRange(end), clientv3.WithCreatedNotify())
 	tick := time.NewTicker(hubIdle / 4)
 	defer tick.Stop()
 	for {
@@ -168,16 +177,16 @@ func (w *watcher) follow(ctx context.Context, f follower) (again bool, err error
 		case !open && wctx.Err() != nil:
 			return true, nil // ended by rewatchLocked
 		case !open:
-			return false, fmt.Errorf("etcd: watch %s: the watch ended without a reason (client closed?)", w.name)
+			return false, fmt.Errorf("etcd: watch %s: the watch ended without a reason (client closed?)", name)
 		case errors.Is(wr.Err(), rpctypes.ErrCompacted):
 			w.b.log.Debug("watch resumed from a compacted revision; watching afresh",
-				w.attr, w.name, "compacted", wr.CompactRevision)
+				attr, name, "compacted", wr.CompactRevision)
 			w.b.mu.Lock()
 			f.forgetLocked()
 			w.b.mu.Unlock()
 			return true, nil
 		case wr.Err() != nil:
-			return false, watchError("watch "+w.name, wr)
+			return false, watchError("watch "+name, wr)
 		case wr.Created:
 			if again, err := f.created(ctx); again || err != nil {
 				return again, err
