@@ -534,6 +534,10 @@ func (c *campaign) lead() {
 	c.began = time.Now()
 	t := e.beginTerm(c.ctx, c.sctx, c.sess, c.ka, c.ownsKA, c.rec, c.r)
 	c.t = t
+	// The session as the term began holds what the store told since (its
+	// Fields): the campaign and the elector keep that one, and not two.
+	c.info = t.info
+	e.setSession(t.info)
 	go e.callLeader(c.d, t, c.r)
 }
 
