@@ -117,7 +117,10 @@ func (k *keyStates) noteList(key string, o observation, index uint64, cands []ca
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	s := k.noteLocked(key, o)
-	s.list = &listState{cands: cands, listIndex: index, listRev: o.Revision}
+	if s.list == nil {
+		s.list = &listState{}
+	}
+	s.list.cands, s.list.listIndex, s.list.listRev = cands, index, o.Revision
 }
 
 // waitIndex returns the index a blocking recursive read of key waits on

@@ -107,8 +107,10 @@ func (w *watches) enlist(ctx context.Context, g *group, lw *listWaiter) *listRes
 	if g.snap != nil && strings.HasPrefix(key, g.snapPrefix) {
 		// The last listing may already show a newer revision.
 		if rev := snapRevision(g.snap, key, g.snapIndex); rev > after {
+			_, listed := g.snap[key]
+			index, sent := g.snapIndex, g.sent
 			w.mu.Unlock()
-			return w.changedBefore(ctx, key, rev)
+			return w.changedBefore(ctx, key, rev, listed, index, sent)
 		}
 	}
 	g.waiters[key] = append(g.waiters[key], lw)
@@ -117,12 +119,20 @@ func (w *watches) enlist(ctx context.Context, g *group, lw *listWaiter) *listRes
 	return nil
 }
 
-// changedBefore answers a call for key that the last listing shows
-// changed already, at rev, from what the call waits on: with the record of
-// rev, if the backend noted it (as the listing's observation of a key
-// watched then), else with a consistent read of the key, which shows rev
-// or a newer revision.
-func (w *watches) changedBefore(ctx context.Context, key string, rev uint64) *listResult {
+// changedBefore answers a call for key that the last listing, read at
+// index by a request sent at sent, shows changed already, at rev, from what
+// the call waits on. A key missing from the listing is observed as the
+// listing showed it (see listObservation: it may be hidden from the
+// token). One it listed is answered with the record of rev, if the backend
+// noted it (as the listing's observation of a key watched then), else with
+// a consistent read of the key, which shows rev or a newer revision: the
+// listing's pairs are not kept.
+func (w *watches) changedBefore(ctx context.Context, key string, rev uint64, listed bool, index uint64, sent time.Time) *listResult {
+	if !listed {
+		o, err := w.b.listObservation(ctx, key, nil, index, sent)
+		return &listResult{o: o, err: err}
+	}
+	w.b.keys.setListable(key, false)
 	if r, ok := w.b.keys.latest(key); ok && r.Revision == rev {
 		return &listResult{o: observation{Record: r}}
 	}
