@@ -46,11 +46,12 @@ func TestWatchChangedBeforeListing(t *testing.T) {
 			g := b.watches.groups["service/"]
 			var r uint64
 			var listed bool
-			if g != nil && g.snap != nil {
+			kept := g != nil && g.snap != nil
+			if kept {
 				r, listed = g.snap[key]
 			}
 			b.watches.mu.Unlock()
-			if g != nil && g.snap != nil && ok(r, listed) {
+			if kept && ok(r, listed) {
 				return
 			}
 			if time.Now().After(deadline) {
