@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -39,15 +38,9 @@ type Backend struct {
 	opts   Options
 	log    *slog.Logger
 
+	// keys is what the backend saw of each key, including what the token
+	// may read of it.
 	keys keyStates
-	// offsetReadable holds the keys whose term offset the token was seen
-	// to be allowed to read.
-	offsetReadable sync.Map
-	// listable holds the keys a recursive read was seen to show, or a read
-	// of the key alone to be missing too; unlisted those a recursive read
-	// hides from the token (see listObservation).
-	listable sync.Map
-	unlisted sync.Map
 
 	watches *watches
 

@@ -19,61 +19,115 @@ import (
 // resource, locked with the Consul session of its lease. A private
 // election.Session is a lease with a single claim; a shared lease has a
 // claim per resource.
+//
+// A claim lives as long as its candidate campaigns, which may be for as long
+// as the process runs, one per resource: it keeps only what it needs. The
+// record written into the key is encoded again at each write, from id and
+// userValue, which are the candidate's own (not copies); the term held is
+// two numbers, its holder being the lease's session.
 type claim struct {
 	l         *lease
 	key       string
-	value     []byte // the record written into the key
 	id        string // the candidate's ID, in the record
 	userValue []byte // the candidate's value, in the record
 
-	mu             sync.Mutex
-	held           *election.Record // the record of this claim's term
-	mayHold        bool             // a lock was sent and not refused
-	lost           error            // why the key is lost, once it is
-	registered     bool             // registered for handoff (Options.Handoff)
-	registerDenied bool             // the token may not register for handoff
-	cleanedAt      uint64           // the index of the registrations last cleaned up
+	mu       sync.Mutex
+	lost     error             // why the key is lost, once it is
+	fields   map[string]string // Info's Fields of a shared claim, once asked for
+	heldRev  uint64            // with held: the revision of the key at this claim's acquisition
+	heldTerm uint64            // with held: the term of that acquisition
+	// cleanedAt is the index of the registrations last cleaned up.
+	cleanedAt      uint64
+	held           bool // the claim acquired its key: heldRev and heldTerm are its term's
+	mayHold        bool // a lock was sent and not refused
+	registered     bool // registered for handoff (Options.Handoff)
+	registerDenied bool // the token may not register for handoff
 }
 
 // newClaim returns the claim of key for the candidate p on l.
 func (l *lease) newClaim(key string, p election.SessionParams) *claim {
-	return &claim{
-		l:         l,
-		key:       key,
-		value:     encodeRecord(p.ID, p.Value, l.lockDelay),
-		id:        p.ID,
-		userValue: p.Value,
+	return &claim{l: l, key: key, id: p.ID, userValue: p.Value}
+}
+
+// value is the record written into the key: the candidate's ID and value,
+// and the lease's lock-delay.
+func (c *claim) value() []byte { return encodeRecord(c.id, c.userValue, c.l.lockDelay) }
+
+// heldRecord returns the record of this claim's term, if it acquired its
+// key.
+func (c *claim) heldRecord() (election.Record, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.held {
+		return election.Record{}, false
 	}
+	return election.Record{LeaderID: c.id, Value: c.userValue, Session: c.l.info.ID, Term: c.heldTerm, Revision: c.heldRev}, true
+}
+
+// setHeld records that the claim acquired its key as rec shows it.
+func (c *claim) setHeld(rec election.Record) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.held, c.heldRev, c.heldTerm = true, rec.Revision, rec.Term
 }
 
 // sharedClaim is a claim on a shared lease, as election.Claim: closing it
-// releases its key and leaves the Consul session as it is.
-type sharedClaim struct{ c *claim }
+// releases its key and leaves the Consul session as it is. It is the claim
+// itself, under another method set, so that it costs no allocation of its
+// own.
+type sharedClaim claim
 
 var _ election.Claim = (*sharedClaim)(nil)
 
-// Info describes the Consul session, with the claim's key.
-func (s *sharedClaim) Info() election.SessionInfo { return s.c.info() }
+// claim returns s as the claim it is.
+func (s *sharedClaim) claim() *claim { return (*claim)(s) }
+
+// Info describes the Consul session, with the claim's key. Fields is the
+// claim's own map, built at the first call and returned by every later one:
+// the elector keeps it for the campaign and its term, as
+// Leadership.Session.Fields, which must not be modified.
+func (s *sharedClaim) Info() election.SessionInfo {
+	c := s.claim()
+	c.mu.Lock()
+	f := c.fields
+	if f == nil {
+		f = c.newFields()
+		c.fields = f
+	}
+	c.mu.Unlock()
+	info := c.l.info
+	info.Fields = f
+	return info
+}
 
 // Acquire locks the claim's key with the lease's session (see
 // claim.acquire).
 func (s *sharedClaim) Acquire(ctx context.Context) (election.Acquisition, error) {
-	return s.c.acquire(ctx)
+	return s.claim().acquire(ctx)
 }
 
 // Close releases the key if the claim may hold it, so that no lock-delay
 // applies, and leaves the Consul session to its other claims.
 func (s *sharedClaim) Close(ctx context.Context) error {
-	defer s.c.l.forget(s.c)
-	return s.c.release(ctx)
+	c := s.claim()
+	defer c.l.forget(c)
+	return c.release(ctx)
 }
 
-// info describes the Consul session, with the claim's key.
+// info describes the Consul session, with the claim's key, in Fields of
+// its own.
 func (c *claim) info() election.SessionInfo {
 	info := c.l.info
-	info.Fields = maps.Clone(c.l.info.Fields)
-	info.Fields["key"] = c.key
+	info.Fields = c.newFields()
 	return info
+}
+
+// newFields returns a new map of the lease's Fields and the claim's key.
+func (c *claim) newFields() map[string]string {
+	f := make(map[string]string, len(c.l.info.Fields)+1)
+	maps.Copy(f, c.l.info.Fields)
+	f["key"] = c.key
+	return f
 }
 
 // acquire locks the key with the lease's session and reads its term offset
@@ -92,11 +146,8 @@ func (c *claim) acquire(ctx context.Context) (election.Acquisition, error) {
 		return election.Acquisition{}, err
 	}
 	b, sid := c.l.b, c.l.info.ID
-	c.mu.Lock()
-	held := c.held
-	c.mu.Unlock()
-	if held != nil {
-		return c.reacquire(ctx, *held)
+	if held, ok := c.heldRecord(); ok {
+		return c.reacquire(ctx, held)
 	}
 	if err := b.checkOffsetReadable(ctx, c.key); err != nil {
 		return election.Acquisition{}, err
@@ -108,9 +159,7 @@ func (c *claim) acquire(ctx context.Context) (election.Acquisition, error) {
 		// A leader may have handed the key over to this session: the
 		// last read shows it held by this session, with its term.
 		if rec, ok := b.keys.heldBy(c.key, sid); ok {
-			c.mu.Lock()
-			c.held = &rec
-			c.mu.Unlock()
+			c.setHeld(rec)
 			return election.Acquisition{Record: rec}, nil
 		}
 		return c.lock(ctx)
@@ -146,7 +195,7 @@ func (c *claim) lock(ctx context.Context) (election.Acquisition, error) {
 	}
 	offKey := c.key + OffsetKeySuffix
 	ops := api.TxnOps{
-		{KV: &api.KVTxnOp{Verb: api.KVLock, Key: c.key, Value: c.value, Flags: api.LockFlagValue, Session: sid}},
+		{KV: &api.KVTxnOp{Verb: api.KVLock, Key: c.key, Value: c.value(), Flags: api.LockFlagValue, Session: sid}},
 		{KV: &api.KVTxnOp{Verb: api.KVGetTree, Key: offKey}},
 	}
 	// An offset seen before must still be there: if Consul lost it with
@@ -240,9 +289,7 @@ func (c *claim) locked(resp *api.TxnResponse, offKey string, unregisters bool, s
 		Term: lk.ModifyIndex + off.at(lk.ModifyIndex), Revision: lk.ModifyIndex,
 	}, lockDelay: c.l.lockDelay, known: true, sent: sent}
 	b.keys.note(c.key, o)
-	c.mu.Lock()
-	c.held = &o.Record
-	c.mu.Unlock()
+	c.setHeld(o.Record)
 	return election.Acquisition{Record: o.Record}, nil
 }
 
@@ -264,13 +311,11 @@ func (c *claim) reacquire(ctx context.Context, held election.Record) (election.A
 // checkHeld fails with an error wrapping election.ErrSessionLost when the
 // last read of the key showed a newer holder than this claim's term.
 func (c *claim) checkHeld() error {
-	c.mu.Lock()
-	held := c.held
-	c.mu.Unlock()
-	if held == nil {
+	held, ok := c.heldRecord()
+	if !ok {
 		return nil
 	}
-	if rec, ok := c.l.b.keys.newerHolder(c.key, *held); ok {
+	if rec, ok := c.l.b.keys.newerHolder(c.key, held); ok {
 		return c.markLost(fmt.Errorf("consul: key %q of session %s: %w: %s", c.key, c.l.info.ID, election.ErrSessionLost, describe(rec)))
 	}
 	return nil
@@ -280,7 +325,7 @@ func (c *claim) checkHeld() error {
 func (c *claim) isHeld() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.held != nil
+	return c.held
 }
 
 // release releases the key if this claim may hold it, so that no
@@ -296,7 +341,7 @@ func (c *claim) release(ctx context.Context) error {
 	c.mu.Unlock()
 	var errs []error
 	if release && !(b.opts.Handoff && c.handOff(ctx)) {
-		pair := &api.KVPair{Key: c.key, Value: c.value, Flags: api.LockFlagValue, Session: c.l.info.ID}
+		pair := &api.KVPair{Key: c.key, Value: c.value(), Flags: api.LockFlagValue, Session: c.l.info.ID}
 		if _, _, err := b.client.KV().Release(pair, b.writeOptions(ctx)); err != nil {
 			errs = append(errs, wrap(fmt.Sprintf("release %q", c.key), err))
 		}

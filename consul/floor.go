@@ -80,14 +80,14 @@ func parseOffset(pair *api.KVPair) (termOffset, error) {
 // issue terms below a floor raised by a migration. It asks Consul once per
 // key and backend.
 func (b *Backend) checkOffsetReadable(ctx context.Context, key string) error {
-	if _, ok := b.offsetReadable.Load(key); ok {
+	if b.keys.offsetReadable(key) {
 		return nil
 	}
 	offKey := key + OffsetKeySuffix
 	if _, _, err := b.client.KV().Get(offKey, b.queryOptions(ctx)); err != nil {
 		return wrap(fmt.Sprintf("read term offset %q (the token needs key:read on it; key_prefix on the key covers it)", offKey), err)
 	}
-	b.offsetReadable.Store(key, struct{}{})
+	b.keys.setOffsetReadable(key)
 	return nil
 }
 

@@ -84,7 +84,7 @@ func (c *claim) register(ctx context.Context) {
 		return
 	}
 	k := candidateKey(c.key, c.l.info.ID)
-	ok, _, err := c.l.b.client.KV().Acquire(&api.KVPair{Key: k, Value: c.value, Session: c.l.info.ID}, c.l.b.writeOptions(ctx))
+	ok, _, err := c.l.b.client.KV().Acquire(&api.KVPair{Key: k, Value: c.value(), Session: c.l.info.ID}, c.l.b.writeOptions(ctx))
 	switch {
 	case err != nil && isPermissionDenied(err):
 		c.mu.Lock()
@@ -142,7 +142,7 @@ func (c *claim) handOff(ctx context.Context) bool {
 func (c *claim) handOffTo(ctx context.Context, next candidate) (done, gone bool) {
 	ops := api.TxnOps{
 		{KV: &api.KVTxnOp{Verb: api.KVCheckSession, Key: next.key, Session: next.session}},
-		{KV: &api.KVTxnOp{Verb: api.KVUnlock, Key: c.key, Value: c.value, Flags: api.LockFlagValue, Session: c.l.info.ID}},
+		{KV: &api.KVTxnOp{Verb: api.KVUnlock, Key: c.key, Value: c.value(), Flags: api.LockFlagValue, Session: c.l.info.ID}},
 		{KV: &api.KVTxnOp{Verb: api.KVLock, Key: c.key, Value: next.value, Flags: api.LockFlagValue, Session: next.session}},
 	}
 	ops, unregisters := c.withUnregister(ops)
@@ -197,7 +197,7 @@ func (c *claim) unregister(ctx context.Context, released bool) error {
 	if released {
 		return errors.Join(errs...)
 	}
-	pair := &api.KVPair{Key: c.key, Value: c.value, Flags: api.LockFlagValue, Session: c.l.info.ID}
+	pair := &api.KVPair{Key: c.key, Value: c.value(), Flags: api.LockFlagValue, Session: c.l.info.ID}
 	if _, _, err := c.l.b.client.KV().Release(pair, c.l.b.writeOptions(ctx)); err != nil {
 		errs = append(errs, wrap(fmt.Sprintf("release %q", c.key), err))
 	}

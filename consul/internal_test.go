@@ -55,7 +55,7 @@ func TestRetryAfter(t *testing.T) {
 		t.Errorf("retryAfter right after the key was freed = %v, want about 2s", d)
 	}
 	// Seen free long enough ago: back off, doubling.
-	k.keys["k"].freeSeen = time.Now().Add(-3 * time.Second)
+	k.keys["k"].freeSeen = mono(time.Now().Add(-3 * time.Second))
 	first := k.retryAfter("k", free)
 	second := k.retryAfter("k", free)
 	if first != refusedBackoff || second != 2*refusedBackoff {

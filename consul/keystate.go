@@ -26,44 +26,78 @@ const (
 // keyStates remembers, per key, what a backend saw of it: the newest
 // record, and since when the key is free, to time acquisitions that
 // Consul's lock-delay refuses; the highest term it saw, and whether Consul
-// has since lost its data, to raise the term floor before acquiring.
+// has since lost its data, to raise the term floor before acquiring; and
+// what the token was seen to be allowed to read.
 type keyStates struct {
 	mu   sync.Mutex
 	keys map[string]*keyState
 }
 
+// keyState is kept for every key the backend reads, as long as the backend
+// lives, so it is kept small: instants are monotonic readings (see mono),
+// and what only Options.Handoff needs is apart.
 type keyState struct {
 	// last is the newest record seen: the one with the highest revision,
 	// unless Consul lost its data since (see wentBack). lastNoted is when
 	// it was noted.
 	last      election.Record
-	lastNoted time.Time
+	lastNoted int64
 	// highest is the highest term of a holder seen. lost is set when
 	// Consul's indexes were seen to go back, as after a loss of its data
 	// (a dev agent restarted, a cluster rebuilt): its term offset may be
 	// lost too, and the next acquisition must first raise the term floor
 	// above highest.
 	highest uint64
-	lost    bool
 	// off is the term offset last seen, if offSeen. An acquisition checks
 	// that an offset seen present is still there: after a loss of
 	// Consul's data it is gone, and an acquisition without it would issue
 	// a term below those seen.
-	off     termOffset
-	offSeen bool
+	off termOffset
 	// freeRev is the revision of the key when it was last seen free, and
 	// freeSeen when that revision was first seen.
 	freeRev  uint64
-	freeSeen time.Time
-	// refused counts lock-delay refusals of freeRev past its expected end.
-	refused int
-	// With Options.Handoff, a recursive read of the key tells the
-	// candidates' registrations (cands), and the read's index (listIndex)
-	// when it showed the key at revision listRev: a blocking read of the
-	// folder waits on that index, which registrations move past the key's.
+	freeSeen int64
+	// list is what recursive reads of the key told, with Options.Handoff.
+	list *listState
+	// refused counts lock-delay refusals of freeRev past its expected end,
+	// up to maxRefusals.
+	refused uint8
+	lost    bool
+	offSeen bool
+	// offReadable: the token was seen to be allowed to read the key's term
+	// offset (see checkOffsetReadable).
+	offReadable bool
+	// listable: a recursive read was seen to show the key, or a read of the
+	// key alone to be missing too; unlisted: a recursive read hides it from
+	// the token (see listObservation).
+	listable bool
+	unlisted bool
+}
+
+// maxRefusals bounds keyState.refused, past the doublings of the backoff.
+const maxRefusals = 16
+
+// listState is what the last recursive read of a key told, with
+// Options.Handoff: the candidates' registrations (cands), and the read's
+// index (listIndex) when it showed the key at revision listRev: a blocking
+// read of the folder waits on that index, which registrations move past
+// the key's.
+type listState struct {
 	cands     []candidate
 	listIndex uint64
 	listRev   uint64
+}
+
+// monoBase is the origin of mono.
+var monoBase = time.Now()
+
+// mono returns the monotonic reading of t, in nanoseconds since monoBase;
+// 0 for the zero time. t must carry a monotonic reading (time.Now's).
+func mono(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return int64(t.Sub(monoBase))
 }
 
 // note records an observation of key.
@@ -83,7 +117,10 @@ func (k *keyStates) noteList(key string, o observation, index uint64, cands []ca
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	s := k.noteLocked(key, o)
-	s.cands, s.listIndex, s.listRev = cands, index, o.Revision
+	if s.list == nil {
+		s.list = &listState{}
+	}
+	s.list.cands, s.list.listIndex, s.list.listRev = cands, index, o.Revision
 }
 
 // waitIndex returns the index a blocking recursive read of key waits on
@@ -91,8 +128,8 @@ func (k *keyStates) noteList(key string, o observation, index uint64, cands []ca
 func (k *keyStates) waitIndex(key string, after uint64) uint64 {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if s := k.keys[key]; s != nil && s.listRev == after {
-		return max(s.listIndex, after)
+	if s := k.keys[key]; s != nil && s.list != nil && s.list.listRev == after {
+		return max(s.list.listIndex, after)
 	}
 	return after
 }
@@ -102,8 +139,8 @@ func (k *keyStates) waitIndex(key string, after uint64) uint64 {
 func (k *keyStates) candidates(key string) ([]candidate, uint64) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if s := k.keys[key]; s != nil {
-		return s.cands, s.listIndex
+	if s := k.keys[key]; s != nil && s.list != nil {
+		return s.list.cands, s.list.listIndex
 	}
 	return nil, 0
 }
@@ -121,7 +158,7 @@ func (k *keyStates) heldBy(key, session string) (election.Record, bool) {
 }
 
 func (k *keyStates) noteLocked(key string, o observation) *keyState {
-	now := time.Now()
+	now := mono(time.Now())
 	s := k.state(key)
 	switch {
 	case o.Revision > s.last.Revision:
@@ -150,7 +187,7 @@ func (k *keyStates) noteLocked(key string, o observation) *keyState {
 // indexes started again from the beginning. A zero sent proves nothing: a
 // request that overlapped another may see an older state.
 func (s *keyState) wentBack(index uint64, sent time.Time) bool {
-	if sent.IsZero() || index >= s.last.Revision || !sent.After(s.lastNoted) {
+	if sent.IsZero() || index >= s.last.Revision || mono(sent) <= s.lastNoted {
 		return false
 	}
 	s.lost = s.highest > 0
@@ -165,7 +202,7 @@ func (k *keyStates) noteIndex(key string, index uint64, sent time.Time) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if s := k.keys[key]; s != nil && s.wentBack(index, sent) {
-		s.last, s.lastNoted = election.Record{}, time.Now()
+		s.last, s.lastNoted = election.Record{}, mono(time.Now())
 	}
 }
 
@@ -252,7 +289,7 @@ func (k *keyStates) newerHolder(key string, held election.Record) (election.Reco
 // this package writes into the key's value. A key freed by a foreign lock,
 // or still refused past the expected end, is tried again with a backoff.
 func (k *keyStates) retryAfter(key string, o observation) time.Duration {
-	now := time.Now()
+	now := mono(time.Now())
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	s := k.keys[key]
@@ -261,12 +298,12 @@ func (k *keyStates) retryAfter(key string, o observation) time.Duration {
 		return refusedBackoff
 	}
 	if o.known {
-		if left := s.freeSeen.Add(o.lockDelay).Sub(now); left > 0 {
+		if left := time.Duration(s.freeSeen + int64(o.lockDelay) - now); left > 0 {
 			return left + lockDelayMargin
 		}
 	}
 	wait := refusedBackoff << min(s.refused, 10)
-	s.refused++
+	s.refused = min(s.refused+1, maxRefusals)
 	return min(wait, maxRefusedBackoff)
 }
 
@@ -292,4 +329,52 @@ func (k *keyStates) latest(key string) (election.Record, bool) {
 		return election.Record{}, false
 	}
 	return s.last, true
+}
+
+// offsetReadable reports whether the token was seen to be allowed to read
+// the term offset of key.
+func (k *keyStates) offsetReadable(key string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s := k.keys[key]
+	return s != nil && s.offReadable
+}
+
+// setOffsetReadable records that the token may read the term offset of
+// key.
+func (k *keyStates) setOffsetReadable(key string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.state(key).offReadable = true
+}
+
+// listable reports whether a recursive read was seen to show key, or a read
+// of the key alone to be missing too.
+func (k *keyStates) listable(key string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s := k.keys[key]
+	return s != nil && s.listable
+}
+
+// setListable records that a recursive read shows key; unlisted, that it
+// hides it from the token.
+func (k *keyStates) setListable(key string, unlisted bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s := k.state(key)
+	if unlisted {
+		s.unlisted = true
+	} else {
+		s.listable = true
+	}
+}
+
+// unlisted reports whether a recursive read was seen to hide key from the
+// token.
+func (k *keyStates) unlisted(key string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s := k.keys[key]
+	return s != nil && s.unlisted
 }

@@ -255,7 +255,7 @@ func (l *lease) Claim(p election.SessionParams) (election.Claim, error) {
 	if l.createIdx != 0 {
 		l.b.keys.noteIndex(key, l.createIdx, l.sent)
 	}
-	return &sharedClaim{c}, nil
+	return (*sharedClaim)(c), nil
 }
 
 // forget removes a closed claim from the lease.

@@ -19,19 +19,19 @@ import (
 // from a hidden one: a hidden key is watched on its own from then on.
 func (b *Backend) listObservation(ctx context.Context, key string, snap map[string]*api.KVPair, index uint64, sent time.Time) (observation, error) {
 	pair := snap[key]
-	if _, ok := b.listable.Load(key); !ok {
+	if !b.keys.listable(key) {
 		if pair == nil {
 			direct, _, err := b.client.KV().Get(key, b.queryOptions(ctx))
 			if err != nil {
 				return observation{}, wrap(fmt.Sprintf("read %q", key), err)
 			}
 			if direct != nil {
-				b.unlisted.Store(key, struct{}{})
+				b.keys.setListable(key, true)
 				b.log.Debug("key hidden from a recursive read; it is watched on its own", "key", key)
 				return b.read(ctx, key, b.queryOptions(ctx))
 			}
 		}
-		b.listable.Store(key, struct{}{})
+		b.keys.setListable(key, false)
 	}
 	o := observe(pair, index)
 	o.sent = sent

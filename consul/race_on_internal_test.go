@@ -5,3 +5,7 @@ package consul
 // slowdown is how much slower the race detector makes the tests' own
 // decoding and scheduling, for the bounds on latency.
 const slowdown = 5
+
+// raceEnabled reports a build with the race detector, whose shadow memory
+// makes every allocation larger.
+const raceEnabled = true

@@ -20,6 +20,10 @@ var _ election.RecordWatcher = (*Backend)(nil)
 // recursive read, once Consul refused its group the recursive read, after
 // Close, and while its root has too few keys watched for a recursive read
 // (ListThreshold) — the group's start then moves the loop to its listing.
+//
+// A leader keeps its recordWatch for its whole term, so it is kept small:
+// since is a monotonic reading (see mono), and what only a loop needs is
+// apart.
 type recordWatch struct {
 	w       *watches
 	key     string
@@ -31,15 +35,21 @@ type recordWatch struct {
 	// a read sent before may show an older revision, one sent after shows
 	// an older revision only if Consul lost its data.
 	after uint64
-	since time.Time
-	ended bool // stopped, or failed: changed is not called again
+	since int64
 
 	// Guarded by w.mu.
-	g       *group             // the group the key counts in; nil if none
-	listed  bool               // in g.records
-	cancel  context.CancelFunc // ends its loop, if one runs
-	done    chan struct{}      // closed once its last loop has returned; nil if none ran
-	removed bool               // stopped or failed: counts in no group
+	g    *group  // the group the key counts in; nil if none
+	loop *rwLoop // its loop, if one ever ran
+
+	ended   bool // stopped, or failed: changed is not called again (guarded by mu)
+	listed  bool // in g.records (guarded by w.mu)
+	removed bool // stopped or failed: counts in no group (guarded by w.mu)
+}
+
+// rwLoop is the loop of a recordWatch. Guarded by w.mu.
+type rwLoop struct {
+	cancel context.CancelFunc // ends the loop running; nil if none runs
+	done   chan struct{}      // closed once the last loop has returned
 }
 
 // WatchRecord calls changed with the leadership record of resource each
@@ -60,7 +70,7 @@ func (b *Backend) WatchRecord(resource string, after uint64, changed func(electi
 		changed(election.Record{}, err)
 		return func() {}
 	}
-	rw := &recordWatch{w: b.watches, key: b.Key(resource), changed: changed, after: after, since: time.Now()}
+	rw := &recordWatch{w: b.watches, key: b.Key(resource), changed: changed, after: after, since: mono(time.Now())}
 	b.watches.watchRecord(rw)
 	return rw.stop
 }
@@ -71,7 +81,7 @@ func (w *watches) watchRecord(rw *recordWatch) {
 	root := rootOf(rw.key)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, unlisted := w.b.unlisted.Load(rw.key); w.closed || root == "" || w.b.opts.Handoff || unlisted {
+	if w.closed || root == "" || w.b.opts.Handoff || w.b.keys.unlisted(rw.key) {
 		w.loopLocked(rw)
 		return
 	}
@@ -94,12 +104,12 @@ func (w *watches) watchRecord(rw *recordWatch) {
 // round read at once. w.mu is held.
 func (w *watches) listLocked(g *group, rw *recordWatch) {
 	if g.records == nil {
-		g.records = map[string][]*recordWatch{}
+		g.records = map[*recordWatch]struct{}{}
 	}
-	g.records[rw.key] = append(g.records[rw.key], rw)
+	g.records[rw] = struct{}{}
 	rw.listed = true
 	if g.running && g.snap != nil && strings.HasPrefix(rw.key, g.snapPrefix) &&
-		rw.shows(listRevision(g.snap[rw.key], g.snapIndex), g.sent) {
+		rw.shows(snapRevision(g.snap, rw.key, g.snapIndex), g.sent) {
 		g.index = 0
 		if g.restart != nil {
 			g.restart()
@@ -118,33 +128,39 @@ func (w *watches) loopLocked(rw *recordWatch) {
 		rw.g.loops[rw] = struct{}{}
 	}
 	ctx, cancel := context.WithCancel(context.Background()) // reads on its own after Close, as Watch does
-	prev, done := rw.done, make(chan struct{})
-	rw.cancel, rw.done = cancel, done
-	go rw.loop(ctx, prev, done)
+	var prev chan struct{}
+	if rw.loop == nil {
+		rw.loop = &rwLoop{}
+	} else {
+		prev = rw.loop.done
+	}
+	done := make(chan struct{})
+	rw.loop.cancel, rw.loop.done = cancel, done
+	go rw.run(ctx, prev, done)
 }
 
 // listLoopsLocked moves the loops of g's keys to g's listing, which
 // starts: their goroutines end. w.mu is held.
 func (w *watches) listLoopsLocked(g *group) {
 	for rw := range g.loops {
-		if _, unlisted := w.b.unlisted.Load(rw.key); unlisted {
+		if w.b.keys.unlisted(rw.key) {
 			continue
 		}
 		delete(g.loops, rw)
-		rw.cancel()
-		rw.cancel = nil
+		rw.loop.cancel()
+		rw.loop.cancel = nil
 		if g.records == nil {
-			g.records = map[string][]*recordWatch{}
+			g.records = map[*recordWatch]struct{}{}
 		}
-		g.records[rw.key] = append(g.records[rw.key], rw)
+		g.records[rw] = struct{}{}
 		rw.listed = true
 	}
 }
 
-// loop watches rw's key with Watch's blocking reads, until ctx ends (rw
-// stops or moves to a listing) or a read fails. It begins once the loop
-// before it, prev, has returned, if there was one.
-func (rw *recordWatch) loop(ctx context.Context, prev, done chan struct{}) {
+// run is rw's loop: it watches rw's key with Watch's blocking reads, until
+// ctx ends (rw stops or moves to a listing) or a read fails. It begins once
+// the loop before it, prev, has returned, if there was one.
+func (rw *recordWatch) run(ctx context.Context, prev, done chan struct{}) {
 	defer close(done)
 	if prev != nil {
 		<-prev
@@ -189,7 +205,7 @@ func (rw *recordWatch) shows(rev uint64, sent time.Time) bool {
 }
 
 func (rw *recordWatch) showsLocked(rev uint64, sent time.Time) bool {
-	return rev != rw.after && (rev > rw.after || sent.After(rw.since))
+	return rev != rw.after && (rev > rw.after || mono(sent) > rw.since)
 }
 
 // tell passes rec, read by a request sent at sent, to changed if it is a
@@ -200,7 +216,7 @@ func (rw *recordWatch) tell(rec election.Record, sent time.Time) {
 	if rw.ended || !rw.showsLocked(rec.Revision, sent) {
 		return
 	}
-	rw.after, rw.since = rec.Revision, time.Now()
+	rw.after, rw.since = rec.Revision, mono(time.Now())
 	rw.changed(rec, nil)
 }
 
@@ -228,7 +244,7 @@ func (w *watches) tellRecords(key string, rws []*recordWatch, o observation, err
 	for _, rw := range rws {
 		rw.tell(o.Record, sent)
 	}
-	if _, unlisted := w.b.unlisted.Load(key); !unlisted {
+	if !w.b.keys.unlisted(key) {
 		return
 	}
 	w.mu.Lock()
@@ -255,9 +271,9 @@ func (w *watches) endRecord(rw *recordWatch, err error) {
 // w.mu is held; changed is called on a goroutine of w.wg, as w.mu must not
 // be held then.
 func (w *watches) endRecordsLocked(g *group, err error) {
-	var ended []*recordWatch
-	for _, rws := range g.records {
-		ended = append(ended, rws...)
+	ended := make([]*recordWatch, 0, len(g.records))
+	for rw := range g.records {
+		ended = append(ended, rw)
 	}
 	for _, rw := range ended {
 		w.removeLocked(rw)
@@ -288,7 +304,10 @@ func (rw *recordWatch) stop() {
 	w := rw.w
 	w.mu.Lock()
 	w.removeLocked(rw)
-	done := rw.done
+	var done chan struct{}
+	if rw.loop != nil {
+		done = rw.loop.done
+	}
 	w.mu.Unlock()
 	if done != nil {
 		<-done
@@ -302,9 +321,9 @@ func (w *watches) removeLocked(rw *recordWatch) {
 		return
 	}
 	rw.removed = true
-	if rw.cancel != nil {
-		rw.cancel()
-		rw.cancel = nil
+	if rw.loop != nil && rw.loop.cancel != nil {
+		rw.loop.cancel()
+		rw.loop.cancel = nil
 	}
 	g := rw.g
 	if g == nil {
@@ -329,17 +348,5 @@ func (w *watches) unlistLocked(rw *recordWatch) {
 		return
 	}
 	rw.listed = false
-	g := rw.g
-	rws := g.records[rw.key]
-	for i, x := range rws {
-		if x == rw {
-			rws = append(rws[:i:i], rws[i+1:]...)
-			break
-		}
-	}
-	if len(rws) == 0 {
-		delete(g.records, rw.key)
-	} else {
-		g.records[rw.key] = rws
-	}
+	delete(rw.g.records, rw)
 }

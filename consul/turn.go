@@ -38,7 +38,7 @@ func (s *session) WatchTurn(ctx context.Context, after uint64, wait time.Duratio
 // WatchTurn is Backend.Watch of the claim's resource, by its candidate,
 // which waits in line: see the turn comment above.
 func (s *sharedClaim) WatchTurn(ctx context.Context, after uint64, wait time.Duration) (election.Record, error) {
-	return s.c.watchTurn(ctx, after, wait)
+	return s.claim().watchTurn(ctx, after, wait)
 }
 
 // lines holds the line of each key followed through WatchTurn.

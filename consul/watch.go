@@ -148,7 +148,7 @@ func (w *watches) enter(key string) (g *group, useList, closed bool) {
 		return nil, false, true
 	}
 	if root != "" && !w.b.opts.Handoff {
-		if _, unlisted := w.b.unlisted.Load(key); !unlisted {
+		if !w.b.keys.unlisted(key) {
 			g = w.groups[root]
 			if g == nil {
 				g = &group{root: root, watching: map[string]int{}, waiters: map[string][]*listWaiter{}}

@@ -148,7 +148,7 @@ func (w *watches) moveToList(g *group) {
 		if f.moved || rootOf(fk.key) != g.root {
 			continue
 		}
-		if _, unlisted := w.b.unlisted.Load(fk.key); unlisted {
+		if w.b.keys.unlisted(fk.key) {
 			continue
 		}
 		f.moved = true

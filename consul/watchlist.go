@@ -19,10 +19,10 @@ type group struct {
 	watching map[string]int
 	// waiters are the calls waiting for the listing, per key.
 	waiters map[string][]*listWaiter
-	// records are the WatchRecord calls the listing tells, per key, and
-	// loops those of its keys that read on a goroutine of their own (see
-	// recordwatch.go).
-	records map[string][]*recordWatch
+	// records are the WatchRecord calls the listing tells (a set, rather
+	// than one per key: a leader watches its key once), and loops those of
+	// its keys that read on a goroutine of their own (see recordwatch.go).
+	records map[*recordWatch]struct{}
 	loops   map[*recordWatch]struct{}
 	running bool
 	// refused is set once Consul refused the token a recursive read of
@@ -34,11 +34,13 @@ type group struct {
 	// outside it cancels the round in flight (restart).
 	prefix  string
 	restart context.CancelFunc
-	// index is the index the next round waits on. snap holds the pairs of
-	// the last listing, by key, read from snapPrefix at snapIndex by a
-	// request sent at sent.
+	// index is the index the next round waits on. snap holds the
+	// revision of each key of the last listing (see listRevision), read
+	// from snapPrefix at snapIndex by a request sent at sent: only the
+	// revisions, not the pairs, are kept between listings, in strings the
+	// group holds already where it can.
 	index      uint64
-	snap       map[string]*api.KVPair
+	snap       map[string]uint64
 	snapPrefix string
 	snapIndex  uint64
 	sent       time.Time
@@ -104,17 +106,38 @@ func (w *watches) enlist(ctx context.Context, g *group, lw *listWaiter) *listRes
 	}
 	if g.snap != nil && strings.HasPrefix(key, g.snapPrefix) {
 		// The last listing may already show a newer revision.
-		if rev := listRevision(g.snap[key], g.snapIndex); rev > after {
-			snap, index, sent := g.snap, g.snapIndex, g.sent
+		if rev := snapRevision(g.snap, key, g.snapIndex); rev > after {
+			_, listed := g.snap[key]
+			index, sent := g.snapIndex, g.sent
 			w.mu.Unlock()
-			o, err := w.b.listObservation(ctx, key, snap, index, sent)
-			return &listResult{o: o, err: err}
+			return w.changedBefore(ctx, key, rev, listed, index, sent)
 		}
 	}
 	g.waiters[key] = append(g.waiters[key], lw)
 	w.readLocked(g, key)
 	w.mu.Unlock()
 	return nil
+}
+
+// changedBefore answers a call for key that the last listing, read at
+// index by a request sent at sent, shows changed already, at rev, from what
+// the call waits on. A key missing from the listing is observed as the
+// listing showed it (see listObservation: it may be hidden from the
+// token). One it listed is answered with the record of rev, if the backend
+// noted it (as the listing's observation of a key watched then), else with
+// a consistent read of the key, which shows rev or a newer revision: the
+// listing's pairs are not kept.
+func (w *watches) changedBefore(ctx context.Context, key string, rev uint64, listed bool, index uint64, sent time.Time) *listResult {
+	if !listed {
+		o, err := w.b.listObservation(ctx, key, nil, index, sent)
+		return &listResult{o: o, err: err}
+	}
+	w.b.keys.setListable(key, false)
+	if r, ok := w.b.keys.latest(key); ok && r.Revision == rev {
+		return &listResult{o: observation{Record: r}}
+	}
+	o, err := w.b.read(ctx, key, w.b.queryOptions(ctx))
+	return &listResult{o: o, err: err}
 }
 
 // readLocked has g's listing cover key: it starts g's reads if they do not
@@ -292,10 +315,8 @@ func (w *watches) fail(g *group, err error) {
 	g.waiters = map[string][]*listWaiter{}
 	g.index = 0
 	if errors.Is(err, errListRefused) {
-		for _, rws := range g.records {
-			for _, rw := range rws {
-				w.loopLocked(rw)
-			}
+		for rw := range g.records {
+			w.loopLocked(rw)
 		}
 		g.records = nil
 		return
@@ -305,6 +326,9 @@ func (w *watches) fail(g *group, err error) {
 
 // answer keeps a listing at index, and answers the calls whose key it
 // shows at another revision.
+//
+// The pairs are kept only while the calls are answered; the group keeps
+// their revisions (see group.snap).
 func (w *watches) answer(g *group, prefix string, pairs api.KVPairs, index uint64, sent time.Time) {
 	snap := make(map[string]*api.KVPair, len(pairs))
 	for _, p := range pairs {
@@ -313,6 +337,18 @@ func (w *watches) answer(g *group, prefix string, pairs api.KVPairs, index uint6
 	due := map[string][]*listWaiter{}
 	dueRecords := map[string][]*recordWatch{}
 	w.mu.Lock()
+	revs := make(map[string]uint64, len(pairs))
+	for key := range g.watching {
+		// The key as the group holds it, rather than the listing's copy.
+		if p := snap[key]; p != nil {
+			revs[key] = listRevision(p, index)
+		}
+	}
+	for _, p := range pairs {
+		if _, ok := revs[p.Key]; !ok {
+			revs[p.Key] = listRevision(p, index)
+		}
+	}
 	if index < g.index {
 		// Consul's indexes went back, as after a loss of its data: the
 		// next round reads at once.
@@ -320,9 +356,9 @@ func (w *watches) answer(g *group, prefix string, pairs api.KVPairs, index uint6
 	} else {
 		g.index = max(index, 1)
 	}
-	g.snap, g.snapPrefix, g.snapIndex, g.sent = snap, prefix, index, sent
+	g.snap, g.snapPrefix, g.snapIndex, g.sent = revs, prefix, index, sent
 	for key, ws := range g.waiters {
-		rev := listRevision(snap[key], index)
+		rev := snapRevision(revs, key, index)
 		var keep []*listWaiter
 		for _, lw := range ws {
 			// A listing sent before the call began may be older than the
@@ -340,12 +376,9 @@ func (w *watches) answer(g *group, prefix string, pairs api.KVPairs, index uint6
 			g.waiters[key] = keep
 		}
 	}
-	for key, rws := range g.records {
-		rev := listRevision(snap[key], index)
-		for _, rw := range rws {
-			if rw.shows(rev, sent) {
-				dueRecords[key] = append(dueRecords[key], rw)
-			}
+	for rw := range g.records {
+		if rw.shows(snapRevision(revs, rw.key, index), sent) {
+			dueRecords[rw.key] = append(dueRecords[rw.key], rw)
 		}
 	}
 	w.mu.Unlock()
@@ -382,6 +415,16 @@ func listRevision(pair *api.KVPair, index uint64) uint64 {
 		return max(index, 1)
 	}
 	return max(pair.ModifyIndex, 1)
+}
+
+// snapRevision is the revision of key as a listing at index shows it, from
+// the revisions of its keys, revs: that of a missing key is the listing's
+// index.
+func snapRevision(revs map[string]uint64, key string, index uint64) uint64 {
+	if rev, ok := revs[key]; ok {
+		return rev
+	}
+	return max(index, 1)
 }
 
 // dirOf returns key up to its last slash, included.

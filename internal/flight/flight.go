@@ -52,6 +52,12 @@ func (g *Group[V]) Do(ctx context.Context, key string, fn func() (V, error)) (v 
 	defer func() {
 		g.mu.Lock()
 		delete(g.calls, key)
+		if len(g.calls) == 0 {
+			// A map keeps the room of its most keys at once: many
+			// acquisitions at a time (a process starting to lead many
+			// resources) would leave it large for good.
+			g.calls = nil
+		}
 		g.mu.Unlock()
 		close(c.done)
 	}()
