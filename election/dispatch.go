@@ -153,6 +153,9 @@ func (d *dispatcher) loop() {
 		ev := d.queue[0]
 		d.queue[0] = event{}
 		d.queue = d.queue[1:]
+		if len(d.queue) == 0 {
+			d.queue = nil // an idle elector keeps no array of events
+		}
 		d.busy = ev.fence == nil
 		if ev.fence == nil {
 			d.taken = ev.key

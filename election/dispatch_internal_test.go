@@ -112,3 +112,27 @@ func (h *blockingHandler) told() []Leadership {
 	defer h.mu.Unlock()
 	return append([]Leadership(nil), h.calls...)
 }
+
+// TestDispatcherIdleKeepsNoQueue: once the handler has been told every
+// event, the dispatcher keeps no array of events, as an elector that
+// nothing happens to (one of thousands of leaders) must not.
+func TestDispatcherIdleKeepsNoQueue(t *testing.T) {
+	h := newBlockingHandler()
+	d := h.start()
+	ctx := context.Background()
+	l := Leadership{LeaderID: "x", Term: 1}
+	d.enqueue(event{ctx: ctx, l: l, key: noticeOf(l, "s")})
+	<-h.started
+	close(h.unblock)
+	done := make(chan struct{})
+	d.callHere(&event{ctx: ctx, l: Leadership{IsLeader: true, Term: 2}, done: done})
+	<-done
+	d.mu.Lock()
+	q := d.queue
+	d.mu.Unlock()
+	if q != nil { // a slice of no capacity may still point into the array
+		t.Errorf("an idle dispatcher keeps an array of events (capacity %d); want none", cap(q))
+	}
+	d.close()
+	<-d.done
+}

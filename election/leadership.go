@@ -66,6 +66,8 @@ type SessionInfo struct {
 	// TTL is the session's time to live in the store.
 	TTL time.Duration
 	// Fields holds store-specific details, for example a Consul session's
-	// node and lock-delay.
+	// node and lock-delay. It may be shared by every description of the
+	// session (a shared session's claim builds it once): read it, never
+	// modify it.
 	Fields map[string]string
 }

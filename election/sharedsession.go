@@ -88,6 +88,14 @@ func (o SessionOptions) Validate() error {
 // Electors join a session through Options.Session. The session sends no
 // request until the first of them starts. Close ends it. Its methods are
 // safe for concurrent use.
+//
+// A leader on a shared session of a backend whose shared watch watches its
+// record (RecordWatcher: every backend of this module, for a Consul key only
+// once its root is listed) keeps no goroutine of its own for its term but
+// the one its handler's leader call runs on while the call lasts: a
+// handler that returns from its leader calls at once (the term lasts until
+// its context ends either way) leads thousands of resources at no
+// goroutine each, and one that blocks for the term at one each.
 type SharedSession struct {
 	b      Backend
 	sharer SessionSharer
