@@ -47,9 +47,10 @@ type termContext struct {
 	deadline        *stepDown
 	cause           func() error // why the term ends at the deadline
 
-	// onEnd, when set, is called once the context has ended, whichever way:
-	// at once when it is cancelled through cancel (or at its deadline), on
-	// a goroutine of its own when its parent ends. unlink stops the latter.
+	// onEnd, when set, is called once the context has ended, whichever way,
+	// and never before: at once when it is cancelled through cancel (or at
+	// its deadline), on a goroutine of its own when its parent ends. unlink
+	// stops the latter.
 	onEnd  func()
 	ended  atomic.Bool // onEnd was called, or is being called
 	unlink func() bool
@@ -66,9 +67,18 @@ func newTermContext(parent context.Context, deadline *stepDown, cause func() err
 	ctx, cancel := context.WithCancelCause(parent)
 	c := &termContext{Context: ctx, cancelCtx: cancel, deadline: deadline, cause: cause, onEnd: onEnd}
 	if onEnd != nil && parent.Done() != nil {
-		c.unlink = context.AfterFunc(parent, c.end)
+		c.unlink = context.AfterFunc(parent, c.parentEnded)
 	}
 	return c, c.cancel
+}
+
+// parentEnded calls onEnd once the end of the parent has ended the context
+// too. The parent ends its children one after the other, this function's
+// among them, so the context may not have ended yet when it runs: onEnd
+// must never run while the term still looks alive to its handler.
+func (c *termContext) parentEnded() {
+	<-c.Context.Done()
+	c.end()
 }
 
 // cancel ends the term for cause (see context.CancelCauseFunc).

@@ -142,3 +142,34 @@ func BenchmarkTermContextErr(b *testing.B) {
 		}
 	}
 }
+
+// TestTermContextOnEndAfterItEnded: onEnd, which resumes the campaign to
+// release the store, runs only once the term's context has ended, also when
+// the session's context ends it: a release while the handler still sees
+// its term would let another candidate lead beside it. The session's
+// context has thousands of other children here, so that it takes long to
+// end them all, and onEnd, on a function of that context's, would run
+// before the term's own turn came.
+func TestTermContextOnEndAfterItEnded(t *testing.T) {
+	for range 10 {
+		parent, cancelParent := context.WithCancelCause(context.Background())
+		for range 10_000 {
+			_, cancel := context.WithCancel(parent)
+			defer cancel()
+		}
+		sd := newStepDown(time.Now().Add(time.Hour))
+		seen := make(chan error, 1)
+		var tc *termContext
+		ready := make(chan struct{})
+		tc, cancel := newTermContext(parent, sd, expiredCause, func() {
+			<-ready
+			seen <- tc.Err()
+		})
+		close(ready)
+		defer cancel(nil)
+		cancelParent(ErrSessionLost)
+		if err := <-seen; err == nil {
+			t.Fatal("onEnd ran while the term's context had not ended")
+		}
+	}
+}
