@@ -13,6 +13,7 @@ import (
 
 	"github.com/consul-leader/consul-leader/conformance/testserver"
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/benchscale"
 )
 
 // TestSharedSessionLeaderHeap bounds what the backend keeps on the heap for
@@ -101,7 +102,7 @@ func TestSharedSessionLeaderHeap(t *testing.T) {
 	for i := range names {
 		names[i] = fmt.Sprintf("heap-%04d", i)
 	}
-	before := heapLive()
+	before := benchscale.HeapLive()
 	for i := range lds {
 		lds[i] = claim(names[i])
 	}
@@ -109,7 +110,7 @@ func TestSharedSessionLeaderHeap(t *testing.T) {
 		watch(names[i], &lds[i])
 	}
 	waitListing(t, b, "service/", n)
-	grown := heapLive() - before
+	grown := benchscale.HeapLive() - before
 	runtime.KeepAlive(lds)
 	t.Logf("%d leaders on a shared session keep %d KB of the backend's heap, %.2f KB each", n, grown>>10, float64(grown)/n/1024)
 	if per := grown / n; per > maxPerLeader {
@@ -145,13 +146,4 @@ func waitListing(t *testing.T, b *Backend, root string, keys int) {
 			t.Fatalf("the recursive read of %q lists %d keys after 30 s; want %d", root, got, keys)
 		}
 	}
-}
-
-// heapLive returns the bytes of live heap objects after a collection.
-func heapLive() int64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return int64(m.HeapAlloc)
 }

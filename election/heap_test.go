@@ -2,13 +2,13 @@ package election_test
 
 import (
 	"context"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/benchscale"
 	"github.com/consul-leader/consul-leader/memory"
 )
 
@@ -70,7 +70,7 @@ func testLeaderHeap(t *testing.T, maxPerLeader int64, lead func(ctx context.Cont
 	})
 	rs := resources(n)
 	reuseGoroutines(3 * n)
-	before := heapLive()
+	before := benchscale.HeapLive()
 	wg.Add(n)
 	for _, r := range rs {
 		el, err := election.New(conn, election.Options{Resource: r, ID: "p", Session: s})
@@ -83,7 +83,7 @@ func testLeaderHeap(t *testing.T, maxPerLeader int64, lead func(ctx context.Cont
 		els = append(els, el)
 	}
 	awaitLeaders(t, &wg, conn, n)
-	grown := heapLive() - before
+	grown := benchscale.HeapLive() - before
 	t.Logf("%d leaders hold %d KB of heap, %.2f KB each", n, grown>>10, float64(grown)/n/1024)
 	if per := grown / n; per > maxPerLeader {
 		t.Errorf("a leader on a shared session holds %.2f KB of heap; want at most %.2f KB", float64(grown)/n/1024, float64(maxPerLeader)/1024)
@@ -109,13 +109,4 @@ func reuseGoroutines(n int) {
 	started.Wait()
 	end.Done()
 	ended.Wait()
-}
-
-// heapLive returns the bytes of live heap objects after a collection.
-func heapLive() int64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return int64(m.HeapAlloc)
 }

@@ -8,12 +8,14 @@ import (
 	"time"
 
 	"github.com/consul-leader/consul-leader/election"
+	"github.com/consul-leader/consul-leader/internal/benchscale"
 )
 
 // TestSharedLeaseLeaderHeap bounds what the backend keeps on the heap for
 // each resource led on one lease, as an elector on a SharedSession leads
-// it: the claim, the two descriptions of it the engine keeps (the
-// campaign's and the term's), the state of the election in its hub, its
+// it: the claim, two descriptions of it (the engine asks for one as the
+// campaign begins and one as the term does, and keeps the term's; both are
+// held here), the state of the election in its hub, its
 // queue in the group's watch of the prefix root, and the leader's watch of
 // its record. The engine's own share is not counted: the test calls the
 // backend as the engine does, and keeps what the engine would.
@@ -94,24 +96,15 @@ func TestSharedLeaseLeaderHeap(t *testing.T) {
 	}
 	waitUntil(t, 10*time.Second, queued(1))
 
-	before := heapLive()
+	before := benchscale.HeapLive()
 	for i := range n {
 		lead(i)
 	}
 	waitUntil(t, 30*time.Second, queued(n+1))
-	grown := heapLive() - before
+	grown := benchscale.HeapLive() - before
 	runtime.KeepAlive(leaders)
 	t.Logf("%d leaders keep %d KB of the backend's heap, %d bytes each", n, grown>>10, grown/n)
 	if per := grown / n; per > maxPerLeader {
 		t.Errorf("the backend keeps %d bytes of heap per leader; want at most %d", per, maxPerLeader)
 	}
-}
-
-// heapLive returns the bytes of live heap objects after a collection.
-func heapLive() int64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return int64(m.HeapAlloc)
 }

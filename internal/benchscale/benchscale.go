@@ -192,3 +192,13 @@ func WriteHeapProfile(name string) error {
 	}
 	return f.Close()
 }
+
+// HeapLive returns the bytes of live heap objects after a collection, for
+// tests that bound what each of many electors keeps.
+func HeapLive() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
