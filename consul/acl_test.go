@@ -106,8 +106,8 @@ session_prefix "" { policy = "write" }`)
 		t.Parallel()
 		_, ev := start(t, mk("acl-g", "exact", exact))
 		got := ev.wait(t, 10*time.Second, "permission error", denied)
-		if !strings.Contains(got.Err.Error(), consul.OffsetKeySuffix) {
-			t.Errorf("handler told %v; want the offset key named", got.Err)
+		if !strings.Contains(got.Err.Error(), consul.OffsetKeySuffix) || !strings.Contains(got.Err.Error(), "key:read") {
+			t.Errorf("handler told %v; want the offset key and the right it needs named", got.Err)
 		}
 		t.Logf("handler told: %v", got.Err)
 	})

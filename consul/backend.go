@@ -17,7 +17,8 @@ import (
 const BackendName = "consul"
 
 // OwnedMaxConns bounds the connections to Consul of a client a backend
-// creates itself (New or NewBackend with a nil client), unless
+// creates itself (New or NewBackend with a nil client, OpenURL,
+// OpenBackend, and so backends.Open), unless
 // Options.Handoff is set: a request beyond it waits for a connection
 // instead of opening one more, well below the 200 connections per client
 // address a Consul agent accepts by default (http_max_conns_per_client),
@@ -104,14 +105,20 @@ func NewBackend(client *api.Client, opts Options) (*Backend, error) {
 		return newBackend(opts, client, nil), nil
 	}
 	cfg := api.DefaultConfig()
-	if !opts.Handoff {
-		cfg.Transport.MaxConnsPerHost = OwnedMaxConns
-	}
+	boundConns(cfg, opts)
 	client, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consul: client from the environment: %w", err)
 	}
 	return newBackend(opts, client, cfg.Transport), nil
+}
+
+// boundConns bounds the connections of cfg's transport, for a client the
+// backend of opts creates itself (see OwnedMaxConns).
+func boundConns(cfg *api.Config, opts Options) {
+	if !opts.Handoff {
+		cfg.Transport.MaxConnsPerHost = OwnedMaxConns
+	}
 }
 
 func newBackend(o Options, client *api.Client, owned *http.Transport) *Backend {

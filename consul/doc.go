@@ -197,9 +197,12 @@
 // or taken from outside ends that resource's term only. When the session
 // ends (destroyed from outside, expired, or its check failed), every term
 // on it ends, Consul applies the lock-delay to every key it held, and the
-// electors campaign again on a new session. Each elector still keeps a
-// blocking read of its key open, so an agent serving a process with more
-// than about 200 resources needs a higher limits.http_max_conns_per_client.
+// electors campaign again on a new session. The electors' watches share
+// blocking reads (see above), and a client the backend creates keeps to
+// OwnedMaxConns connections, so a process leading any number of resources
+// stays within Consul's default limits.http_max_conns_per_client of 200; a
+// client passed in is used as it is, and must bound its connections itself
+// (http.Transport's MaxConnsPerHost).
 // Handoff is not supported with a shared session: NewSharedSession, and New
 // with a session whose backend has it, fail with an error naming Handoff.
 //

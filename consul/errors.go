@@ -26,7 +26,17 @@ func wrap(what string, err error) error {
 	if isPermissionDenied(err) {
 		return fmt.Errorf("consul: %s: %w: %w", what, election.ErrPermissionDenied, err)
 	}
+	if isTooManyConns(err) {
+		return fmt.Errorf("consul: %s: the agent refuses this client address more connections (its limits.http_max_conns_per_client; a client the backend creates keeps to OwnedMaxConns): %w", what, err)
+	}
 	return fmt.Errorf("consul: %s: %w", what, err)
+}
+
+// isTooManyConns reports Consul's refusal of a connection beyond its limit
+// of concurrent connections per client address: an HTTP 429.
+func isTooManyConns(err error) bool {
+	var se api.StatusError
+	return errors.As(err, &se) && se.Code == http.StatusTooManyRequests
 }
 
 // isPermissionDenied reports a refusal by Consul's ACLs: an HTTP 403, or the

@@ -85,7 +85,11 @@ func (b *Backend) checkOffsetReadable(ctx context.Context, key string) error {
 	}
 	offKey := key + OffsetKeySuffix
 	if _, _, err := b.client.KV().Get(offKey, b.queryOptions(ctx)); err != nil {
-		return wrap(fmt.Sprintf("read term offset %q (the token needs key:read on it; key_prefix on the key covers it)", offKey), err)
+		what := fmt.Sprintf("read term offset %q", offKey)
+		if isPermissionDenied(err) {
+			what += " (the token needs key:read on it; key_prefix on the key covers it)"
+		}
+		return wrap(what, err)
 	}
 	b.keys.setOffsetReadable(key)
 	return nil

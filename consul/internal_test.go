@@ -3,6 +3,7 @@ package consul
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,6 +154,13 @@ func TestWrapClassifies(t *testing.T) {
 	}
 	if !isNotFound(wrap("x", api.StatusError{Code: 404})) {
 		t.Error("404 not recognised through a wrap")
+	}
+	// A refusal for too many connections names the limit, and is no
+	// permission problem.
+	refused := api.StatusError{Code: 429, Body: "Your IP is issuing too many concurrent connections, please rate limit your calls\n"}
+	if err := wrap("x", refused); errors.Is(err, election.ErrPermissionDenied) || !errors.Is(err, refused) ||
+		!strings.Contains(err.Error(), "http_max_conns_per_client") {
+		t.Errorf("429: %v", err)
 	}
 }
 

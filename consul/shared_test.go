@@ -3,6 +3,8 @@ package consul_test
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,9 +22,10 @@ var sharedOpts = election.SessionOptions{TTL: 10 * time.Second, RenewInterval: t
 // session all lead through one Consul session: Consul lists exactly one,
 // and every key is held by it.
 //
-// Each elector keeps a blocking read of its key open: 200 of them pass
-// Consul's default limit of 200 connections per client address, which the
-// agent is given room above.
+// The test's client bounds no connections (it counts the renewals): 200
+// acquisitions at once may pass Consul's default limit of 200 connections
+// per client address, which the agent is given room above. A client the
+// backend creates keeps within it (TestOpenedBackendWithinConnectionLimit).
 func TestSharedSessionManyResources(t *testing.T) {
 	t.Parallel()
 	srv := testserver.StartConsul(t, testserver.ConsulOptions{HCL: "limits { http_max_conns_per_client = 1000 }"})
@@ -264,4 +267,72 @@ func TestSharedSessionKeyTakenFromOutside(t *testing.T) {
 		}
 	}
 	waitAll(t, 10*time.Second, "the deleted key's elector leading again", els[:1], isLeader)
+}
+
+// TestOpenedBackendWithinConnectionLimit checks that a backend opened from
+// a URL bounds its connections as one made by NewBackend does: 150
+// resources acquired at once on one shared session, against an agent that
+// refuses a client address more than 40 concurrent connections, all lead
+// without a single store error.
+func TestOpenedBackendWithinConnectionLimit(t *testing.T) {
+	t.Parallel()
+	srv := testserver.StartConsul(t, testserver.ConsulOptions{HCL: "limits { http_max_conns_per_client = 40 }"})
+	u := &url.URL{Scheme: consul.Scheme, Host: srv.Addr}
+	b, err := consul.OpenBackend(context.Background(), u, election.Options{TTL: sharedOpts.TTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("close the backend: %v", err)
+		}
+	})
+	ss, err := election.NewSharedSession(b, sharedOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := ss.Close(ctx); err != nil {
+			t.Errorf("SharedSession.Close: %v", err)
+		}
+	})
+	var mu sync.Mutex
+	var failed []error
+	handler := func(ctx context.Context, l election.Leadership) error {
+		if l.Err != nil {
+			mu.Lock()
+			failed = append(failed, l.Err)
+			mu.Unlock()
+		}
+		return nil
+	}
+	const n = 150
+	els := make([]*election.Elector, n)
+	for i := range els {
+		el, err := election.New(b, election.Options{Resource: fmt.Sprintf("limit-%03d", i), ID: "a", Session: ss})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := el.Close(ctx); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		els[i] = el
+	}
+	for _, el := range els {
+		if err := el.Start(context.Background(), handler); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitAll(t, 60*time.Second, "electors leading", els, isLeader)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(failed) > 0 {
+		t.Errorf("%d store errors while %d resources were acquired at once, the first: %v", len(failed), n, failed[0])
+	}
 }

@@ -98,6 +98,7 @@ func OpenBackend(ctx context.Context, u *url.URL, opts election.Options) (*Backe
 	if err := o.validateTTL(opts.WithDefaults().TTL); err != nil {
 		return nil, err
 	}
+	boundConns(cfg, o)
 	client, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consul: client for %s://%s: %w", u.Scheme, u.Host, err)

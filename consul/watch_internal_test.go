@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -396,20 +398,28 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 // waitForLimit is how long waitFor waits.
 const waitForLimit = 5 * time.Second
 
-// TestOwnedTransportBoundsConnections: a backend that creates its client
-// bounds its connections, except with Handoff.
+// TestOwnedTransportBoundsConnections: a backend that creates its client,
+// from the environment or from a URL, bounds its connections, except with
+// Handoff.
 func TestOwnedTransportBoundsConnections(t *testing.T) {
-	for _, handoff := range []bool{false, true} {
-		b, err := NewBackend(nil, Options{Handoff: handoff})
+	open := map[string]func(handoff bool) (*Backend, error){
+		"NewBackend": func(handoff bool) (*Backend, error) { return NewBackend(nil, Options{Handoff: handoff}) },
+		"OpenBackend": func(handoff bool) (*Backend, error) {
+			u := &url.URL{Scheme: Scheme, Host: "127.0.0.1:8500", RawQuery: fmt.Sprintf("handoff=%v", handoff)}
+			return OpenBackend(context.Background(), u, election.Options{})
+		},
+	}
+	for name, handoff := range map[string]bool{"NewBackend": false, "NewBackend Handoff": true, "OpenBackend": false, "OpenBackend Handoff": true} {
+		b, err := open[strings.TrimSuffix(name, " Handoff")](handoff)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", name, err)
 		}
 		want := OwnedMaxConns
 		if handoff {
 			want = 0
 		}
 		if got := b.owned.MaxConnsPerHost; got != want {
-			t.Errorf("Handoff %v: MaxConnsPerHost = %d, want %d", handoff, got, want)
+			t.Errorf("%s: MaxConnsPerHost = %d, want %d", name, got, want)
 		}
 		if err := b.Close(); err != nil {
 			t.Fatal(err)

@@ -23,6 +23,9 @@ func newStepDown(deadline time.Time) *stepDown {
 // set moves the deadline to t.
 func (s *stepDown) set(t time.Time) { s.at.Store(int64(t.Sub(s.base))) }
 
+// time returns the deadline as it stands, on the monotonic clock of base.
+func (s *stepDown) time() time.Time { return s.base.Add(time.Duration(s.at.Load())) }
+
 // passed reports whether the deadline is not after now.
 func (s *stepDown) passed(now time.Time) bool {
 	return now.Sub(s.base) >= time.Duration(s.at.Load())
@@ -121,7 +124,36 @@ func (c *termContext) Done() <-chan struct{} {
 
 // Value checks the deadline first, so that context.Cause, which reads the
 // cause through Value, reports the end of a term whose deadline has passed.
+// It answers deadlineKey with the term's step-down deadline (see
+// TermDeadline).
 func (c *termContext) Value(key any) any {
 	c.check()
+	if key == (deadlineKey{}) {
+		return c.deadline
+	}
 	return c.Context.Value(key)
+}
+
+// deadlineKey is the key through which TermDeadline asks a term's context
+// for its step-down deadline.
+type deadlineKey struct{}
+
+// TermDeadline returns the step-down deadline of the term whose context is
+// ctx, or that ctx derives from, as it stands: the term ends at it unless a
+// renewal of its session moves it on first, and the store keeps the
+// leadership at least StepDownMargin(TTL) past it. ok is false if ctx
+// belongs to no term.
+//
+// It is not ctx.Deadline, which a term's context leaves unset: a context's
+// deadline never moves, and this one moves forward with every renewal. A
+// term whose deadline has passed has ended, or is ended by the next Err of
+// its context. What a leader starts outside the process may use it to know
+// how long it could keep acting without hearing from the leader: until the
+// deadline plus the margin at most, the moment another candidate may lead.
+func TermDeadline(ctx context.Context) (deadline time.Time, ok bool) {
+	s, ok := ctx.Value(deadlineKey{}).(*stepDown)
+	if !ok {
+		return time.Time{}, false
+	}
+	return s.time(), true
 }

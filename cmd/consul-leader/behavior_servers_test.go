@@ -19,9 +19,10 @@ import (
 
 // redisStore starts a Redis server for one test and returns its URL, with
 // a TTL of 5 s: the watchdog stops a command once its runner has not
-// confirmed the term for the step-down margin less a tenth (450 ms at 5 s,
-// 180 ms at 2 s), which a runner of a race-detector build on a busy
-// machine can miss at 2 s, and these tests are not about that.
+// confirmed the term for a while (at most a quarter of the TTL, plus the
+// step-down margin less a tenth of it: 1.7 s at 5 s, 680 ms at 2 s), which
+// a runner of a race-detector build on a busy machine can miss at 2 s, and
+// these tests are not about that.
 func redisStore(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -126,6 +127,42 @@ func TestRunnerKilled(t *testing.T) {
 	waitFor(t, 5*time.Second, "command stop", func() bool { return runs(readLog(t, log))[0].stopped })
 	if d := runs(readLog(t, log))[0].end.sub(at); d > time.Second {
 		t.Errorf("the command stopped %v after its runner was killed", d)
+	}
+}
+
+// TestRunnerStall: a runner stopped (SIGSTOP) for less than it vouched for
+// its term at its last heartbeat keeps its command, even past the
+// step-down margin; a runner stopped for longer has its command stopped by
+// the watchdog within the horizon plus the margin less the slack (TTL/4 +
+// TTL/10 - TTL/100), however long its term had left.
+func TestRunnerStall(t *testing.T) {
+	url := redisStore(t)
+	b, err := newBudget(5*time.Second, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logPath(t)
+	p := startRunner(t, "A", log, "", "--store", url, "--resource", "stall")
+	waitRun(t, log, 1)
+
+	// 800 ms: more than the margin less the slack and the grace (325 ms),
+	// less than the horizon added (1.575 s). The renewals every TTL/3 keep
+	// the term's deadline more than the horizon away.
+	p.signal(syscall.SIGSTOP)
+	time.Sleep(800 * time.Millisecond)
+	p.signal(syscall.SIGCONT)
+	time.Sleep(500 * time.Millisecond)
+	if rs := runs(readLog(t, log)); len(rs) != 1 || rs[0].stopped {
+		t.Fatalf("the command was stopped by a stall of 800 ms of its runner (%d runs)", len(rs))
+	}
+
+	at := monoNow()
+	p.signal(syscall.SIGSTOP)
+	defer p.signal(syscall.SIGCONT)
+	waitFor(t, 10*time.Second, "command stop", func() bool { return runs(readLog(t, log))[0].stopped })
+	limit := b.horizon + b.margin - b.slack
+	if d := runs(readLog(t, log))[0].end.sub(at); d > limit {
+		t.Errorf("the command of a stopped runner stopped %v after the runner did, past the horizon and the margin (%v)", d, limit)
 	}
 }
 

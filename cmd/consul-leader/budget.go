@@ -17,10 +17,15 @@ import (
 // stop the child must be over within that margin:
 //
 //   - killBy: each time the runner finds its term still running at a
-//     moment t, it tells the watchdog that the child must be dead by
-//     t + margin - slack. The watchdog sends SIGTERM at killBy - grace and
+//     moment t, with left before D, it tells the watchdog that the child
+//     must be dead by t + min(left, horizon) + margin - slack, no later than
+//     D + margin - slack. The watchdog sends SIGTERM at killBy - grace and
 //     SIGKILL at killBy, on its own clock, without the runner: a runner
-//     that stalls (SIGSTOP, a long pause) stops telling it.
+//     that stalls (SIGSTOP, a long pause) stops telling it. The horizon
+//     lets a runner starved for a moment keep its command, while bounding
+//     how long a stalled runner's command runs blind: a stalled runner
+//     does not see a term ended from outside (a session destroyed, a key
+//     deleted).
 //   - At the end of a term the runner tells the watchdog at once: SIGTERM
 //     then, SIGKILL grace later (and no later than killBy).
 //
@@ -33,6 +38,7 @@ type budget struct {
 	grace     time.Duration // SIGTERM to SIGKILL
 	slack     time.Duration // kept free at the end of the margin
 	heartbeat time.Duration // how often the runner checks its term and tells the watchdog
+	horizon   time.Duration // how far past a heartbeat the runner vouches for its term, at most
 }
 
 // newBudget returns the budget for ttl and, when graceSet, the grace asked
@@ -46,6 +52,7 @@ func newBudget(ttl, grace time.Duration, graceSet bool) (budget, error) {
 		grace:     margin / 4,
 		slack:     margin / 10,
 		heartbeat: max(margin/20, time.Millisecond),
+		horizon:   ttl / 4,
 	}
 	if !graceSet {
 		return b, nil
@@ -66,5 +73,8 @@ func newBudget(ttl, grace time.Duration, graceSet bool) (budget, error) {
 func (b budget) maxGrace() time.Duration { return b.margin / 2 }
 
 // killBy returns when the child must be dead at the latest, given that the
-// term was found running at t (on the monotonic clock).
-func (b budget) killBy(t monoTime) monoTime { return t.add(b.margin - b.slack) }
+// term was found running at t (on the monotonic clock), with left before
+// its step-down deadline, as read after t.
+func (b budget) killBy(t monoTime, left time.Duration) monoTime {
+	return t.add(min(max(left, 0), b.horizon) + b.margin - b.slack)
+}

@@ -91,7 +91,8 @@ func TestGuardLate(t *testing.T) {
 }
 
 // TestBudget: the default grace, the largest that fits, and the deadline
-// that leaves the slack free before the end of the margin.
+// that leaves the slack free before the end of the margin past the term's
+// step-down deadline.
 func TestBudget(t *testing.T) {
 	b, err := newBudget(15*time.Second, 0, false)
 	if err != nil {
@@ -100,8 +101,18 @@ func TestBudget(t *testing.T) {
 	if b.margin != 1500*time.Millisecond || b.grace != 375*time.Millisecond || b.maxGrace() != 750*time.Millisecond {
 		t.Errorf("budget %+v", b)
 	}
-	if got := b.killBy(0); got.sub(0) != 1350*time.Millisecond {
-		t.Errorf("killBy(0) = %v, want 1.35s", got.sub(0))
+	// The term's deadline bounds the deadline, and the horizon (TTL/4)
+	// bounds how far past the heartbeat the runner vouches for its term.
+	for _, c := range []struct{ left, want time.Duration }{
+		{-time.Second, 1350 * time.Millisecond}, // read past the deadline: no more than the margin
+		{0, 1350 * time.Millisecond},
+		{2 * time.Second, 3350 * time.Millisecond},
+		{3750 * time.Millisecond, 5100 * time.Millisecond},
+		{10 * time.Second, 5100 * time.Millisecond},
+	} {
+		if got := b.killBy(0, c.left); got.sub(0) != c.want {
+			t.Errorf("killBy(0, %v) = %v, want %v", c.left, got.sub(0), c.want)
+		}
 	}
 	if b.heartbeat*3 > b.margin-b.slack-b.maxGrace() {
 		t.Errorf("heartbeat %v: fewer than 3 before SIGTERM at the longest grace", b.heartbeat)

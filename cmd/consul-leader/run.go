@@ -151,7 +151,7 @@ func (r *runner) lead(ctx context.Context, l election.Leadership) error {
 		r.mu.Unlock()
 		return nil
 	}
-	c, err := startChild(r.exe, b, r.cfg.command, r.env(l), b.killBy(t))
+	c, err := startChild(r.exe, b, r.cfg.command, r.env(l), b.killBy(t, termLeft(ctx)))
 	if err != nil {
 		r.mu.Unlock()
 		return fmt.Errorf("consul-leader: %w", err)
@@ -171,7 +171,7 @@ func (r *runner) lead(ctx context.Context, l election.Leadership) error {
 		case <-tick.C:
 			t := monoNow()
 			if ctx.Err() == nil {
-				c.alive(b.killBy(t))
+				c.alive(b.killBy(t, termLeft(ctx)))
 				continue
 			}
 		case <-ctx.Done():
@@ -185,6 +185,18 @@ func (r *runner) lead(ctx context.Context, l election.Leadership) error {
 		r.ended(e)
 		return nil
 	}
+}
+
+// termLeft returns how long the term whose context is ctx has before its
+// step-down deadline, from now: read after the runner's reading t of the
+// clock, it is at most the deadline's distance from t. A context of no
+// term has none.
+func termLeft(ctx context.Context) time.Duration {
+	d, ok := election.TermDeadline(ctx)
+	if !ok {
+		return 0
+	}
+	return time.Until(d)
 }
 
 // ended records the code of a command stopped at the end of its term: the
