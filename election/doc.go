@@ -72,7 +72,10 @@
 // with it, with the same cause (context.Cause), but sees a passed deadline
 // only once the term's own context was asked or its timer ran: check the
 // term's own context. A select on Done that has another case ready picks
-// either, so a select alone is not that check.
+// either, so a select alone is not that check. TermDeadline reads the
+// deadline itself, as the renewals move it: what a leader hands work to
+// outside the process (a child process, a lease of its own) may act until
+// that deadline plus StepDownMargin(TTL) at most.
 //
 // # The fencing token
 //
