@@ -40,7 +40,7 @@ func (c *renewCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // process is one process's electors on one shared session: a backend with
-// a client of its own, counted by rt.
+// a client of its own, counted by rt (when the test made the client).
 type process struct {
 	b   *consul.Backend
 	ss  *election.SharedSession
@@ -65,6 +65,15 @@ func newProcess(t testing.TB, srv *testserver.ConsulServer, id string, log *conf
 	if err != nil {
 		t.Fatalf("NewBackend: %v", err)
 	}
+	p := processOn(t, b, id, log, so)
+	p.rt = rt
+	return p
+}
+
+// processOn returns a process of candidate id on the backend b (which the
+// caller closes), as newProcess does; its renewals are not counted.
+func processOn(t testing.TB, b *consul.Backend, id string, log *conformance.TermLog, so election.SessionOptions) *process {
+	t.Helper()
 	ss, err := consul.NewSharedSession(b, so)
 	if err != nil {
 		t.Fatalf("NewSharedSession: %v", err)
@@ -76,7 +85,7 @@ func newProcess(t testing.TB, srv *testserver.ConsulServer, id string, log *conf
 			t.Errorf("SharedSession.Close: %v", err)
 		}
 	})
-	return &process{b: b, ss: ss, rt: rt, log: log, id: id}
+	return &process{b: b, ss: ss, log: log, id: id}
 }
 
 // elect starts this process's elector of resource on its session, closed

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
@@ -287,51 +286,20 @@ func TestOpenedBackendWithinConnectionLimit(t *testing.T) {
 			t.Errorf("close the backend: %v", err)
 		}
 	})
-	ss, err := election.NewSharedSession(b, sharedOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := ss.Close(ctx); err != nil {
-			t.Errorf("SharedSession.Close: %v", err)
-		}
-	})
-	var mu sync.Mutex
-	var failed []error
-	handler := func(ctx context.Context, l election.Leadership) error {
-		if l.Err != nil {
-			mu.Lock()
-			failed = append(failed, l.Err)
-			mu.Unlock()
-		}
-		return nil
-	}
+	log := &conformance.TermLog{}
+	p := processOn(t, b, "a", log, sharedOpts)
 	const n = 150
 	els := make([]*election.Elector, n)
 	for i := range els {
-		el, err := election.New(b, election.Options{Resource: fmt.Sprintf("limit-%03d", i), ID: "a", Session: ss})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := el.Close(ctx); err != nil {
-				t.Errorf("Close: %v", err)
-			}
-		})
-		els[i] = el
-	}
-	for _, el := range els {
-		if err := el.Start(context.Background(), handler); err != nil {
-			t.Fatal(err)
-		}
+		els[i] = p.elect(t, fmt.Sprintf("limit-%03d", i))
 	}
 	waitAll(t, 60*time.Second, "electors leading", els, isLeader)
-	mu.Lock()
-	defer mu.Unlock()
+	var failed []error
+	for _, c := range log.Calls() {
+		if c.L.Err != nil {
+			failed = append(failed, c.L.Err)
+		}
+	}
 	if len(failed) > 0 {
 		t.Errorf("%d store errors while %d resources were acquired at once, the first: %v", len(failed), n, failed[0])
 	}
