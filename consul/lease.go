@@ -54,7 +54,22 @@ type lease struct {
 
 var _ election.Lease = (*lease)(nil)
 
-var _ election.SessionSharer = (*Backend)(nil)
+var (
+	_ election.SessionSharer  = (*Backend)(nil)
+	_ election.AcquireLimiter = (*Backend)(nil)
+)
+
+// MaxAcquiring returns half of OwnedMaxConns when the backend's client is
+// one it created with that bound: the acquisitions a shared session has in
+// flight at a time, leaving the other connections to its renewals and its
+// electors' reads. A client passed in, or one made for Handoff, sets no
+// bound (0).
+func (b *Backend) MaxAcquiring() int {
+	if b.owned == nil || b.owned.MaxConnsPerHost <= 0 {
+		return 0
+	}
+	return b.owned.MaxConnsPerHost / 2
+}
 
 // NewLease creates one Consul session for the electors of an
 // election.SharedSession: behaviour release, the TTL of p (or, with

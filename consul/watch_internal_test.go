@@ -400,7 +400,8 @@ const waitForLimit = 5 * time.Second
 
 // TestOwnedTransportBoundsConnections: a backend that creates its client,
 // from the environment or from a URL, bounds its connections, except with
-// Handoff.
+// Handoff, and has its shared sessions acquire through half of them at a
+// time.
 func TestOwnedTransportBoundsConnections(t *testing.T) {
 	open := map[string]func(handoff bool) (*Backend, error){
 		"NewBackend": func(handoff bool) (*Backend, error) { return NewBackend(nil, Options{Handoff: handoff}) },
@@ -421,10 +422,26 @@ func TestOwnedTransportBoundsConnections(t *testing.T) {
 		if got := b.owned.MaxConnsPerHost; got != want {
 			t.Errorf("%s: MaxConnsPerHost = %d, want %d", name, got, want)
 		}
+		if got := b.MaxAcquiring(); got != want/2 {
+			t.Errorf("%s: MaxAcquiring() = %d, want %d", name, got, want/2)
+		}
 		if err := b.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// A client passed in is the caller's to bound.
+	c, err := api.NewClient(api.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewBackend(c, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.MaxAcquiring(); got != 0 {
+		t.Errorf("a client passed in: MaxAcquiring() = %d, want 0", got)
+	}
+	_ = b.Close()
 }
 
 // TestWatchListRefused: a token that may not list the keys' common prefix

@@ -852,6 +852,14 @@ func (e *engine) newSession(ctx context.Context) (Session, error) {
 }
 
 func (e *engine) acquire(ctx context.Context, s Claim) (Acquisition, error) {
+	if e.shared != nil {
+		// The turn is waited for before the request's deadline starts.
+		leave, ok := e.shared.enterAcquire(ctx)
+		if !ok {
+			return Acquisition{}, context.Cause(ctx)
+		}
+		defer leave()
+	}
 	rctx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
 	defer cancel()
 	sent := time.Now()

@@ -28,6 +28,19 @@ type SessionSharer interface {
 	NewLease(ctx context.Context, p LeaseParams) (Lease, error)
 }
 
+// AcquireLimiter is an optional interface of a SessionSharer whose store
+// requests share a bounded number of connections or request slots. A
+// SharedSession lets at most MaxAcquiring of its electors acquire at a
+// time; the others wait for their turn before their acquisition begins, so
+// that a burst (thousands of resources started at once) does not spend the
+// requests' RequestTimeout waiting for a connection, nor take every
+// connection from the session's renewals and its electors' reads.
+type AcquireLimiter interface {
+	// MaxAcquiring returns how many acquisitions of one shared session may
+	// be in flight at once; 0 or less sets no bound. It must not block.
+	MaxAcquiring() int
+}
+
 // LeaseParams describes a Lease.
 type LeaseParams struct {
 	// TTL is how long the store keeps the lease after its last renewal.

@@ -101,8 +101,9 @@ type SharedSession struct {
 	sharer SessionSharer
 	opts   SessionOptions // defaults applied
 	log    *slog.Logger
-	jitter *jitter    // also its electors' random source
-	obs    *observing // the session's Observers; nil when none
+	jitter *jitter       // also its electors' random source
+	obs    *observing    // the session's Observers; nil when none
+	gate   chan struct{} // a slot per acquisition in flight (see AcquireLimiter); nil: no bound
 
 	mu        sync.Mutex
 	closed    bool
@@ -147,8 +148,13 @@ func NewSharedSession(b Backend, o SessionOptions) (*SharedSession, error) {
 		}
 	}
 	j := newJitter()
+	var gate chan struct{}
+	if l, ok := b.(AcquireLimiter); ok && l.MaxAcquiring() > 0 {
+		gate = make(chan struct{}, l.MaxAcquiring())
+	}
 	return &SharedSession{
 		b:         b,
+		gate:      gate,
 		sharer:    sharer,
 		opts:      o,
 		log:       o.Logger.With("backend", b.Name(), "shared_session", true),
@@ -158,6 +164,22 @@ func NewSharedSession(b Backend, o SessionOptions) (*SharedSession, error) {
 		changed:   make(chan struct{}),
 	}, nil
 }
+
+// enterAcquire waits for the turn of an acquisition (see AcquireLimiter),
+// or until ctx ends; leave ends the turn. ok is false if ctx ended first.
+func (s *SharedSession) enterAcquire(ctx context.Context) (leave func(), ok bool) {
+	if s.gate == nil {
+		return func() {}, true
+	}
+	select {
+	case s.gate <- struct{}{}:
+		return s.leaveAcquire, true
+	case <-ctx.Done():
+		return nil, false
+	}
+}
+
+func (s *SharedSession) leaveAcquire() { <-s.gate }
 
 // Backend returns the backend the session was made on.
 func (s *SharedSession) Backend() Backend { return s.b }

@@ -12,7 +12,15 @@ import (
 	"github.com/consul-leader/consul-leader/election"
 )
 
-var _ election.SessionSharer = (*Backend)(nil)
+var (
+	_ election.SessionSharer  = (*Backend)(nil)
+	_ election.AcquireLimiter = (*Backend)(nil)
+)
+
+// MaxAcquiring returns half of BackendOptions.MaxRequests, at least 1: the
+// acquisitions a shared session has in flight at a time, leaving the other
+// slots to its electors' reads and releases.
+func (b *Backend) MaxAcquiring() int { return max(1, cap(b.run.slots)/2) }
 
 // NewLease creates the emulated store session of an election.SharedSession:
 // a random token, and the lease key "<KeyPrefix>:lease:<token>", a set of
@@ -99,8 +107,11 @@ func (l *lease) Info() election.SessionInfo { return l.info }
 // when the lease key is gone. Leader keys no longer held (deleted or
 // overwritten from outside) leave the set, and their Watch calls are woken
 // to read the change.
+//
+// It takes none of the backend's request slots: a burst of the electors'
+// requests never delays the renewal that keeps all their terms.
 func (l *lease) Renew(ctx context.Context) error {
-	res, err := leaseRenewScript.Run(ctx, l.b.run, []string{l.key}, l.token+"\n", l.ttlMS).Slice()
+	res, err := leaseRenewScript.Run(ctx, l.b.client, []string{l.key}, l.token+"\n", l.ttlMS).Slice()
 	if err != nil {
 		return wrap("renew lease", l.key, err)
 	}

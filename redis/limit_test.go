@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +11,9 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/consul-leader/consul-leader/conformance"
+	"github.com/consul-leader/consul-leader/conformance/testserver"
+	"github.com/consul-leader/consul-leader/election"
 	"github.com/consul-leader/consul-leader/redis"
 )
 
@@ -74,5 +78,67 @@ func TestMaxRequestsWaitHonoursTheDeadline(t *testing.T) {
 	}
 	if err := <-first; err != nil {
 		t.Errorf("the read holding the slot: %v", err)
+	}
+}
+
+// TestSharedSessionBurstWaitsItsTurn: on a slow network (every reply 100
+// ms late), 20 resources started at once on one shared session of a
+// backend with two request slots all lead without an error: the session
+// lets one acquisition at a time begin (MaxAcquiring), so none spends its
+// deadline (RequestTimeout, 600 ms at TTL 3 s) waiting for a slot, which
+// ten rounds of two would pass.
+func TestSharedSessionBurstWaitsItsTurn(t *testing.T) {
+	srv := startRedis(t, srvOpts())
+	p := testserver.NewProxy(t, srv.Addr())
+	b, err := redis.NewBackend(client(t, p.Addr()), redis.BackendOptions{MaxRequests: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if got := b.MaxAcquiring(); got != 1 {
+		t.Fatalf("MaxAcquiring() = %d with 2 request slots, want 1", got)
+	}
+	ss, err := election.NewSharedSession(b, election.SessionOptions{TTL: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ss.Close(ctxT(t, 10*time.Second)); err != nil {
+			t.Errorf("Close of the session: %v", err)
+		}
+	})
+	p.DelayReplies(100 * time.Millisecond)
+	log := &conformance.TermLog{}
+	els := make([]*election.Elector, 20)
+	for i := range els {
+		el, err := election.New(b, election.Options{Resource: fmt.Sprintf("burst-%02d", i), ID: "a", Session: ss})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := el.Close(ctxT(t, 10*time.Second)); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		els[i] = el
+	}
+	for _, el := range els {
+		if err := el.Start(context.Background(), log.Handler("a")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, el := range els {
+		for !el.IsLeader() && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !el.IsLeader() {
+			t.Fatalf("%s does not lead after 30 s", el.State().Resource)
+		}
+	}
+	for _, c := range log.Calls() {
+		if c.L.Err != nil {
+			t.Errorf("%s told: %v", c.L.Resource, c.L.Err)
+		}
 	}
 }

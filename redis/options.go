@@ -43,8 +43,12 @@ type BackendOptions struct {
 	// client's pool: a burst (a shared session acquiring thousands of
 	// resources at once) then waits its turn instead of growing the pool to
 	// its PoolSize. The release-notice subscription holds one more
-	// connection. A request waiting for a slot counts against its deadline.
-	// Default: DefaultMaxRequests (8).
+	// connection, and a shared session's renewals take none of the slots
+	// (one more connection while one is in flight). A request waiting for a
+	// slot counts against its deadline, but a shared session lets at most
+	// half of them (at least one) acquire at a time and its other electors
+	// wait their turn before their request begins (see
+	// election.AcquireLimiter). Default: DefaultMaxRequests (8).
 	MaxRequests int
 
 	// Logger receives the backend's own logs (the release-notice
