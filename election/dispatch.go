@@ -14,6 +14,7 @@ type event struct {
 	l       Leadership
 	done    chan struct{}   // closed when the call returned; may be nil
 	onError func(err error) // called with the call's error before done; may be nil
+	st      *status         // where the call is recorded, unused until then; nil: a new one
 	fence   chan struct{}   // set for no call: closed when the loop reaches it
 	key     notice          // what the call tells, for a follower notification
 	keep    bool            // a newer notification does not replace this one
@@ -206,7 +207,11 @@ func (d *dispatcher) call(ev *event) (err error) {
 //
 //go:noinline
 func (d *dispatcher) record(ev *event) {
-	st := &status{l: ev.l}
+	st := ev.st
+	if st == nil {
+		st = new(status)
+	}
+	*st = status{l: ev.l}
 	if ev.l.IsLeader {
 		st.term = ev.ctx
 	}

@@ -64,26 +64,71 @@ type engine struct {
 	handlerRetry  backoff // consecutive terms given up by a failing handler
 }
 
-// term is one period of leadership.
+// term is one period of leadership. What a leader keeps for its term is
+// in it, as far as it can be (its context, its watch of the record through
+// a RecordWatcher, what its leader call told), rather than in objects of
+// their own: a process that acquires many resources at once allocates the
+// terms among the garbage of the acquisitions, of the same small sizes,
+// and after a collection every small object that stays keeps its span of
+// memory in use.
 type term struct {
-	number      uint64
-	info        SessionInfo // the session it is held by
-	ctx         context.Context
-	cancel      context.CancelCauseFunc
-	ka          *keepalive    // the session's renewals
-	ownsKA      bool          // ka renews this term's own session, not a shared one
-	handlerDone chan struct{} // closed when the handler's leader call returned
-	ended       chan struct{} // closed once the store has been released
-	watched     chan struct{} // closed when the watch of the record returned
-	events      *termEvents   // reports to the observers; nil without any
-	pending     atomic.Int32  // the term's end and its call's return, not both come yet
+	number   uint64
+	info     SessionInfo // the session it is held by
+	ctx      context.Context
+	ka       *keepalive    // the session's renewals
+	ownsKA   bool          // ka renews this term's own session, not a shared one
+	r        *runner       // resumes once the term has ended and its leader call has returned
+	watched  chan struct{} // closed when the watch of the record returned
+	events   *termEvents   // reports to the observers; nil without any
+	pending  atomic.Int32  // the term's end and its call's return, not both come yet
+	returned atomic.Bool   // the handler's leader call returned
+
+	tc termContext // ctx
+	rw recordWatch // the watch of the record through a RecordWatcher (watchRecord)
+	st status      // what the leader call told, for IsLeader and State
 
 	// The watch's read in flight, ended by stopWatch. (A context of the
 	// watch's own, for that, would cost each leader a context, its
 	// channel and its list of children.)
 	readMu    sync.Mutex
-	readStop  context.CancelFunc // ends the read in flight (or the recordWatch); nil between reads
+	readStop  context.CancelFunc // ends the read in flight; nil between reads
+	recorded  bool               // rw watches the record
 	unwatched bool               // stopWatch was called: no read starts any more
+	// released is set once the store has been released, and releasedCh,
+	// made by a Release that waits for that, closed then.
+	released   bool
+	releasedCh chan struct{}
+}
+
+// cancel ends the term's context for cause.
+func (t *term) cancel(cause error) { t.tc.cancel(cause) }
+
+// termEnded resumes the run once both the end of the term and the return
+// of its leader call have come.
+func (t *term) termEnded() { t.r.resumeAfter(t) }
+
+// releasedChan returns a channel closed once the store has been released,
+// or nil when it has been already.
+func (t *term) releasedChan() <-chan struct{} {
+	t.readMu.Lock()
+	defer t.readMu.Unlock()
+	if t.released {
+		return nil
+	}
+	if t.releasedCh == nil {
+		t.releasedCh = make(chan struct{})
+	}
+	return t.releasedCh
+}
+
+// markReleased records that the store has been released.
+func (t *term) markReleased() {
+	t.readMu.Lock()
+	defer t.readMu.Unlock()
+	t.released = true
+	if t.releasedCh != nil {
+		close(t.releasedCh)
+	}
 }
 
 // startRead makes cancel the end of the watch's read about to start. Once
@@ -112,9 +157,12 @@ func (t *term) endRead() {
 func (t *term) stopWatch() {
 	t.readMu.Lock()
 	t.unwatched = true
-	stop := t.readStop
+	stop, recorded := t.readStop, t.recorded
 	t.readMu.Unlock()
-	if stop != nil {
+	switch {
+	case recorded:
+		t.rw.stop()
+	case stop != nil:
 		stop()
 	}
 }
@@ -263,13 +311,15 @@ func (e *engine) Release(ctx context.Context) error {
 		return nil
 	}
 	t.end(ErrReleased)
-	select {
-	case <-t.handlerDone:
-	default:
+	if !t.returned.Load() {
 		return nil // the store is released once the handler returns
 	}
+	released := t.releasedChan()
+	if released == nil {
+		return nil
+	}
 	select {
-	case <-t.ended:
+	case <-released:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("election: release of %q: %w", e.opts.Resource, ctx.Err())
@@ -556,17 +606,18 @@ func (c *campaign) endTerm() {
 // ended and its leader call has returned.
 func (e *engine) beginTerm(ctx, sctx context.Context, sess *sessionHandle, ka *keepalive, ownsKA bool, rec Record, r *runner) *term {
 	info := sess.Info()
-	t := &term{number: rec.Term, info: info, ka: ka, ownsKA: ownsKA,
-		handlerDone: make(chan struct{}), ended: make(chan struct{})}
+	t := &term{number: rec.Term, info: info, ka: ka, ownsKA: ownsKA, r: r}
 	t.pending.Store(2) // the end of the term, and the return of the call
 	// The context ends with sctx, and reports the deadline itself.
-	tctx, cancel := ka.termContext(sctx, func() { r.resumeAfter(t) })
-	t.ctx, t.cancel = tctx, cancel
+	ka.initTermContext(&t.tc, sctx, t)
+	t.ctx = &t.tc
 	e.setTerm(t)
 	e.last = notice{valid: true, isLeader: true, leaderID: e.opts.ID, term: rec.Term, holder: rec.Session}
-	e.logger().Info("became leader", "term", rec.Term, "session", info.ID)
+	if e.opts.Logger.Enabled(ctx, slog.LevelInfo) { // no garbage for a record nobody keeps
+		e.logger().Info("became leader", "term", rec.Term, "session", info.ID)
+	}
 	if e.obs != nil {
-		t.events = e.obs.startTerm(ctx, tctx, rec.Term, info.ID, e.opts.TTL)
+		t.events = e.obs.startTerm(ctx, t.ctx, rec.Term, info.ID, e.opts.TTL)
 	}
 	// Watch the record in the background: it must stay ours. The term ends
 	// when tctx does, without waiting for a blocked read to unwind. The read
@@ -594,6 +645,7 @@ func (e *engine) callLeader(d *dispatcher, t *term, r *runner) {
 	e.setGoroutine(&e.runGoroutine)
 	stopWarning := e.warnWhileOverdue(t, t.events)
 	d.callHere(e.leaderCall(t))
+	t.returned.Store(true)
 	stopWarning()
 	r.resumeAfter(t)
 }
@@ -604,9 +656,9 @@ func (e *engine) callLeader(d *dispatcher, t *term, r *runner) {
 //go:noinline
 func (e *engine) leaderCall(t *term) *event {
 	return &event{
-		ctx:  t.ctx,
-		l:    Leadership{Resource: e.opts.Resource, LeaderID: e.opts.ID, Value: e.opts.Value, IsLeader: true, Term: t.number, Session: t.info},
-		done: t.handlerDone,
+		ctx: t.ctx,
+		l:   Leadership{Resource: e.opts.Resource, LeaderID: e.opts.ID, Value: e.opts.Value, IsLeader: true, Term: t.number, Session: t.info},
+		st:  &t.st,
 		onError: func(err error) {
 			t.end(fmt.Errorf("%w: %w", ErrHandlerFailed, err))
 		},
@@ -625,7 +677,7 @@ func (e *engine) endTerm(ctx context.Context, d *dispatcher, sess *sessionHandle
 	e.logger().Info("term ended", "term", t.number, "cause", cause)
 	e.closeSession(ctx, sess)
 	t.stopWatch()
-	close(t.ended)
+	t.markReleased()
 	<-t.watched
 	e.setTerm(nil)
 	e.notifyStepDown(ctx, d, Leadership{Resource: e.opts.Resource, Session: t.info})

@@ -30,6 +30,9 @@ type keepalive struct {
 	renewCancel context.CancelFunc
 
 	stepDown *stepDown // the deadline, for the term's context; moved under mu
+	// expiredCause is expired, made once for the terms' contexts rather
+	// than for each.
+	expiredCause func() error
 
 	mu       sync.Mutex
 	deadline time.Time
@@ -64,6 +67,7 @@ func startKeepalive(parent context.Context, o Options, log *slog.Logger, sess re
 		deadline: deadline,
 		done:     make(chan struct{}),
 	}
+	k.expiredCause = k.expired
 	k.renewCtx, k.renewCancel = context.WithCancel(ctx)
 	k.mu.Lock()
 	k.timer = time.AfterFunc(time.Until(k.deadline), k.expire)
@@ -83,12 +87,12 @@ func (k *keepalive) renewed(sent time.Time) {
 	k.mu.Unlock()
 }
 
-// termContext returns the context of a term of this session: it ends with
-// parent, which ends with the session's context, and, at the latest, as
-// soon as it is asked after the step-down deadline. onEnd is called once
+// initTermContext makes c the context of a term of this session: it ends
+// with parent, which ends with the session's context, and, at the latest,
+// as soon as it is asked after the step-down deadline. onEnd is told once
 // it has ended.
-func (k *keepalive) termContext(parent context.Context, onEnd func()) (*termContext, context.CancelCauseFunc) {
-	return newTermContext(parent, k.stepDown, k.expired, onEnd)
+func (k *keepalive) initTermContext(c *termContext, parent context.Context, onEnd termEnder) {
+	c.init(parent, k.stepDown, k.expiredCause, onEnd)
 }
 
 // expired is the cause of the end of a session at its step-down deadline.
