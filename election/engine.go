@@ -28,17 +28,17 @@ type engine struct {
 	started bool
 	closed  bool // Close was called
 	runDone bool // the campaign of a started elector and its dispatcher have ended
-	// cancelRun ends the context of the elector's run; endCampaign, when
-	// set, the session context of its campaign on the shared session,
-	// which does not derive from it (see stopRunLocked).
-	runCtx      context.Context
-	cancelRun   context.CancelFunc
-	endCampaign context.CancelCauseFunc
-	finished    chan struct{} // made by the first Close; closed once nothing of the elector is left
-	closeErr    error         // the backend's Close error; written before finished is closed
-	term        *term         // the current term; nil when not leading
-	session     SessionInfo   // the current session; zero when none
-	closing     chan struct{} // closed by the first Close; made by closingChan, or by Close
+	// cancelRun ends the context of the elector's run; campaign, when set,
+	// is its campaign on the shared session, whose contexts do not derive
+	// from it, and which stopRunLocked ends (campaign.endLocked).
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+	campaign  *campaign
+	finished  chan struct{} // made by the first Close; closed once nothing of the elector is left
+	closeErr  error         // the backend's Close error; written before finished is closed
+	term      *term         // the current term; nil when not leading
+	session   SessionInfo   // the current session; zero when none
+	closing   chan struct{} // closed by the first Close; made by closingChan, or by Close
 
 	// What the handler was last given, for IsLeader and State; stored by
 	// the dispatcher as each call begins.
@@ -259,25 +259,25 @@ func (e *engine) stopRun() {
 }
 
 // stopRunLocked is stopRun, with e.mu held. A campaign on the shared
-// session runs under a context of the session's (so that it ends with the
+// session runs under contexts of the session's (so that it ends with the
 // session), which it ends here with the cause of the run's end, rather
 // than through a link to the run's context: such a link would cost every
 // elector a list of children on that context.
 func (e *engine) stopRunLocked() {
 	e.cancelRun()
-	if e.endCampaign != nil {
-		e.endCampaign(context.Cause(e.runCtx))
+	if e.campaign != nil {
+		e.campaign.endLocked(context.Cause(e.runCtx))
 	}
 }
 
-// setCampaignEnd makes end the end of the campaign under way (nil: none),
-// and ends it at once when the run has ended already.
-func (e *engine) setCampaignEnd(end context.CancelCauseFunc, run context.Context) {
+// setCampaign makes c the campaign under way on the shared session (nil:
+// none), and ends it at once when the run has ended already.
+func (e *engine) setCampaign(c *campaign, run context.Context) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.endCampaign = end
-	if end != nil && run.Err() != nil {
-		end(context.Cause(run))
+	e.campaign = c
+	if c != nil && run.Err() != nil {
+		c.endLocked(context.Cause(run))
 	}
 }
 
@@ -608,10 +608,18 @@ func (e *engine) beginTerm(ctx, sctx context.Context, sess *sessionHandle, ka *k
 	info := sess.Info()
 	t := &term{number: rec.Term, info: info, ka: ka, ownsKA: ownsKA, r: r}
 	t.pending.Store(2) // the end of the term, and the return of the call
-	// The context ends with sctx, and reports the deadline itself.
-	ka.initTermContext(&t.tc, sctx, t)
+	// The context ends with the session's, and reports the deadline
+	// itself. It ends with sctx too: on a private session sctx is the
+	// session's context; on the shared one, sctx ends when the elector's
+	// run does, which ends the term too (campaign.endLocked), or when the
+	// shared session does. A term's context so adds nothing to sctx (a
+	// list of children, a channel): see term.
+	ka.initTermContext(&t.tc, t)
 	t.ctx = &t.tc
 	e.setTerm(t)
+	if sctx.Err() != nil { // the run ended before setTerm: see endLocked
+		t.cancel(context.Cause(sctx))
+	}
 	e.last = notice{valid: true, isLeader: true, leaderID: e.opts.ID, term: rec.Term, holder: rec.Session}
 	if e.opts.Logger.Enabled(ctx, slog.LevelInfo) { // no garbage for a record nobody keeps
 		e.logger().Info("became leader", "term", rec.Term, "session", info.ID)
@@ -903,13 +911,13 @@ func (e *engine) newSession(ctx context.Context) (Session, error) {
 	return s, err
 }
 
-func (e *engine) acquire(ctx context.Context, s Claim) (Acquisition, error) {
-	rctx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
-	defer cancel()
+func (e *engine) acquire(c *campaign) (Acquisition, error) {
+	rctx, cancel := c.requestContext(e.opts.RequestTimeout)
+	defer c.requestDone(cancel)
 	sent := time.Now()
-	acq, err := s.Acquire(rctx)
+	acq, err := c.sess.Acquire(rctx)
 	if e.obs != nil {
-		e.obs.request(ctx, OpAcquire, s.Info().ID, sent, err)
+		e.obs.request(c.sctx, OpAcquire, c.sess.Info().ID, sent, err)
 	}
 	return acq, err
 }

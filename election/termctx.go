@@ -54,6 +54,13 @@ type termContext struct {
 	onEnd  termEnder
 	ended  atomic.Bool // onEnd was told, or is being told
 	unlink func() bool
+
+	// k, for the context of a term of a keepalive's session, is that
+	// keepalive, whose list of terms (through prev and next, under its
+	// termsMu) tells onEnd when the session's context ends, instead of
+	// unlink's function.
+	k          *keepalive
+	prev, next *termContext
 }
 
 // termEnder is told that a term's context has ended. (An interface rather
@@ -71,8 +78,9 @@ func (f endFunc) termEnded() { f() }
 // cancel function. cause gives the cause for a term that ends at its
 // deadline; onEnd, when not nil, is called once the context has ended.
 // (Rather than context.AfterFunc on the term's context, which would cost
-// the term a list of children, it is a function on the parent's list,
-// which the session's requests make in any case.)
+// the term a list of children, it is a function on the parent's list. The
+// terms of the engine are made by keepalive.initTermContext instead, which
+// costs them no function of their own: the keepalive tells its terms.)
 func newTermContext(parent context.Context, deadline *stepDown, cause func() error, onEnd func()) (*termContext, context.CancelCauseFunc) {
 	c := new(termContext)
 	var ender termEnder
@@ -110,6 +118,9 @@ func (c *termContext) cancel(cause error) {
 	if c.onEnd != nil && !c.ended.Load() {
 		if c.unlink != nil {
 			c.unlink()
+		}
+		if c.k != nil {
+			c.k.removeTerm(c)
 		}
 		c.end()
 	}
