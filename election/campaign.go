@@ -122,6 +122,21 @@ func (c *campaign) requestContext(timeout time.Duration) (context.Context, conte
 	return rctx, cancel
 }
 
+// sleep waits for d, or until sctx ends. On the shared session it waits
+// on a context of requestContext's, for the same reason.
+func (c *campaign) sleep(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	if c.stop == nil {
+		sleep(c.sctx, d)
+		return
+	}
+	ctx, cancel := c.requestContext(d)
+	<-ctx.Done()
+	c.requestDone(cancel)
+}
+
 // requestDone ends a request of requestContext, which has returned.
 func (c *campaign) requestDone(cancel context.CancelFunc) {
 	cancel()
@@ -220,7 +235,7 @@ func (c *campaign) watch(wait time.Duration) campaignState {
 			if holding := time.Until(c.holdOff); holding > 0 {
 				retry = min(retry, holding)
 			}
-			sleep(c.sctx, retry)
+			c.sleep(retry)
 		}
 		return c.next()
 	}
@@ -259,7 +274,7 @@ func (c *campaign) acquire() campaignState {
 		default:
 			e.fail(c.ctx, c.d, "acquire", err)
 			c.rec = Record{}
-			sleep(c.sctx, e.storeRetry.failed())
+			c.sleep(e.storeRetry.failed())
 		}
 		return c.next()
 	}

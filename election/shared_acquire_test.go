@@ -15,10 +15,11 @@ import (
 
 // stuckAcquire is a memory connection whose claims' acquisitions wait for
 // their context to end, as a request to a store that does not answer does,
-// and report its error on ended.
+// and report its error on ended; or, with fail set, fail at once.
 type stuckAcquire struct {
 	*memory.Conn
 	ended chan error
+	fail  bool
 }
 
 func (s *stuckAcquire) NewLease(ctx context.Context, p election.LeaseParams) (election.Lease, error) {
@@ -48,6 +49,9 @@ type stuckClaim struct {
 }
 
 func (c stuckClaim) Acquire(ctx context.Context) (election.Acquisition, error) {
+	if c.s.fail {
+		return election.Acquisition{}, errors.New("refused by the test")
+	}
 	<-ctx.Done()
 	c.s.ended <- ctx.Err()
 	return election.Acquisition{}, ctx.Err()
@@ -86,6 +90,38 @@ func TestCloseEndsSharedSessionAcquisition(t *testing.T) {
 			}
 		default:
 			t.Error("the acquisition in flight did not end with Close")
+		}
+		if err := sess.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestCloseEndsSharedSessionRetryWait: the Close of an elector on a shared
+// session whose acquisitions fail ends its wait before the next attempt at
+// once.
+func TestCloseEndsSharedSessionRetryWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		b := &stuckAcquire{Conn: memory.NewStore().Connect("p1"), fail: true}
+		sess, err := election.NewSharedSession(b, election.SessionOptions{TTL: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		el, err := election.New(b, election.Options{Resource: "r", ID: "a", Session: sess})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := el.Start(ctx, func(context.Context, election.Leadership) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the campaign waits before its next attempt
+		start := time.Now()
+		if err := el.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(start); waited > 0 {
+			t.Errorf("Close returned after %v; want at once, its wait ended", waited)
 		}
 		if err := sess.Close(ctx); err != nil {
 			t.Fatal(err)
