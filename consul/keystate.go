@@ -31,7 +31,17 @@ const (
 type keyStates struct {
 	mu   sync.Mutex
 	keys map[string]*keyState
+	// block is what is left of the last block of states allocated:
+	// states are allocated keyStateBlock at a time. A state lives as long
+	// as the backend, and is made as its key is first read, as often
+	// among the garbage of many acquisitions at once: a state of its own,
+	// of a size that garbage shares, would keep a span in use for each
+	// few states.
+	block []keyState
 }
+
+// keyStateBlock is how many keyStates are allocated at a time.
+const keyStateBlock = 64
 
 // keyState is kept for every key the backend reads, as long as the backend
 // lives, so it is kept small: instants are monotonic readings (see mono),
@@ -261,7 +271,11 @@ func (k *keyStates) state(key string) *keyState {
 	}
 	s := k.keys[key]
 	if s == nil {
-		s = &keyState{}
+		if len(k.block) == 0 {
+			k.block = make([]keyState, keyStateBlock)
+		}
+		s = &k.block[0]
+		k.block = k.block[1:]
 		k.keys[key] = s
 	}
 	return s

@@ -58,6 +58,9 @@ type campaign struct {
 	ownsKA bool
 	info   SessionInfo
 	stop   context.CancelCauseFunc // ends sctx of a shared session; nil for a private one
+	// reqStop ends the request in flight on the shared session (see
+	// requestContext); nil when none. Under e.mu.
+	reqStop context.CancelFunc
 
 	rec     Record    // the record last seen; Revision 0: not read yet
 	tried   bool      // Acquire was called: a queueing store (etcd) has this candidate in line
@@ -80,9 +83,100 @@ func (e *engine) newCampaign(r *runner, sess *sessionHandle, ka *keepalive, owns
 		sctx, cancel := context.WithCancelCause(ka.ctx)
 		c.sctx = sctx
 		c.stop = cancel
-		e.setCampaignEnd(cancel, c.ctx)
+		e.setCampaign(c, c.ctx)
 	}
 	return c
+}
+
+// endLocked ends the campaign on the shared session for cause, as the
+// elector's run ends: sctx, the request in flight and the term, none of
+// whose contexts derives from sctx (see requestContext, engine.beginTerm).
+// e.mu is held.
+func (c *campaign) endLocked(cause error) {
+	c.stop(cause)
+	if c.reqStop != nil {
+		c.reqStop()
+	}
+	if t := c.e.term; t != nil {
+		t.cancel(cause)
+	}
+}
+
+// requestContext returns the context of a request of the campaign, which
+// ends with sctx, or after timeout (never if it is 0), and its cancel
+// function, which requestDone calls. On the shared session it derives from the session's
+// context rather than from sctx, and endLocked ends it: a child would cost
+// sctx a list of children and a channel, which it would keep for the term.
+func (c *campaign) requestContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	if c.stop == nil {
+		return context.WithTimeout(c.sctx, timeout)
+	}
+	var (
+		rctx   context.Context
+		cancel context.CancelFunc
+	)
+	if timeout == 0 {
+		rctx, cancel = context.WithCancel(c.ka.ctx)
+	} else {
+		rctx, cancel = context.WithTimeout(c.ka.ctx, timeout)
+	}
+	c.e.mu.Lock()
+	if c.sctx.Err() != nil {
+		cancel()
+	} else {
+		c.reqStop = cancel
+	}
+	c.e.mu.Unlock()
+	return rctx, cancel
+}
+
+// sleep waits for d, or until sctx ends. On the shared session it waits
+// on a context of requestContext's, for the same reason.
+func (c *campaign) sleep(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	if c.stop == nil {
+		sleep(c.sctx, d)
+		return
+	}
+	ctx, cancel := c.requestContext(d)
+	<-ctx.Done()
+	c.requestDone(cancel)
+}
+
+// awaitTurn waits for the campaign's turn to acquire on the shared
+// session (see AcquireLimiter), and reports whether it came before sctx
+// ended; the caller then ends the turn with leaveAcquire. It waits on a
+// context of requestContext's, for the same reason as sleep.
+func (c *campaign) awaitTurn() bool {
+	s := c.e.shared
+	if s.gate == nil {
+		return true
+	}
+	select {
+	case s.gate <- struct{}{}:
+		return true
+	default:
+	}
+	ctx, cancel := c.requestContext(0)
+	defer c.requestDone(cancel)
+	select {
+	case s.gate <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// requestDone ends a request of requestContext, which has returned.
+func (c *campaign) requestDone(cancel context.CancelFunc) {
+	cancel()
+	if c.stop != nil {
+		c.e.mu.Lock()
+		c.reqStop = nil
+		c.e.mu.Unlock()
+	}
 }
 
 // run takes the campaign through the states above until it ends, and
@@ -116,7 +210,7 @@ func (c *campaign) run() (ended bool) {
 // session's claim on it only).
 func (c *campaign) finish() {
 	if c.stop != nil {
-		c.e.setCampaignEnd(nil, c.ctx)
+		c.e.setCampaign(nil, c.ctx)
 		c.stop(nil)
 	}
 	if c.ownsKA {
@@ -173,7 +267,7 @@ func (c *campaign) watch(wait time.Duration) campaignState {
 			if holding := time.Until(c.holdOff); holding > 0 {
 				retry = min(retry, holding)
 			}
-			sleep(c.sctx, retry)
+			c.sleep(retry)
 		}
 		return c.next()
 	}
@@ -189,7 +283,7 @@ func (c *campaign) acquire() campaignState {
 	e := c.e
 	sent := time.Now()
 	c.tried = true
-	acq, err := e.acquire(c.sctx, c.sess)
+	acq, err := e.acquire(c)
 	if err != nil {
 		switch {
 		case c.sctx.Err() != nil:
@@ -212,7 +306,7 @@ func (c *campaign) acquire() campaignState {
 		default:
 			e.fail(c.ctx, c.d, "acquire", err)
 			c.rec = Record{}
-			sleep(c.sctx, e.storeRetry.failed())
+			c.sleep(e.storeRetry.failed())
 		}
 		return c.next()
 	}

@@ -14,6 +14,7 @@ type event struct {
 	l       Leadership
 	done    chan struct{}   // closed when the call returned; may be nil
 	onError func(err error) // called with the call's error before done; may be nil
+	st      *status         // where the call is recorded, unused until then; nil: a new one
 	fence   chan struct{}   // set for no call: closed when the loop reaches it
 	key     notice          // what the call tells, for a follower notification
 	keep    bool            // a newer notification does not replace this one
@@ -43,25 +44,33 @@ func (ev event) replaceable() bool {
 // most a step-down notice, one follower notification and a fence.
 type dispatcher struct {
 	handler Handler
-	log     func() *slog.Logger
+	log     func() *slog.Logger     // the logger, without e
 	state   *atomic.Pointer[status] // where each call is recorded as it begins; may be nil
 
-	// started, if set, is called on each new goroutine of the loop before
-	// its first call.
-	started func()
+	// e, when set, is the elector's engine, which gives the logger and is
+	// told of each new goroutine of the loop before its first call.
+	e *engine
 
 	mu       sync.Mutex
 	queue    []event
-	busy     bool   // the loop is calling the handler
-	running  bool   // a goroutine runs the loop
-	taken    notice // the key of the last event taken for a call
+	busy     bool // the loop is calling the handler
+	running  bool // a goroutine runs the loop
 	closed   bool
+	taken    notice        // the key of the last event taken for a call
 	done     chan struct{} // made by close; closed once the queue is empty then
 	doneOnce sync.Once
 }
 
 func newDispatcher(h Handler, log func() *slog.Logger) *dispatcher {
 	return &dispatcher{handler: h, log: log}
+}
+
+// logger returns the logger of the dispatcher's records.
+func (d *dispatcher) logger() *slog.Logger {
+	if d.e != nil {
+		return d.e.logger()
+	}
+	return d.log()
 }
 
 // runLocked starts the loop's goroutine unless one runs. It holds d.mu.
@@ -135,8 +144,8 @@ func (d *dispatcher) close() {
 
 // loop handles the queued events, and returns once the queue is empty.
 func (d *dispatcher) loop() {
-	if d.started != nil {
-		d.started()
+	if d.e != nil {
+		d.e.setGoroutine(&d.e.dispatchGoroutine)
 	}
 	for {
 		d.mu.Lock()
@@ -178,7 +187,7 @@ func (d *dispatcher) handle(ev *event) {
 	case err != nil && ev.onError != nil:
 		ev.onError(err)
 	case err != nil:
-		d.log().Debug("handler returned an error for a follower notification", "err", err)
+		d.logger().Debug("handler returned an error for a follower notification", "err", err)
 	}
 	if ev.done != nil {
 		close(ev.done)
@@ -190,7 +199,7 @@ func (d *dispatcher) call(ev *event) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			pe := &PanicError{Value: v, Stack: debug.Stack()}
-			d.log().Error("handler panicked; giving the term up", "panic", v, "stack", string(pe.Stack))
+			d.logger().Error("handler panicked; giving the term up", "panic", v, "stack", string(pe.Stack))
 			err = pe
 		}
 	}()
@@ -206,7 +215,11 @@ func (d *dispatcher) call(ev *event) (err error) {
 //
 //go:noinline
 func (d *dispatcher) record(ev *event) {
-	st := &status{l: ev.l}
+	st := ev.st
+	if st == nil {
+		st = new(status)
+	}
+	*st = status{l: ev.l}
 	if ev.l.IsLeader {
 		st.term = ev.ctx
 	}

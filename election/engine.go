@@ -28,17 +28,20 @@ type engine struct {
 	started bool
 	closed  bool // Close was called
 	runDone bool // the campaign of a started elector and its dispatcher have ended
-	// cancelRun ends the context of the elector's run; endCampaign, when
-	// set, the session context of its campaign on the shared session,
-	// which does not derive from it (see stopRunLocked).
-	runCtx      context.Context
-	cancelRun   context.CancelFunc
-	endCampaign context.CancelCauseFunc
-	finished    chan struct{} // made by the first Close; closed once nothing of the elector is left
-	closeErr    error         // the backend's Close error; written before finished is closed
-	term        *term         // the current term; nil when not leading
-	session     SessionInfo   // the current session; zero when none
-	closing     chan struct{} // closed by the first Close; made by closingChan, or by Close
+	// raisedLast, owned by the runner as the fields below, is here where
+	// it costs no padding: see startContext.
+	raisedLast bool // the last acquisition was given up, and the floor raised, for a low term
+	// cancelRun ends the context of the elector's run; campaign, when set,
+	// is its campaign on the shared session, whose contexts do not derive
+	// from it, and which stopRunLocked ends (campaign.endLocked).
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+	campaign  *campaign
+	finished  chan struct{} // made by the first Close; closed once nothing of the elector is left
+	closeErr  error         // the backend's Close error; written before finished is closed
+	term      *term         // the current term; nil when not leading
+	session   SessionInfo   // the current session; zero when none
+	closing   chan struct{} // closed by the first Close; made by closingChan, or by Close
 
 	// What the handler was last given, for IsLeader and State; stored by
 	// the dispatcher as each call begins.
@@ -58,32 +61,102 @@ type engine struct {
 	highest       uint64  // the highest term seen of the resource
 	highestHolder string  // the session that held the highest term
 	raised        uint64  // the last floor raised after a store lost its terms
-	raisedLast    bool    // the last acquisition was given up, and the floor raised, for a low term
 	warnedBehind  uint64  // the highest term when a leader below it was last reported
 	storeRetry    backoff // consecutive failed store requests
 	handlerRetry  backoff // consecutive terms given up by a failing handler
+
+	// What Start makes, kept here rather than in objects of their own (as
+	// a term is, see term): the context given to Start (see startContext),
+	// the run and its dispatcher.
+	startCtx context.Context
+	run      runner
+	disp     dispatcher
 }
 
-// term is one period of leadership.
+// startContext is the engine as a context: the one given to Start, with the
+// engine as the value of handlerCtxKey, as context.WithValue would make it
+// without an allocation of its own. (The engine, with its run and
+// dispatcher, is 752 bytes: the runtime adds a header of 8 to an object of
+// more than 512 with pointers, and one more field would take it from the
+// size class of 768 bytes to that of 896.)
+type startContext engine
+
+func (c *startContext) Deadline() (time.Time, bool) { return c.startCtx.Deadline() }
+func (c *startContext) Done() <-chan struct{}       { return c.startCtx.Done() }
+func (c *startContext) Err() error                  { return c.startCtx.Err() }
+
+func (c *startContext) Value(key any) any {
+	if _, ok := key.(handlerCtxKey); ok {
+		return (*engine)(c)
+	}
+	return c.startCtx.Value(key)
+}
+
+// term is one period of leadership. What a leader keeps for its term is
+// in it, as far as it can be (its context, its watch of the record through
+// a RecordWatcher, what its leader call told), rather than in objects of
+// their own: a process that acquires many resources at once allocates the
+// terms among the garbage of the acquisitions, of the same small sizes,
+// and after a collection every small object that stays keeps its span of
+// memory in use.
 type term struct {
-	number      uint64
-	info        SessionInfo // the session it is held by
-	ctx         context.Context
-	cancel      context.CancelCauseFunc
-	ka          *keepalive    // the session's renewals
-	ownsKA      bool          // ka renews this term's own session, not a shared one
-	handlerDone chan struct{} // closed when the handler's leader call returned
-	ended       chan struct{} // closed once the store has been released
-	watched     chan struct{} // closed when the watch of the record returned
-	events      *termEvents   // reports to the observers; nil without any
-	pending     atomic.Int32  // the term's end and its call's return, not both come yet
+	number   uint64
+	info     SessionInfo // the session it is held by
+	ctx      context.Context
+	ka       *keepalive    // the session's renewals
+	ownsKA   bool          // ka renews this term's own session, not a shared one
+	r        *runner       // resumes once the term has ended and its leader call has returned
+	watched  chan struct{} // closed when the watch of the record returned
+	events   *termEvents   // reports to the observers; nil without any
+	pending  atomic.Int32  // the term's end and its call's return, not both come yet
+	returned atomic.Bool   // the handler's leader call returned
+
+	tc termContext // ctx
+	rw recordWatch // the watch of the record through a RecordWatcher (watchRecord)
+	st status      // what the leader call told, for IsLeader and State
 
 	// The watch's read in flight, ended by stopWatch. (A context of the
 	// watch's own, for that, would cost each leader a context, its
 	// channel and its list of children.)
 	readMu    sync.Mutex
-	readStop  context.CancelFunc // ends the read in flight (or the recordWatch); nil between reads
+	readStop  context.CancelFunc // ends the read in flight; nil between reads
+	recorded  bool               // rw watches the record
 	unwatched bool               // stopWatch was called: no read starts any more
+	// released is set once the store has been released, and releasedCh,
+	// made by a Release that waits for that, closed then.
+	released   bool
+	releasedCh chan struct{}
+}
+
+// cancel ends the term's context for cause.
+func (t *term) cancel(cause error) { t.tc.cancel(cause) }
+
+// termEnded resumes the run once both the end of the term and the return
+// of its leader call have come.
+func (t *term) termEnded() { t.r.resumeAfter(t) }
+
+// releasedChan returns a channel closed once the store has been released,
+// or nil when it has been already.
+func (t *term) releasedChan() <-chan struct{} {
+	t.readMu.Lock()
+	defer t.readMu.Unlock()
+	if t.released {
+		return nil
+	}
+	if t.releasedCh == nil {
+		t.releasedCh = make(chan struct{})
+	}
+	return t.releasedCh
+}
+
+// markReleased records that the store has been released.
+func (t *term) markReleased() {
+	t.readMu.Lock()
+	defer t.readMu.Unlock()
+	t.released = true
+	if t.releasedCh != nil {
+		close(t.releasedCh)
+	}
 }
 
 // startRead makes cancel the end of the watch's read about to start. Once
@@ -112,9 +185,12 @@ func (t *term) endRead() {
 func (t *term) stopWatch() {
 	t.readMu.Lock()
 	t.unwatched = true
-	stop := t.readStop
+	stop, recorded := t.readStop, t.recorded
 	t.readMu.Unlock()
-	if stop != nil {
+	switch {
+	case recorded:
+		t.rw.stop()
+	case stop != nil:
 		stop()
 	}
 }
@@ -188,16 +264,16 @@ func (e *engine) Start(ctx context.Context, handler Handler) error {
 	e.started = true
 	// Every context a handler call gets derives from runCtx, and so names
 	// this elector (see fromHandler).
-	runCtx, cancel := context.WithCancel(context.WithValue(ctx, handlerCtxKey{}, e))
+	e.startCtx = ctx
+	runCtx, cancel := context.WithCancel((*startContext)(e))
 	e.runCtx, e.cancelRun = runCtx, cancel
-	r := &runner{e: e, ctx: runCtx}
+	r := &e.run
+	*r = runner{e: e, ctx: runCtx, d: &e.disp}
 	if ctx.Done() != nil {
 		// runCtx ends with ctx; the campaign on a shared session must too.
 		r.unwatchStart = context.AfterFunc(ctx, e.stopRun)
 	}
-	r.d = newDispatcher(handler, e.logger)
-	r.d.state = &e.state
-	r.d.started = func() { e.setGoroutine(&e.dispatchGoroutine) }
+	e.disp = dispatcher{handler: handler, state: &e.state, e: e}
 	go r.run()
 	return nil
 }
@@ -211,25 +287,25 @@ func (e *engine) stopRun() {
 }
 
 // stopRunLocked is stopRun, with e.mu held. A campaign on the shared
-// session runs under a context of the session's (so that it ends with the
+// session runs under contexts of the session's (so that it ends with the
 // session), which it ends here with the cause of the run's end, rather
 // than through a link to the run's context: such a link would cost every
 // elector a list of children on that context.
 func (e *engine) stopRunLocked() {
 	e.cancelRun()
-	if e.endCampaign != nil {
-		e.endCampaign(context.Cause(e.runCtx))
+	if e.campaign != nil {
+		e.campaign.endLocked(context.Cause(e.runCtx))
 	}
 }
 
-// setCampaignEnd makes end the end of the campaign under way (nil: none),
-// and ends it at once when the run has ended already.
-func (e *engine) setCampaignEnd(end context.CancelCauseFunc, run context.Context) {
+// setCampaign makes c the campaign under way on the shared session (nil:
+// none), and ends it at once when the run has ended already.
+func (e *engine) setCampaign(c *campaign, run context.Context) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.endCampaign = end
-	if end != nil && run.Err() != nil {
-		end(context.Cause(run))
+	e.campaign = c
+	if c != nil && run.Err() != nil {
+		c.endLocked(context.Cause(run))
 	}
 }
 
@@ -263,13 +339,15 @@ func (e *engine) Release(ctx context.Context) error {
 		return nil
 	}
 	t.end(ErrReleased)
-	select {
-	case <-t.handlerDone:
-	default:
+	if !t.returned.Load() {
 		return nil // the store is released once the handler returns
 	}
+	released := t.releasedChan()
+	if released == nil {
+		return nil
+	}
 	select {
-	case <-t.ended:
+	case <-released:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("election: release of %q: %w", e.opts.Resource, ctx.Err())
@@ -556,17 +634,26 @@ func (c *campaign) endTerm() {
 // ended and its leader call has returned.
 func (e *engine) beginTerm(ctx, sctx context.Context, sess *sessionHandle, ka *keepalive, ownsKA bool, rec Record, r *runner) *term {
 	info := sess.Info()
-	t := &term{number: rec.Term, info: info, ka: ka, ownsKA: ownsKA,
-		handlerDone: make(chan struct{}), ended: make(chan struct{})}
+	t := &term{number: rec.Term, info: info, ka: ka, ownsKA: ownsKA, r: r}
 	t.pending.Store(2) // the end of the term, and the return of the call
-	// The context ends with sctx, and reports the deadline itself.
-	tctx, cancel := ka.termContext(sctx, func() { r.resumeAfter(t) })
-	t.ctx, t.cancel = tctx, cancel
+	// The context ends with the session's, and reports the deadline
+	// itself. It ends with sctx too: on a private session sctx is the
+	// session's context; on the shared one, sctx ends when the elector's
+	// run does, which ends the term too (campaign.endLocked), or when the
+	// shared session does. A term's context so adds nothing to sctx (a
+	// list of children, a channel): see term.
+	ka.initTermContext(&t.tc, t)
+	t.ctx = &t.tc
 	e.setTerm(t)
+	if sctx.Err() != nil { // the run ended before setTerm: see endLocked
+		t.cancel(context.Cause(sctx))
+	}
 	e.last = notice{valid: true, isLeader: true, leaderID: e.opts.ID, term: rec.Term, holder: rec.Session}
-	e.logger().Info("became leader", "term", rec.Term, "session", info.ID)
+	if e.opts.Logger.Enabled(ctx, slog.LevelInfo) { // no garbage for a record nobody keeps
+		e.logger().Info("became leader", "term", rec.Term, "session", info.ID)
+	}
 	if e.obs != nil {
-		t.events = e.obs.startTerm(ctx, tctx, rec.Term, info.ID, e.opts.TTL)
+		t.events = e.obs.startTerm(ctx, t.ctx, rec.Term, info.ID, e.opts.TTL)
 	}
 	// Watch the record in the background: it must stay ours. The term ends
 	// when tctx does, without waiting for a blocked read to unwind. The read
@@ -594,6 +681,7 @@ func (e *engine) callLeader(d *dispatcher, t *term, r *runner) {
 	e.setGoroutine(&e.runGoroutine)
 	stopWarning := e.warnWhileOverdue(t, t.events)
 	d.callHere(e.leaderCall(t))
+	t.returned.Store(true)
 	stopWarning()
 	r.resumeAfter(t)
 }
@@ -604,9 +692,9 @@ func (e *engine) callLeader(d *dispatcher, t *term, r *runner) {
 //go:noinline
 func (e *engine) leaderCall(t *term) *event {
 	return &event{
-		ctx:  t.ctx,
-		l:    Leadership{Resource: e.opts.Resource, LeaderID: e.opts.ID, Value: e.opts.Value, IsLeader: true, Term: t.number, Session: t.info},
-		done: t.handlerDone,
+		ctx: t.ctx,
+		l:   Leadership{Resource: e.opts.Resource, LeaderID: e.opts.ID, Value: e.opts.Value, IsLeader: true, Term: t.number, Session: t.info},
+		st:  &t.st,
 		onError: func(err error) {
 			t.end(fmt.Errorf("%w: %w", ErrHandlerFailed, err))
 		},
@@ -625,7 +713,7 @@ func (e *engine) endTerm(ctx context.Context, d *dispatcher, sess *sessionHandle
 	e.logger().Info("term ended", "term", t.number, "cause", cause)
 	e.closeSession(ctx, sess)
 	t.stopWatch()
-	close(t.ended)
+	t.markReleased()
 	<-t.watched
 	e.setTerm(nil)
 	e.notifyStepDown(ctx, d, Leadership{Resource: e.opts.Resource, Session: t.info})
@@ -851,21 +939,20 @@ func (e *engine) newSession(ctx context.Context) (Session, error) {
 	return s, err
 }
 
-func (e *engine) acquire(ctx context.Context, s Claim) (Acquisition, error) {
+func (e *engine) acquire(c *campaign) (Acquisition, error) {
 	if e.shared != nil {
 		// The turn is waited for before the request's deadline starts.
-		leave, ok := e.shared.enterAcquire(ctx)
-		if !ok {
-			return Acquisition{}, context.Cause(ctx)
+		if !c.awaitTurn() {
+			return Acquisition{}, context.Cause(c.sctx)
 		}
-		defer leave()
+		defer e.shared.leaveAcquire()
 	}
-	rctx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
-	defer cancel()
+	rctx, cancel := c.requestContext(e.opts.RequestTimeout)
+	defer c.requestDone(cancel)
 	sent := time.Now()
-	acq, err := s.Acquire(rctx)
+	acq, err := c.sess.Acquire(rctx)
 	if e.obs != nil {
-		e.obs.request(ctx, OpAcquire, s.Info().ID, sent, err)
+		e.obs.request(c.sctx, OpAcquire, c.sess.Info().ID, sent, err)
 	}
 	return acq, err
 }

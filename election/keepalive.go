@@ -30,6 +30,9 @@ type keepalive struct {
 	renewCancel context.CancelFunc
 
 	stepDown *stepDown // the deadline, for the term's context; moved under mu
+	// expiredCause is expired, made once for the terms' contexts rather
+	// than for each.
+	expiredCause func() error
 
 	mu       sync.Mutex
 	deadline time.Time
@@ -38,6 +41,13 @@ type keepalive struct {
 	renewing chan struct{} // set while a renewal is in flight; closed when it ends
 
 	done chan struct{} // closed when the renewal loop returned
+
+	// The contexts of the terms on the session, which derive from ctx:
+	// endTerms, a function of ctx's, tells them once it has ended. (A
+	// function of each term's on ctx would cost every leader one.)
+	termsMu   sync.Mutex
+	terms     *termContext // the first of a list through termContext.prev and next
+	termsDone bool         // ctx has ended: endTerms took the list
 }
 
 // renewer is what a keepalive renews: a Session, or a Lease.
@@ -64,7 +74,9 @@ func startKeepalive(parent context.Context, o Options, log *slog.Logger, sess re
 		deadline: deadline,
 		done:     make(chan struct{}),
 	}
+	k.expiredCause = k.expired
 	k.renewCtx, k.renewCancel = context.WithCancel(ctx)
+	context.AfterFunc(ctx, k.endTerms)
 	k.mu.Lock()
 	k.timer = time.AfterFunc(time.Until(k.deadline), k.expire)
 	k.mu.Unlock()
@@ -83,12 +95,59 @@ func (k *keepalive) renewed(sent time.Time) {
 	k.mu.Unlock()
 }
 
-// termContext returns the context of a term of this session: it ends with
-// parent, which ends with the session's context, and, at the latest, as
-// soon as it is asked after the step-down deadline. onEnd is called once
-// it has ended.
-func (k *keepalive) termContext(parent context.Context, onEnd func()) (*termContext, context.CancelCauseFunc) {
-	return newTermContext(parent, k.stepDown, k.expired, onEnd)
+// initTermContext makes c the context of a term of this session: it ends
+// with the session's context, and, at the latest, as soon as it is asked
+// after the step-down deadline. onEnd is told once it has ended.
+func (k *keepalive) initTermContext(c *termContext, onEnd termEnder) {
+	c.Context, c.cancelCtx = context.WithCancelCause(k.ctx)
+	c.deadline, c.cause, c.onEnd = k.stepDown, k.expiredCause, onEnd
+	k.termsMu.Lock()
+	if k.termsDone {
+		k.termsMu.Unlock()
+		c.parentEnded() // c was born ended
+		return
+	}
+	c.k, c.next = k, k.terms
+	if c.next != nil {
+		c.next.prev = c
+	}
+	k.terms = c
+	k.termsMu.Unlock()
+}
+
+// removeTerm takes c, which has ended, off the list of terms, unless
+// endTerms took it.
+func (k *keepalive) removeTerm(c *termContext) {
+	k.termsMu.Lock()
+	defer k.termsMu.Unlock()
+	if k.termsDone {
+		return
+	}
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else if k.terms == c {
+		k.terms = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	}
+	c.prev, c.next = nil, nil
+}
+
+// endTerms tells every term on the session that its context has ended,
+// once the session's context has.
+func (k *keepalive) endTerms() {
+	k.termsMu.Lock()
+	k.termsDone = true
+	first := k.terms
+	k.terms = nil
+	k.termsMu.Unlock()
+	for c := first; c != nil; {
+		next := c.next
+		c.prev, c.next = nil, nil
+		c.parentEnded()
+		c = next
+	}
 }
 
 // expired is the cause of the end of a session at its step-down deadline.

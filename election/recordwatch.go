@@ -34,9 +34,10 @@ type recordWatch struct {
 // t.stopWatch. t.watched is closed from the start: once stopWatch has returned,
 // nothing of this watch runs any more.
 func (e *engine) watchRecord(t *term, w RecordWatcher, rev uint64) {
-	rw := &recordWatch{e: e, t: t, w: w, rev: rev, retry: backoff{opts: &e.opts, rng: e.jitter}}
+	rw := &t.rw // in the term: see term
+	rw.e, rw.t, rw.w, rw.rev, rw.retry = e, t, w, rev, backoff{opts: &e.opts, rng: e.jitter}
 	t.readMu.Lock()
-	t.readStop = rw.stop
+	t.recorded = true
 	t.readMu.Unlock()
 	rw.start()
 }

@@ -165,21 +165,13 @@ func NewSharedSession(b Backend, o SessionOptions) (*SharedSession, error) {
 	}, nil
 }
 
-// enterAcquire waits for the turn of an acquisition (see AcquireLimiter),
-// or until ctx ends; leave ends the turn. ok is false if ctx ended first.
-func (s *SharedSession) enterAcquire(ctx context.Context) (leave func(), ok bool) {
-	if s.gate == nil {
-		return func() {}, true
-	}
-	select {
-	case s.gate <- struct{}{}:
-		return s.leaveAcquire, true
-	case <-ctx.Done():
-		return nil, false
+// leaveAcquire ends the turn of an acquisition that campaign.awaitTurn
+// waited for.
+func (s *SharedSession) leaveAcquire() {
+	if s.gate != nil {
+		<-s.gate
 	}
 }
-
-func (s *SharedSession) leaveAcquire() { <-s.gate }
 
 // Backend returns the backend the session was made on.
 func (s *SharedSession) Backend() Backend { return s.b }

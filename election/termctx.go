@@ -50,29 +50,60 @@ type termContext struct {
 	deadline        *stepDown
 	cause           func() error // why the term ends at the deadline
 
-	// onEnd, when set, is called once the context has ended, whichever way,
+	// onEnd, when set, is told once the context has ended, whichever way,
 	// and never before: at once when it is cancelled through cancel (or at
 	// its deadline), on a goroutine of its own when its parent ends. unlink
 	// stops the latter.
-	onEnd  func()
-	ended  atomic.Bool // onEnd was called, or is being called
+	onEnd  termEnder
+	ended  atomic.Bool // onEnd was told, or is being told
 	unlink func() bool
+
+	// k, for the context of a term of a keepalive's session, is that
+	// keepalive, whose list of terms (through prev and next, under its
+	// termsMu) tells onEnd when the session's context ends, instead of
+	// unlink's function.
+	k          *keepalive
+	prev, next *termContext
 }
+
+// termEnder is told that a term's context has ended. (An interface rather
+// than a function, so that a term, which keeps its context in itself, is
+// told without a closure of its own.)
+type termEnder interface{ termEnded() }
+
+// endFunc is a function as a termEnder.
+type endFunc func()
+
+func (f endFunc) termEnded() { f() }
 
 // newTermContext returns the context of a term of the session whose
 // context is parent and whose step-down deadline is deadline, and its
 // cancel function. cause gives the cause for a term that ends at its
 // deadline; onEnd, when not nil, is called once the context has ended.
 // (Rather than context.AfterFunc on the term's context, which would cost
-// the term a list of children, it is a function on the parent's list,
-// which the session's requests make in any case.)
+// the term a list of children, it is a function on the parent's list. The
+// terms of the engine are made by keepalive.initTermContext instead, which
+// costs them no function of their own: the keepalive tells its terms.)
 func newTermContext(parent context.Context, deadline *stepDown, cause func() error, onEnd func()) (*termContext, context.CancelCauseFunc) {
-	ctx, cancel := context.WithCancelCause(parent)
-	c := &termContext{Context: ctx, cancelCtx: cancel, deadline: deadline, cause: cause, onEnd: onEnd}
+	c := new(termContext)
+	var ender termEnder
+	if onEnd != nil {
+		ender = endFunc(onEnd)
+	}
+	c.init(parent, deadline, cause, ender)
+	return c, c.cancel
+}
+
+// init makes c, which is not in use yet, the context newTermContext
+// returns, telling onEnd (when not nil) once it has ended. A term keeps its
+// context in itself, so that a leader's term is one allocation rather than
+// several among the garbage of the acquisitions around it.
+func (c *termContext) init(parent context.Context, deadline *stepDown, cause func() error, onEnd termEnder) {
+	c.Context, c.cancelCtx = context.WithCancelCause(parent)
+	c.deadline, c.cause, c.onEnd = deadline, cause, onEnd
 	if onEnd != nil && parent.Done() != nil {
 		c.unlink = context.AfterFunc(parent, c.parentEnded)
 	}
-	return c, c.cancel
 }
 
 // parentEnded calls onEnd once the end of the parent has ended the context
@@ -91,14 +122,17 @@ func (c *termContext) cancel(cause error) {
 		if c.unlink != nil {
 			c.unlink()
 		}
+		if c.k != nil {
+			c.k.removeTerm(c)
+		}
 		c.end()
 	}
 }
 
-// end calls onEnd, once.
+// end tells onEnd, once.
 func (c *termContext) end() {
 	if c.ended.CompareAndSwap(false, true) {
-		c.onEnd()
+		c.onEnd.termEnded()
 	}
 }
 

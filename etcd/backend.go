@@ -34,9 +34,16 @@ type Backend struct {
 
 	keepAlive *keepAlive // the one stream renewing every lease
 
-	mu    sync.Mutex
-	hubs  map[string]*hub // per resource
-	group *rootWatch      // the group watching the hubs under DefaultPrefixRoot
+	mu   sync.Mutex
+	hubs map[string]*hub // per resource
+	// hubBlock is what is left of the last block of hubs allocated: hubs
+	// are allocated hubBlock at a time. A hub lives as long as the
+	// backend, and is made as its resource is first claimed or read, as
+	// often among the garbage of many acquisitions at once: a hub of its
+	// own, of a size that garbage shares, would keep a span in use for
+	// each few hubs.
+	hubBlock []hub
+	group    *rootWatch // the group watching the hubs under DefaultPrefixRoot
 }
 
 var (

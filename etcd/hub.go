@@ -86,7 +86,12 @@ type ownWatch struct {
 func (b *Backend) hubLocked(resource, prefix string) *hub {
 	h := b.hubs[resource]
 	if h == nil {
-		h = &hub{
+		if len(b.hubBlock) == 0 {
+			b.hubBlock = make([]hub, hubBlock)
+		}
+		h = &b.hubBlock[0]
+		b.hubBlock = b.hubBlock[1:]
+		*h = hub{
 			b:        b,
 			resource: resource,
 			prefix:   prefix,
@@ -96,6 +101,9 @@ func (b *Backend) hubLocked(resource, prefix string) *hub {
 	}
 	return h
 }
+
+// hubBlock is how many hubs are allocated at a time (see Backend.hubBlock).
+const hubBlock = 64
 
 // remember records st as the state of resource unless a later one is known,
 // wakes the waiting Watch calls and tells the WatchRecord calls if the
