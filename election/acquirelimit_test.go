@@ -13,51 +13,6 @@ import (
 	"github.com/consul-leader/consul-leader/memory"
 )
 
-// limitedConn is a memory store connection that asks shared sessions for
-// at most max acquisitions at a time, and counts the acquisitions in
-// flight.
-type limitedConn struct {
-	*memory.Conn
-	max            int
-	inflight, peak atomic.Int64
-}
-
-func (c *limitedConn) MaxAcquiring() int { return c.max }
-
-func (c *limitedConn) NewLease(ctx context.Context, p election.LeaseParams) (election.Lease, error) {
-	l, err := c.Conn.NewLease(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	return limitedLease{Lease: l, c: c}, nil
-}
-
-type limitedLease struct {
-	election.Lease
-	c *limitedConn
-}
-
-func (l limitedLease) Claim(p election.SessionParams) (election.Claim, error) {
-	cl, err := l.Lease.Claim(p)
-	if err != nil {
-		return nil, err
-	}
-	return limitedClaim{Claim: cl, c: l.c}, nil
-}
-
-type limitedClaim struct {
-	election.Claim
-	c *limitedConn
-}
-
-func (cl limitedClaim) Acquire(ctx context.Context) (election.Acquisition, error) {
-	n := cl.c.inflight.Add(1)
-	defer cl.c.inflight.Add(-1)
-	for p := cl.c.peak.Load(); n > p && !cl.c.peak.CompareAndSwap(p, n); p = cl.c.peak.Load() {
-	}
-	return cl.Claim.Acquire(ctx)
-}
-
 // TestSharedSessionAcquireLimit: on a backend that is an AcquireLimiter, a
 // shared session has at most MaxAcquiring acquisitions in flight, and its
 // other electors wait their turn before their requests begin: 12 resources
@@ -66,7 +21,14 @@ func (cl limitedClaim) Acquire(ctx context.Context) (election.Acquisition, error
 func TestSharedSessionAcquireLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := memory.NewStore()
-		conn := &limitedConn{Conn: store.Connect("a"), max: 3}
+		var inflight, peak atomic.Int64
+		conn := &acquireHook{Conn: store.Connect("a"), max: 3, hook: func(ctx context.Context, acquire func(context.Context) (election.Acquisition, error)) (election.Acquisition, error) {
+			n := inflight.Add(1)
+			defer inflight.Add(-1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			return acquire(ctx)
+		}}
 		o := election.SessionOptions{TTL: 15 * time.Second}
 		store.Delay("a", o.WithDefaults().RequestTimeout*2/5)
 		ss, err := election.NewSharedSession(conn, o)
@@ -91,7 +53,7 @@ func TestSharedSessionAcquireLimit(t *testing.T) {
 				t.Errorf("%s: told %v", r, l.Err)
 			}
 		}
-		if p := conn.peak.Load(); p != 3 {
+		if p := peak.Load(); p != 3 {
 			t.Errorf("%d acquisitions in flight at the most; want MaxAcquiring, 3", p)
 		}
 	})

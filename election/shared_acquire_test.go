@@ -13,48 +13,37 @@ import (
 	"github.com/consul-leader/consul-leader/memory"
 )
 
-// stuckAcquire is a memory connection whose claims' acquisitions wait for
-// their context to end, as a request to a store that does not answer does,
-// and report its error on ended; or, with fail set, fail at once.
-type stuckAcquire struct {
-	*memory.Conn
-	ended chan error
-	fail  bool
+// stuckAcquire returns a memory store connection whose claims'
+// acquisitions wait for their context to end, as a request to a store that
+// does not answer does, and report its error on ended; or, with ended nil,
+// fail at once.
+func stuckAcquire(ended chan error) *acquireHook {
+	return &acquireHook{Conn: memory.NewStore().Connect("p1"), hook: func(ctx context.Context, _ func(context.Context) (election.Acquisition, error)) (election.Acquisition, error) {
+		if ended == nil {
+			return election.Acquisition{}, errors.New("refused by the test")
+		}
+		<-ctx.Done()
+		ended <- ctx.Err()
+		return election.Acquisition{}, ctx.Err()
+	}}
 }
 
-func (s *stuckAcquire) NewLease(ctx context.Context, p election.LeaseParams) (election.Lease, error) {
-	l, err := s.Conn.NewLease(ctx, p)
+// startShared starts an elector of resource on a new shared session of b,
+// whose handler does nothing.
+func startShared(t *testing.T, b election.Backend, resource string) (*election.SharedSession, *election.Elector) {
+	t.Helper()
+	sess, err := election.NewSharedSession(b, election.SessionOptions{TTL: 10 * time.Second})
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	return stuckLease{Lease: l, s: s}, nil
-}
-
-type stuckLease struct {
-	election.Lease
-	s *stuckAcquire
-}
-
-func (l stuckLease) Claim(p election.SessionParams) (election.Claim, error) {
-	c, err := l.Lease.Claim(p)
+	el, err := election.New(b, election.Options{Resource: resource, ID: "a", Session: sess})
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	return stuckClaim{Claim: c, s: l.s}, nil
-}
-
-type stuckClaim struct {
-	election.Claim
-	s *stuckAcquire
-}
-
-func (c stuckClaim) Acquire(ctx context.Context) (election.Acquisition, error) {
-	if c.s.fail {
-		return election.Acquisition{}, errors.New("refused by the test")
+	if err := el.Start(context.Background(), func(context.Context, election.Leadership) error { return nil }); err != nil {
+		t.Fatal(err)
 	}
-	<-ctx.Done()
-	c.s.ended <- ctx.Err()
-	return election.Acquisition{}, ctx.Err()
+	return sess, el
 }
 
 // TestCloseEndsSharedSessionAcquisition: the Close of an elector on a
@@ -63,18 +52,8 @@ func (c stuckClaim) Acquire(ctx context.Context) (election.Acquisition, error) {
 func TestCloseEndsSharedSessionAcquisition(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		b := &stuckAcquire{Conn: memory.NewStore().Connect("p1"), ended: make(chan error, 1)}
-		sess, err := election.NewSharedSession(b, election.SessionOptions{TTL: 10 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		el, err := election.New(b, election.Options{Resource: "r", ID: "a", Session: sess})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := el.Start(ctx, func(context.Context, election.Leadership) error { return nil }); err != nil {
-			t.Fatal(err)
-		}
+		ended := make(chan error, 1)
+		sess, el := startShared(t, stuckAcquire(ended), "r")
 		synctest.Wait() // the acquisition waits
 		start := time.Now()
 		if err := el.Close(ctx); err != nil {
@@ -84,7 +63,7 @@ func TestCloseEndsSharedSessionAcquisition(t *testing.T) {
 			t.Errorf("Close returned after %v; want at once, its acquisition ended", waited)
 		}
 		select {
-		case err := <-b.ended:
+		case err := <-ended:
 			if !errors.Is(err, context.Canceled) {
 				t.Errorf("the acquisition ended with %v; want context.Canceled", err)
 			}
@@ -103,18 +82,7 @@ func TestCloseEndsSharedSessionAcquisition(t *testing.T) {
 func TestCloseEndsSharedSessionRetryWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		b := &stuckAcquire{Conn: memory.NewStore().Connect("p1"), fail: true}
-		sess, err := election.NewSharedSession(b, election.SessionOptions{TTL: 10 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		el, err := election.New(b, election.Options{Resource: "r", ID: "a", Session: sess})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := el.Start(ctx, func(context.Context, election.Leadership) error { return nil }); err != nil {
-			t.Fatal(err)
-		}
+		sess, el := startShared(t, stuckAcquire(nil), "r")
 		synctest.Wait() // the campaign waits before its next attempt
 		start := time.Now()
 		if err := el.Close(ctx); err != nil {
@@ -122,6 +90,40 @@ func TestCloseEndsSharedSessionRetryWait(t *testing.T) {
 		}
 		if waited := time.Since(start); waited > 0 {
 			t.Errorf("Close returned after %v; want at once, its wait ended", waited)
+		}
+		if err := sess.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestCloseEndsSharedSessionTurnWait: the Close of an elector on a shared
+// session whose turn to acquire has not come (see AcquireLimiter) ends its
+// wait at once.
+func TestCloseEndsSharedSessionTurnWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		b := stuckAcquire(make(chan error, 2))
+		b.max = 1
+		sess, first := startShared(t, b, "r1")
+		synctest.Wait() // r1 acquires, and holds the one turn
+		second, err := election.New(b, election.Options{Resource: "r2", ID: "a", Session: sess})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := second.Start(ctx, func(context.Context, election.Leadership) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // r2 waits for its turn
+		start := time.Now()
+		if err := second.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(start); waited > 0 {
+			t.Errorf("Close returned after %v; want at once, its wait for a turn ended", waited)
+		}
+		if err := first.Close(ctx); err != nil {
+			t.Fatal(err)
 		}
 		if err := sess.Close(ctx); err != nil {
 			t.Fatal(err)
