@@ -146,26 +146,27 @@ func (c *campaign) sleep(d time.Duration) {
 }
 
 // awaitTurn waits for the campaign's turn to acquire on the shared
-// session (see AcquireLimiter), and reports whether it came before sctx
-// ended; the caller then ends the turn with leaveAcquire. It waits on a
-// context of requestContext's, for the same reason as sleep.
-func (c *campaign) awaitTurn() bool {
+// session (see AcquireLimiter); the caller then ends the turn with
+// leaveAcquire. If the campaign ends first, it returns why: the cause of
+// the end of the context it waited on, a context of requestContext's, for
+// the same reason as sleep.
+func (c *campaign) awaitTurn() error {
 	s := c.e.shared
 	if s.gate == nil {
-		return true
+		return nil
 	}
 	select {
 	case s.gate <- struct{}{}:
-		return true
+		return nil
 	default:
 	}
 	ctx, cancel := c.requestContext(0)
 	defer c.requestDone(cancel)
 	select {
 	case s.gate <- struct{}{}:
-		return true
+		return nil
 	case <-ctx.Done():
-		return false
+		return context.Cause(ctx)
 	}
 }
 

@@ -942,8 +942,8 @@ func (e *engine) newSession(ctx context.Context) (Session, error) {
 func (e *engine) acquire(c *campaign) (Acquisition, error) {
 	if e.shared != nil {
 		// The turn is waited for before the request's deadline starts.
-		if !c.awaitTurn() {
-			return Acquisition{}, context.Cause(c.sctx)
+		if err := c.awaitTurn(); err != nil {
+			return Acquisition{}, err
 		}
 		defer e.shared.leaveAcquire()
 	}
