@@ -25,12 +25,13 @@ type Params struct {
 	// TurnBound is how long the backend lets the candidate given the turn
 	// take before it wakes the others anyway. A follower's watch that
 	// returns half that long or more after the first one of a handover is
-	// not counted: the next leader was slow, as a busy machine makes it,
-	// and the backend kept its bound (counted from when it gave the turn,
-	// which can be well before the first watch's goroutine ran). A backend
-	// that wakes every follower at a change does so within a few
-	// milliseconds of the first. Zero counts every return before the
-	// acquisition.
+	// not counted, nor one that returns TurnBound or more after the
+	// release began: the next leader was slow, as a busy machine makes
+	// it, and the backend kept its bound (counted from when it gave the
+	// turn, which is after the release began, and can be well before the
+	// first watch's goroutine ran). A backend that wakes every follower at
+	// a change does so within a few milliseconds of the first, and of the
+	// release. Zero counts every return before the acquisition.
 	TurnBound time.Duration
 }
 
@@ -108,6 +109,7 @@ type eventLog struct {
 	woke     []*wake
 	acquired time.Time // the first leading acquisition since reset
 	acquirer string    // its session
+	released time.Time // when reset was called, as the release began
 }
 
 // wake is a watch that returned a change, and its session. passed: it
@@ -144,7 +146,7 @@ func (l *eventLog) inTurn() int {
 func (l *eventLog) reset() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.woke, l.acquired, l.acquirer = nil, time.Time{}, ""
+	l.woke, l.acquired, l.acquirer, l.released = nil, time.Time{}, "", time.Now()
 }
 
 func (l *eventLog) wake(at time.Time, session string, rec election.Record) *wake {
@@ -173,8 +175,9 @@ func (l *eventLog) acquire(at time.Time, session string) {
 // before returns how many watches of candidates other than the next
 // leader returned the release (a record with no leader, or with the next
 // leader, as a queueing store shows it at once) before its
-// acquisition, and within half of bound after the first watch that
-// returned (when bound is set), and how many returned in all. A watch that
+// acquisition, within half of bound after the first watch that returned
+// and within bound of the release (when bound is set), and how many
+// returned in all. A watch that
 // returns the leader being released, late, belongs to the handover before.
 func (l *eventLog) before(bound time.Duration) (n, all int) {
 	l.mu.Lock()
@@ -186,7 +189,7 @@ func (l *eventLog) before(bound time.Duration) (n, all int) {
 		}
 	}
 	for _, w := range l.woke {
-		if bound > 0 && !w.at.Before(first.Add(bound/2)) {
+		if bound > 0 && (!w.at.Before(first.Add(bound/2)) || !w.at.Before(l.released.Add(bound))) {
 			continue
 		}
 		if (w.free || w.holder == l.acquirer) && w.session != l.acquirer && !w.passed && (l.acquired.IsZero() || w.at.Before(l.acquired)) {
