@@ -71,7 +71,12 @@
 // on it ends as its watch or the next renewal tells; a process cut off from
 // etcd ends every term on its lease before etcd can expire it. Either way,
 // the electors campaign again on a new lease. While the leaders stay, the
-// process sends nothing but the lease's keepalives.
+// process sends nothing but the lease's keepalives. Electors started
+// together take turns at acquiring: at most 64 of a session's
+// acquisitions are in flight at a time (Backend.MaxAcquiring), which
+// keeps what a burst holds at once small (measured: 10,000 resources
+// started at once, all led within 2.1-2.5 s on one local member, for 56-58
+// MiB of growth in all).
 //
 // A Backend made with NewBackend or OpenBackend, as a SharedSession's is,
 // follows every election under its DefaultPrefix with one etcd watch of

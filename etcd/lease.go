@@ -29,9 +29,22 @@ type lease struct {
 }
 
 var (
-	_ election.SessionSharer = (*Backend)(nil)
-	_ election.Lease         = (*lease)(nil)
+	_ election.SessionSharer  = (*Backend)(nil)
+	_ election.AcquireLimiter = (*Backend)(nil)
+	_ election.Lease          = (*lease)(nil)
 )
+
+// maxAcquiring is how many acquisitions of one shared session are in
+// flight at a time (see Backend.MaxAcquiring).
+const maxAcquiring = 64
+
+// MaxAcquiring returns 64: the acquisitions a shared session has in
+// flight at a time. The client multiplexes every request on one
+// connection, which does not run out; the bound keeps what a burst of
+// acquisitions holds at once (its requests, their responses, the
+// transport's buffers) small, while etcd still commits many of them in
+// each write to its log.
+func (b *Backend) MaxAcquiring() int { return maxAcquiring }
 
 // NewLease grants one etcd lease of p.TTL, a whole number of seconds, for
 // the electors of a SharedSession: each claim on it puts its candidate's
