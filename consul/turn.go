@@ -17,12 +17,13 @@ const turnBound = 500 * time.Millisecond
 // (WatchTurn). Their blocking reads are shared as for Watch; when one
 // returns a change, the candidate that has waited longest (or, when the key
 // shows a holder of this process, that holder) is given the turn, and the
-// shared read answers it alone. The others are answered once an Acquire of
-// the key has returned (or the holder waits again, or its watch fails, or
-// turnBound passes), and return the newest record the backend knows of the
-// key: until then their goroutines are not woken at all. A release among N
-// candidates of one process then runs one candidate, not N, before the next
-// leader's handler runs.
+// shared read answers it alone. The others are answered once the holder's
+// Acquire has returned without the leadership, or, when it leads, once its
+// leader call begins (TurnTaken) (or the holder waits again, or its watch
+// fails, or turnBound passes), and return the newest record the backend
+// knows of the key: until then their goroutines are not woken at all. A
+// release among N candidates of one process then runs one candidate, not
+// N, before the next leader's handler runs.
 
 var (
 	_ election.TurnWatcher = (*session)(nil)
@@ -40,6 +41,18 @@ func (s *session) WatchTurn(ctx context.Context, after uint64, wait time.Duratio
 func (s *sharedClaim) WatchTurn(ctx context.Context, after uint64, wait time.Duration) (election.Record, error) {
 	return s.claim().watchTurn(ctx, after, wait)
 }
+
+// TurnTaken ends the candidate's turn, its leader call about to begin:
+// see claim.turnTaken.
+func (s *session) TurnTaken() { s.c.turnTaken() }
+
+// TurnTaken ends the candidate's turn, its leader call about to begin:
+// see claim.turnTaken.
+func (s *sharedClaim) TurnTaken() { s.claim().turnTaken() }
+
+// turnTaken ends the turn on the claim's key if the claim's candidate holds
+// it, and wakes the candidates held back.
+func (c *claim) turnTaken() { c.l.b.lines.taken(c.key, c.l.info.ID) }
 
 // lines holds the line of each key followed through WatchTurn.
 type lines struct {

@@ -155,11 +155,13 @@ type TermFloorRaiser interface {
 // leadership changes, such a backend wakes the one following candidate that
 // is to act on the change first: the next in line (etcd: the candidate whose
 // key became the first; Redis, on a release notice, and Consul, on a read
-// showing the key released: the candidate that has waited longest). The others wake once that candidate has called Acquire,
-// or has gone back to waiting, or after a short bound, and learn the new
-// leader then. A release among N candidates of one process thus wakes the
-// next leader alone, instead of among N goroutines woken at the same
-// moment.
+// showing the key released: the candidate that has waited longest). The
+// others wake once that candidate's turn ends: when its leader call is
+// about to begin (TurnTaken), or its Acquire returned without the
+// leadership, or it has gone back to waiting, or after a short bound; they
+// learn the new leader then. A release among N candidates of one process
+// thus wakes the next leader alone, and its leader call begins before N
+// goroutines woken at the same moment compete with it for the processors.
 //
 // A following campaign watches through its claim's WatchTurn instead of
 // Backend.Watch; a leader watches its record through RecordWatcher when the
@@ -172,6 +174,13 @@ type TurnWatcher interface {
 	// holds off; either way it calls WatchTurn or Acquire again at once, or
 	// closes the claim, which a backend may take as the end of the turn.
 	WatchTurn(ctx context.Context, after uint64, wait time.Duration) (Record, error)
+	// TurnTaken tells that the claim's candidate acquired the leadership
+	// and its leader call is about to begin, on the call's goroutine: the
+	// backend ends the turn, if the candidate holds one, and wakes the
+	// other candidates. It must not block. An Acquire that returns the
+	// leadership leaves the turn on until then, or until the backend's
+	// bound passes.
+	TurnTaken()
 }
 
 // OptionsValidator is implemented by backends whose store bounds some

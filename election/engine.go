@@ -616,7 +616,8 @@ func (c *campaign) lead() {
 	// Fields): the campaign and the elector keep that one, and not two.
 	c.info = t.info
 	e.setSession(t.info)
-	go e.callLeader(c.d, t, c.r)
+	tw, _ := c.sess.Claim.(TurnWatcher)
+	go e.callLeader(c.d, t, c.r, tw)
 }
 
 // endTerm releases the store once the parked term has ended and its leader
@@ -676,10 +677,16 @@ func (e *engine) beginTerm(ctx, sctx context.Context, sess *sessionHandle, ka *k
 // resumes from once the call has returned and the term has ended. The
 // goroutine keeps the frames of the call for the term, and they are kept
 // small: a handler that waits for its term under them holds the smallest
-// stack the runtime gives a goroutine.
-func (e *engine) callLeader(d *dispatcher, t *term, r *runner) {
+// stack the runtime gives a goroutine. Once the handler's earlier calls
+// have returned, it ends the candidate's turn (tw, when not nil): the
+// candidates the backend held back wake as the call begins, not before.
+func (e *engine) callLeader(d *dispatcher, t *term, r *runner, tw TurnWatcher) {
 	e.setGoroutine(&e.runGoroutine)
 	stopWarning := e.warnWhileOverdue(t, t.events)
+	if tw != nil {
+		d.drain()
+		tw.TurnTaken()
+	}
 	d.callHere(e.leaderCall(t))
 	t.returned.Store(true)
 	stopWarning()

@@ -65,11 +65,16 @@ func (c *claim) Info() election.SessionInfo {
 // concurrency.Election's Campaign returns once its predecessors are gone. A
 // deletion of the key after that state reaches the same watch, and ends the
 // term.
-func (c *claim) Acquire(ctx context.Context) (election.Acquisition, error) {
+func (c *claim) Acquire(ctx context.Context) (acq election.Acquisition, err error) {
 	b, id, resource, prefix := c.l.b, c.l.hex, c.h.resource, c.h.prefix
 	// The candidates held back while this one was woken alone learn the
-	// outcome once it is known (see WatchTurn).
-	defer b.turnTaken(resource)
+	// outcome once it is known (see WatchTurn); when this one leads, once
+	// its leader call begins (TurnTaken).
+	defer func() {
+		if err != nil || acq.Session != id {
+			b.turnTaken(resource)
+		}
+	}()
 	c.mu.Lock()
 	queued := c.queued
 	c.mu.Unlock()
@@ -118,12 +123,17 @@ func (c *claim) Acquire(ctx context.Context) (election.Acquisition, error) {
 // WatchTurn is Backend.Watch of the claim's resource, by its candidate,
 // which waits in line: when its key becomes the first, it is the leader,
 // and it alone is woken; the other candidates of this backend waiting for
-// the resource are woken once it calls Acquire, or waits again, or after
+// the resource are woken once its leader call begins (TurnTaken), or its
+// Acquire returns without the leadership, or it waits again, or after
 // 200 ms. They learn the new leader from the watch's event, without a
 // request.
 func (c *claim) WatchTurn(ctx context.Context, after uint64, wait time.Duration) (election.Record, error) {
 	return c.l.b.watch(ctx, c.h.resource, after, wait, c.l.hex)
 }
+
+// TurnTaken wakes the candidates of the claim's resource held back while
+// this one, woken alone, acquired: its leader call is about to begin.
+func (c *claim) TurnTaken() { c.l.b.turnTaken(c.h.resource) }
 
 // held records that st shows the claim's key first.
 func (c *claim) held(st state) {

@@ -47,7 +47,8 @@ type hub struct {
 	changed chan struct{}
 	// line is the candidates of this process waiting through WatchTurn.
 	// When the first key becomes one of theirs, that candidate alone is
-	// woken, and changed is closed once it has acquired (see turnTaken).
+	// woken, and changed is closed once it has acquired: when it leads,
+	// once its leader call begins (see turnTaken).
 	line turn.Line
 	// watches is the WatchRecord calls, told of every change of st.rec
 	// and ended by an error.
@@ -163,7 +164,8 @@ func (h *hub) expireTurn() {
 }
 
 // turnTaken wakes the waiting calls of resource held back for the turn of
-// the next in line, which has just acquired.
+// the next in line, which has acquired: it failed, or another leads, or its
+// leader call is about to begin.
 func (b *Backend) turnTaken(resource string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

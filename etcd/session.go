@@ -56,6 +56,9 @@ func (s *session) WatchTurn(ctx context.Context, after uint64, wait time.Duratio
 	return s.c.WatchTurn(ctx, after, wait)
 }
 
+// TurnTaken ends the candidate's turn: see claim.TurnTaken.
+func (s *session) TurnTaken() { s.c.TurnTaken() }
+
 // Renew sends one lease keepalive. A lease the store no longer has, or a
 // key that was first and has since been seen deleted, is ErrSessionLost.
 func (s *session) Renew(ctx context.Context) error {

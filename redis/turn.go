@@ -16,16 +16,21 @@ const turnBound = 500 * time.Millisecond
 // The candidates of a backend that follow one resource wait in its topic's
 // line (WatchTurn). A release notice wakes the one that has waited longest,
 // which reads the record and acquires; the others wake once its Acquire has
-// returned (or it waits again, or its Watch fails, or turnBound passes), and
-// share one read of what it left. A release among N candidates of one
-// process then wakes one goroutine, not N, before the next leader's handler
-// runs.
+// returned without the leadership, or, when it leads, once its leader call
+// begins (TurnTaken) (or it waits again, or its Watch fails, or turnBound
+// passes), and share one read of what it left. A release among N
+// candidates of one process then wakes one goroutine, not N, before the
+// next leader's handler runs.
 
 // WatchTurn is Backend.Watch of the session's resource, by its candidate,
 // which waits in line: see the turn comment above.
 func (s *session) WatchTurn(ctx context.Context, after uint64, wait time.Duration) (election.Record, error) {
 	return s.b.watch(ctx, s.resource, after, wait, s.token)
 }
+
+// TurnTaken ends the turn on the session's resource, if one is on: the
+// candidate woken alone leads, and its leader call is about to begin.
+func (s *session) TurnTaken() { s.b.hub.turnTaken(s.resource) }
 
 var _ election.TurnWatcher = (*session)(nil)
 
@@ -115,7 +120,8 @@ func (h *hub) endTurn(t *topic) {
 }
 
 // turnTaken ends the turn on resource, if one is on: the candidate woken
-// alone has acquired, or learnt that another did.
+// alone failed to acquire, or learnt that another did, or leads and its
+// leader call is about to begin.
 func (h *hub) turnTaken(resource string) {
 	h.mu.Lock()
 	t := h.topics[resource]

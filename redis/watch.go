@@ -41,7 +41,7 @@ func (b *Backend) Watch(ctx context.Context, resource string, after uint64, wait
 // watch is Watch, by the candidate of session id, which waits in the
 // resource's line of candidates unless id is empty (see WatchTurn): at a
 // release, the candidate waiting longest is woken alone, and the others
-// once it has acquired.
+// once it has acquired (when it leads, once its leader call begins).
 //
 // A follower or a leader keeps this frame on its stack while it waits (the
 // frames an elector waits under are all its goroutine keeps), and so the

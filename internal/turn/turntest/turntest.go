@@ -1,7 +1,7 @@
 // Package turntest checks that a backend wakes the candidates of one
 // process in turn (election.TurnWatcher): at a graceful handover, the next
-// leader acquires before any other candidate of the process has learnt of
-// the change.
+// leader acquires, and its leader call begins, before any other candidate
+// of the process has learnt of the change.
 package turntest
 
 import (
@@ -31,14 +31,14 @@ type Params struct {
 	// turn, which is after the release began, and can be well before the
 	// first watch's goroutine ran). A backend that wakes every follower at
 	// a change does so within a few milliseconds of the first, and of the
-	// release. Zero counts every return before the acquisition.
+	// release. Zero counts every return before the leader call.
 	TurnBound time.Duration
 }
 
 // Check starts p.Candidates electors of one resource on b, releases the
 // leader p.Handovers times, and fails t when the followers' watches
-// returned a change before the next leader's acquisition returned more than
-// p.Handovers/2 times in all: a backend that woke every follower at each
+// returned a change before the next leader's call began (TurnTaken) more
+// than p.Handovers/2 times in all: a backend that woke every follower at each
 // change would do so about once per follower per handover.
 func Check(t *testing.T, b election.Backend, p Params) {
 	t.Helper()
@@ -91,23 +91,23 @@ func Check(t *testing.T, b election.Backend, p Params) {
 		}
 		leader = next()
 		n, woke := log.before(p.TurnBound)
-		t.Logf("handover %d: %d of %d followers' watches returned a change before the next leader acquired (%d watches in all)", i, n, p.Candidates-1, woke)
+		t.Logf("handover %d: %d of %d followers' watches returned a change before the next leader's call began (%d watches in all)", i, n, p.Candidates-1, woke)
 		early += n
 		time.Sleep(300 * time.Millisecond)
 	}
 	if early > p.Handovers/2 {
-		t.Errorf("%d followers' watches returned a change before the next leader acquired, in %d handovers among %d candidates of one process; want at most %d: only the next in line should wake first",
+		t.Errorf("%d followers' watches returned a change before the next leader's call began, in %d handovers among %d candidates of one process; want at most %d: only the next in line should wake first",
 			early, p.Handovers, p.Candidates, p.Handovers/2)
 	}
 }
 
 // eventLog records when watches of followers returned a change, and when
-// an acquisition returned the leadership.
+// a leader call was about to begin.
 type eventLog struct {
 	mu       sync.Mutex
 	waiting  map[string]int // WatchTurn calls in flight, by session
 	woke     []*wake
-	acquired time.Time // the first leading acquisition since reset
+	acquired time.Time // the first leader call about to begin since reset
 	acquirer string    // its session
 	released time.Time // when reset was called, as the release began
 }
@@ -174,8 +174,8 @@ func (l *eventLog) acquire(at time.Time, session string) {
 
 // before returns how many watches of candidates other than the next
 // leader returned the release (a record with no leader, or with the next
-// leader, as a queueing store shows it at once) before its
-// acquisition, within half of bound after the first watch that returned
+// leader, as a queueing store shows it at once) before its leader
+// call began, within half of bound after the first watch that returned
 // and within bound of the release (when bound is set), and how many
 // returned in all. A watch that
 // returns the leader being released, late, belongs to the handover before.
@@ -257,11 +257,13 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 	s.mu.Lock()
 	s.last = nil
 	s.mu.Unlock()
-	acq, err := s.inner.Acquire(ctx)
-	if id := s.inner.Info().ID; err == nil && acq.Session == id {
-		s.log.acquire(time.Now(), id)
-	}
-	return acq, err
+	return s.inner.Acquire(ctx)
+}
+
+// TurnTaken logs the leader call about to begin, then ends the turn.
+func (s *session) TurnTaken() {
+	s.log.acquire(time.Now(), s.inner.Info().ID)
+	s.inner.TurnTaken()
 }
 
 // WatchTurn logs a return with a change. A candidate that watches again,
