@@ -75,7 +75,7 @@
 // together take turns at acquiring: at most 64 of a session's
 // acquisitions are in flight at a time (Backend.MaxAcquiring), which
 // keeps what a burst holds at once small (measured: 10,000 resources
-// started at once, all led within 2.1-2.5 s on one local member, for 56-58
+// started at once, all led within 1.9-2.5 s on one local member, for 56-58
 // MiB of growth in all).
 //
 // A Backend made with NewBackend or OpenBackend, as a SharedSession's is,
