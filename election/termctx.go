@@ -52,16 +52,14 @@ type termContext struct {
 
 	// onEnd, when set, is told once the context has ended, whichever way,
 	// and never before: at once when it is cancelled through cancel (or at
-	// its deadline), on a goroutine of its own when its parent ends. unlink
-	// stops the latter.
-	onEnd  termEnder
-	ended  atomic.Bool // onEnd was told, or is being told
-	unlink func() bool
+	// its deadline), on the goroutine that ends the session's context when
+	// that ends it.
+	onEnd termEnder
+	ended atomic.Bool // onEnd was told, or is being told
 
-	// k, for the context of a term of a keepalive's session, is that
-	// keepalive, whose list of terms (through prev and next, under its
-	// termsMu) tells onEnd when the session's context ends, instead of
-	// unlink's function.
+	// k is the keepalive of the term's session, whose list of terms
+	// (through prev and next, under its termsMu) tells onEnd when the
+	// session's context ends (see keepalive.initTermContext).
 	k          *keepalive
 	prev, next *termContext
 }
@@ -71,45 +69,11 @@ type termContext struct {
 // told without a closure of its own.)
 type termEnder interface{ termEnded() }
 
-// endFunc is a function as a termEnder.
-type endFunc func()
-
-func (f endFunc) termEnded() { f() }
-
-// newTermContext returns the context of a term of the session whose
-// context is parent and whose step-down deadline is deadline, and its
-// cancel function. cause gives the cause for a term that ends at its
-// deadline; onEnd, when not nil, is called once the context has ended.
-// (Rather than context.AfterFunc on the term's context, which would cost
-// the term a list of children, it is a function on the parent's list. The
-// terms of the engine are made by keepalive.initTermContext instead, which
-// costs them no function of their own: the keepalive tells its terms.)
-func newTermContext(parent context.Context, deadline *stepDown, cause func() error, onEnd func()) (*termContext, context.CancelCauseFunc) {
-	c := new(termContext)
-	var ender termEnder
-	if onEnd != nil {
-		ender = endFunc(onEnd)
-	}
-	c.init(parent, deadline, cause, ender)
-	return c, c.cancel
-}
-
-// init makes c, which is not in use yet, the context newTermContext
-// returns, telling onEnd (when not nil) once it has ended. A term keeps its
-// context in itself, so that a leader's term is one allocation rather than
-// several among the garbage of the acquisitions around it.
-func (c *termContext) init(parent context.Context, deadline *stepDown, cause func() error, onEnd termEnder) {
-	c.Context, c.cancelCtx = context.WithCancelCause(parent)
-	c.deadline, c.cause, c.onEnd = deadline, cause, onEnd
-	if onEnd != nil && parent.Done() != nil {
-		c.unlink = context.AfterFunc(parent, c.parentEnded)
-	}
-}
-
-// parentEnded calls onEnd once the end of the parent has ended the context
-// too. The parent ends its children one after the other, this function's
-// among them, so the context may not have ended yet when it runs: onEnd
-// must never run while the term still looks alive to its handler.
+// parentEnded calls onEnd once the end of the session's context has ended
+// the term's too. The session's context ends its children one after the
+// other, and runs keepalive.endTerms among them, so the term's context may
+// not have ended yet when this runs: onEnd must never run while the term
+// still looks alive to its handler.
 func (c *termContext) parentEnded() {
 	<-c.Context.Done()
 	c.end()
@@ -119,9 +83,6 @@ func (c *termContext) parentEnded() {
 func (c *termContext) cancel(cause error) {
 	c.cancelCtx(cause)
 	if c.onEnd != nil && !c.ended.Load() {
-		if c.unlink != nil {
-			c.unlink()
-		}
 		if c.k != nil {
 			c.k.removeTerm(c)
 		}

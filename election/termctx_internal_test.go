@@ -15,6 +15,27 @@ type testKey struct{}
 
 func expiredCause() error { return fmt.Errorf("%w: test deadline", ErrLeaseExpired) }
 
+// endFunc is a function as a termEnder.
+type endFunc func()
+
+func (f endFunc) termEnded() { f() }
+
+// newTermContext returns the context of a term on a session whose context
+// is parent and whose step-down deadline is deadline, made as the engine
+// makes it (keepalive.initTermContext), and its cancel function. cause
+// gives the cause for a term that ends at its deadline; onEnd, when not
+// nil, is called once the context has ended.
+func newTermContext(parent context.Context, deadline *stepDown, cause func() error, onEnd func()) (*termContext, context.CancelCauseFunc) {
+	k := &keepalive{ctx: parent, stepDown: deadline, expiredCause: cause}
+	context.AfterFunc(parent, k.endTerms)
+	if onEnd == nil {
+		onEnd = func() {}
+	}
+	c := new(termContext)
+	k.initTermContext(c, endFunc(onEnd))
+	return c, c.cancel
+}
+
 // No timer enforces the deadlines below: a term context must report its end
 // by itself, to the goroutine that asks, as after a process resumed from a
 // stop whose timers have not run yet.
