@@ -46,6 +46,19 @@ func startShared(t *testing.T, b election.Backend, resource string) (*election.S
 	return sess, el
 }
 
+// closeAtOnce closes el and fails t unless Close returned without the
+// bubble's clock moving: what el waited on ended with it.
+func closeAtOnce(t *testing.T, el *election.Elector, what string) {
+	t.Helper()
+	start := time.Now()
+	if err := el.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited > 0 {
+		t.Errorf("Close returned after %v; want at once, %s", waited, what)
+	}
+}
+
 // TestCloseEndsSharedSessionAcquisition: the Close of an elector on a
 // shared session ends its acquisition in flight at once, rather than
 // letting it run to its RequestTimeout.
@@ -55,13 +68,7 @@ func TestCloseEndsSharedSessionAcquisition(t *testing.T) {
 		ended := make(chan error, 1)
 		sess, el := startShared(t, stuckAcquire(ended), "r")
 		synctest.Wait() // the acquisition waits
-		start := time.Now()
-		if err := el.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if waited := time.Since(start); waited > 0 {
-			t.Errorf("Close returned after %v; want at once, its acquisition ended", waited)
-		}
+		closeAtOnce(t, el, "its acquisition ended")
 		select {
 		case err := <-ended:
 			if !errors.Is(err, context.Canceled) {
@@ -84,13 +91,7 @@ func TestCloseEndsSharedSessionRetryWait(t *testing.T) {
 		ctx := context.Background()
 		sess, el := startShared(t, stuckAcquire(nil), "r")
 		synctest.Wait() // the campaign waits before its next attempt
-		start := time.Now()
-		if err := el.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if waited := time.Since(start); waited > 0 {
-			t.Errorf("Close returned after %v; want at once, its wait ended", waited)
-		}
+		closeAtOnce(t, el, "its wait ended")
 		if err := sess.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -115,13 +116,7 @@ func TestCloseEndsSharedSessionTurnWait(t *testing.T) {
 			t.Fatal(err)
 		}
 		synctest.Wait() // r2 waits for its turn
-		start := time.Now()
-		if err := second.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if waited := time.Since(start); waited > 0 {
-			t.Errorf("Close returned after %v; want at once, its wait for a turn ended", waited)
-		}
+		closeAtOnce(t, second, "its wait for a turn ended")
 		if err := first.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
