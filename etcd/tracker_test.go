@@ -93,6 +93,28 @@ func (tr *tracker) waitLeader(except string, within time.Duration) string {
 	return id
 }
 
+// waitAgreed waits until a candidate leads and every one of ids was last
+// told so, without an error, and returns it.
+func (tr *tracker) waitAgreed(ids []string, within time.Duration) string {
+	tr.t.Helper()
+	var id string
+	agreed := func() bool {
+		if id = tr.leader; id == "" {
+			return false
+		}
+		for _, c := range ids {
+			if l := tr.seen[c]; l.LeaderID != id || l.Err != nil {
+				return false
+			}
+		}
+		return true
+	}
+	if !tr.waitFor(within, agreed) {
+		tr.t.Fatalf("no leader all of %v agree on within %v; leader %q, seen: %+v", ids, within, id, tr.snapshot())
+	}
+	return id
+}
+
 // waitSeen waits until candidate id was told that leader leads.
 func (tr *tracker) waitSeen(id, leader string, within time.Duration) election.Leadership {
 	tr.t.Helper()
