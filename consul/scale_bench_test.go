@@ -76,6 +76,7 @@ func BenchmarkScaleCandidates(b *testing.B) {
 			return candidateElectors(b, srv, n, true, true)
 		}},
 		{"api.Lock", candidateAPILocks},
+		{"store-floor", candidateFloor},
 	} {
 		benchscale.Run(b, r.name, func(b *testing.B) benchscale.Metrics {
 			srv := testserver.StartConsul(b, testserver.ConsulOptions{})
@@ -344,6 +345,57 @@ func candidateAPILocks(b *testing.B, srv *testserver.ConsulServer, n int) func(c
 				// returns; a change of the key returns them all.
 				_, _ = client.KV().Delete(key, nil)
 				wg.Wait()
+			},
+		}
+	}
+}
+
+// candidateFloor times the store's own part of a handover, which no
+// recipe can go below: one session releasing a key and another acquiring
+// it, two writes one after the other. The electors recipe's n candidates
+// run meanwhile, on another resource, where they only wait: the agent and
+// the process are as busy as in that recipe, less the handovers' own work.
+// Its requests per handover are the two writes.
+func candidateFloor(b *testing.B, srv *testserver.ConsulServer, n int) func(chan<- benchscale.Led) benchscale.Pool {
+	return func(leaders chan<- benchscale.Led) benchscale.Pool {
+		waiting := candidateElectors(b, srv, n, true, false)(make(chan benchscale.Led, n+16))
+		tr := newScaleTransport(b)
+		client := tr.client(b, srv.Addr)
+		key := consul.DefaultKey("scale-candidates-floor")
+		var sessions [2]string
+		for i := range sessions {
+			id, _, err := client.Session().Create(&api.SessionEntry{Behavior: api.SessionBehaviorRelease}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sessions[i] = id
+		}
+		pair := func(i int) *api.KVPair {
+			return &api.KVPair{Key: key, Value: []byte(fmt.Sprint("c", i)), Session: sessions[i]}
+		}
+		if ok, _, err := client.KV().Acquire(pair(0), nil); err != nil || !ok {
+			b.Fatalf("acquire %s: %v, %v", key, ok, err)
+		}
+		leaders <- benchscale.Led{ID: 0, At: time.Now()}
+		return benchscale.Pool{
+			Release: func(i int) error {
+				if _, _, err := client.KV().Release(pair(i), nil); err != nil {
+					return err
+				}
+				next := 1 - i
+				if ok, _, err := client.KV().Acquire(pair(next), nil); err != nil || !ok {
+					return fmt.Errorf("acquire %s: %v, %w", key, ok, err)
+				}
+				leaders <- benchscale.Led{ID: next, At: time.Now()}
+				return nil
+			},
+			Requests: func() int64 { return waiting.Requests() + tr.sent.Load() },
+			Refused:  func() int64 { return waiting.Refused() + tr.refused.Load() },
+			Stop: func() {
+				for _, id := range sessions {
+					_, _ = client.Session().Destroy(id, nil)
+				}
+				waiting.Stop()
 			},
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/consul-leader/consul-leader/election"
@@ -52,7 +53,8 @@ func BenchmarkScaleLead(b *testing.B) {
 // default options (TTL 15 s): the idle requests per follower, then
 // graceful handovers (20, or SCALE_HANDOVERS), electors on one backend,
 // electors with a backend each, and concurrency.Election (a session per
-// candidate) in the same run. See
+// candidate) in the same run, and the store's own part of a handover,
+// store-floor (see candidateFloor). See
 // internal/benchscale.Handovers for the metrics. Run it with
 //
 //	go test -run '^$' -bench ScaleCandidates -benchtime 1x ./etcd/
@@ -68,6 +70,9 @@ func BenchmarkScaleCandidates(b *testing.B) {
 	})
 	benchscale.Run(b, "concurrency.Election", func(b *testing.B) benchscale.Metrics {
 		return benchscale.Handovers(b, p, candidateConcurrency(b, srv.Endpoint(), p.Candidates))
+	})
+	benchscale.Run(b, "store-floor", func(b *testing.B) benchscale.Metrics {
+		return benchscale.Handovers(b, p, candidateFloor(b, srv.Endpoint(), p.Candidates))
 	})
 }
 
@@ -280,6 +285,53 @@ func candidateConcurrency(b *testing.B, endpoint string, n int) func(chan<- benc
 				for _, s := range sessions {
 					_ = s.Close()
 				}
+			},
+		}
+	}
+}
+
+// candidateFloor times the store's own part of a handover, which no
+// recipe can go below: a write (the leader's key deleted) and its event on
+// a watch created before, which tells the next in line that it leads. The
+// electors recipe's n candidates run meanwhile, where they only wait: the
+// member and the process are as busy as in that recipe, less the
+// handovers' own work.
+func candidateFloor(b *testing.B, endpoint string, n int) func(chan<- benchscale.Led) benchscale.Pool {
+	return func(leaders chan<- benchscale.Led) benchscale.Pool {
+		waiting := candidateElectors(b, endpoint, n, true)(make(chan benchscale.Led, n+16))
+		counter := newRPCCounter()
+		client := newClient(b, endpoint, counter.install)
+		key := DefaultPrefix("scale-candidates-floor")
+		ctx, cancel := context.WithCancel(context.Background())
+		wch := client.Watch(ctx, key, clientv3.WithCreatedNotify())
+		if wr := <-wch; !wr.Created {
+			b.Fatalf("watch %s: %v", key, wr.Err())
+		}
+		seen := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for wr := range wch {
+				for range wr.Events {
+					seen <- struct{}{}
+				}
+			}
+		}()
+		leaders <- benchscale.Led{ID: 0, At: time.Now()}
+		return benchscale.Pool{
+			Release: func(i int) error {
+				if _, err := client.Put(ctx, key, fmt.Sprint("released by c", i)); err != nil {
+					return err
+				}
+				<-seen
+				leaders <- benchscale.Led{ID: 1 - i, At: time.Now()}
+				return nil
+			},
+			Requests: func() int64 { return waiting.Requests() + counter.total() },
+			Stop: func() {
+				cancel()
+				<-done
+				waiting.Stop()
 			},
 		}
 	}
