@@ -313,7 +313,11 @@ func candidateFloor(b *testing.B, endpoint string, n int) func(chan<- benchscale
 			defer close(done)
 			for wr := range wch {
 				for range wr.Events {
-					seen <- struct{}{}
+					select {
+					case seen <- struct{}{}:
+					case <-ctx.Done():
+						return
+					}
 				}
 			}
 		}()
