@@ -138,15 +138,7 @@ func (c *claim) newFields() map[string]string {
 // the last read showed, is taken as acquired without a request; and a
 // refusal because another session holds the key registers this session as
 // a candidate.
-func (c *claim) acquire(ctx context.Context) (acq election.Acquisition, err error) {
-	// The candidate given the turn at a change of the key acts on it here:
-	// once it knows the outcome, the other waiting candidates wake; when it
-	// leads, once its leader call begins (turnTaken).
-	defer func() {
-		if err != nil || acq.Session != c.l.info.ID {
-			c.turnTaken()
-		}
-	}()
+func (c *claim) acquire(ctx context.Context) (election.Acquisition, error) {
 	if err := c.lostErr(); err != nil {
 		return election.Acquisition{}, err
 	}

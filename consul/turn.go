@@ -42,12 +42,12 @@ func (s *sharedClaim) WatchTurn(ctx context.Context, after uint64, wait time.Dur
 	return s.claim().watchTurn(ctx, after, wait)
 }
 
-// TurnTaken ends the candidate's turn, its leader call about to begin:
-// see claim.turnTaken.
+// TurnTaken ends the candidate's turn (see election.TurnWatcher and
+// claim.turnTaken).
 func (s *session) TurnTaken() { s.c.turnTaken() }
 
-// TurnTaken ends the candidate's turn, its leader call about to begin:
-// see claim.turnTaken.
+// TurnTaken ends the candidate's turn (see election.TurnWatcher and
+// claim.turnTaken).
 func (s *sharedClaim) TurnTaken() { s.claim().turnTaken() }
 
 // turnTaken ends the turn on the claim's key if the claim's candidate holds

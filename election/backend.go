@@ -174,12 +174,13 @@ type TurnWatcher interface {
 	// holds off; either way it calls WatchTurn or Acquire again at once, or
 	// closes the claim, which a backend may take as the end of the turn.
 	WatchTurn(ctx context.Context, after uint64, wait time.Duration) (Record, error)
-	// TurnTaken tells that the claim's candidate acquired the leadership
-	// and its leader call is about to begin, on the call's goroutine: the
+	// TurnTaken tells that the claim's candidate acted on its turn: the
 	// backend ends the turn, if the candidate holds one, and wakes the
-	// other candidates. It must not block. An Acquire that returns the
-	// leadership leaves the turn on until then, or until the backend's
-	// bound passes.
+	// other candidates. It must not block. The engine calls it after
+	// every Acquire that failed or showed another leader, and, for one
+	// that returned the leadership, on the leader call's goroutine as the
+	// call is about to begin: until then, or until the backend's bound
+	// passes, the turn stays on. Acquire itself leaves the turn alone.
 	TurnTaken()
 }
 

@@ -958,6 +958,12 @@ func (e *engine) acquire(c *campaign) (Acquisition, error) {
 	defer c.requestDone(cancel)
 	sent := time.Now()
 	acq, err := c.sess.Acquire(rctx)
+	if tw, ok := c.sess.Claim.(TurnWatcher); ok && (err != nil || acq.Record.Session != c.info.ID) {
+		// The outcome is known and is not this candidate's term: the
+		// candidates held back for its turn learn it now. A term ends
+		// the turn as its leader call begins (callLeader).
+		tw.TurnTaken()
+	}
 	if e.obs != nil {
 		e.obs.request(c.sctx, OpAcquire, c.sess.Info().ID, sent, err)
 	}

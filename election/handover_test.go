@@ -61,20 +61,13 @@ func startLeader(t *testing.T, store *memory.Store, id string) *election.Elector
 // its context did, and when sessions start closing.
 type watchLog struct {
 	*memory.Conn
-	mu     sync.Mutex
-	events []string
-}
-
-func (w *watchLog) note(ev string) {
-	w.mu.Lock()
-	w.events = append(w.events, ev)
-	w.mu.Unlock()
+	orderLog
 }
 
 func (w *watchLog) Watch(ctx context.Context, r string, after uint64, wait time.Duration) (election.Record, error) {
 	rec, err := w.Conn.Watch(ctx, r, after, wait)
 	if err != nil && ctx.Err() != nil {
-		w.note("watch cancelled")
+		w.add("watch cancelled")
 	}
 	return rec, err
 }
@@ -83,7 +76,7 @@ func (w *watchLog) Watch(ctx context.Context, r string, after uint64, wait time.
 func (w *watchLog) WatchRecord(resource string, after uint64, changed func(election.Record, error)) func() {
 	stop := w.Conn.WatchRecord(resource, after, changed)
 	return func() {
-		w.note("watch stopped")
+		w.add("watch stopped")
 		stop()
 	}
 }
@@ -102,7 +95,7 @@ type closeLog struct {
 }
 
 func (c closeLog) Close(ctx context.Context) error {
-	c.w.note("close")
+	c.w.add("close")
 	return c.Session.Close(ctx)
 }
 
@@ -135,13 +128,12 @@ func testLeaderWatchEndsWithTheRelease(t *testing.T, registered bool, backend fu
 			t.Fatal(err)
 		}
 		synctest.Wait()
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if len(w.events) == 0 || w.events[0] != "close" {
-			t.Fatalf("events %q; want the session closed before any watch is cut off", w.events)
+		events := w.all()
+		if len(events) == 0 || events[0] != "close" {
+			t.Fatalf("events %q; want the session closed before any watch is cut off", events)
 		}
-		if registered && !slices.Equal(w.events, []string{"close", "watch stopped"}) {
-			t.Fatalf("events %q; want the session closed, then the leader's watch stopped", w.events)
+		if registered && !slices.Equal(events, []string{"close", "watch stopped"}) {
+			t.Fatalf("events %q; want the session closed, then the leader's watch stopped", events)
 		}
 	})
 }

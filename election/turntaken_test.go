@@ -2,7 +2,9 @@ package election_test
 
 import (
 	"context"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,7 +41,27 @@ func (s *turnSession) WatchTurn(ctx context.Context, after uint64, wait time.Dur
 	return s.c.Watch(ctx, s.resource, after, wait)
 }
 
-func (s *turnSession) TurnTaken() { s.c.log.add("taken " + s.id) }
+// Acquire logs whether the acquisition led.
+func (s *turnSession) Acquire(ctx context.Context) (election.Acquisition, error) {
+	acq, err := s.Session.Acquire(ctx)
+	outcome := "follows"
+	if err == nil && acq.Session == s.Info().ID {
+		outcome = "leads"
+	}
+	s.c.log.add("acquire " + s.id + ": " + outcome)
+	return acq, err
+}
+
+// TurnTaken logs the end of the turn, and whether it came on a leader
+// call's goroutine, as the call is about to begin.
+func (s *turnSession) TurnTaken() {
+	buf := make([]byte, 64<<10)
+	where := ""
+	if strings.Contains(string(buf[:runtime.Stack(buf, false)]), "(*engine).callLeader") {
+		where = " before the leader call"
+	}
+	s.c.log.add("taken " + s.id + where)
+}
 
 // orderLog is the order of what happened.
 type orderLog struct {
@@ -61,7 +83,7 @@ func (l *orderLog) all() []string {
 
 // TestTurnTakenBeforeLeaderCall: the engine ends a TurnWatcher's turn on
 // the leader call's goroutine just before the call, once per term, and
-// not for a candidate that does not lead.
+// right after an acquisition that did not lead.
 func TestTurnTakenBeforeLeaderCall(t *testing.T) {
 	store := memory.NewStore()
 	log := &orderLog{}
@@ -98,7 +120,11 @@ func TestTurnTakenBeforeLeaderCall(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("b does not lead within 10s of a's release")
 	}
-	want := []string{"taken a", "leader call a", "taken b", "leader call b"}
+	want := []string{
+		"acquire a: leads", "taken a before the leader call", "leader call a",
+		"acquire b: follows", "taken b",
+		"acquire b: leads", "taken b before the leader call", "leader call b",
+	}
 	if got := log.all(); !slices.Equal(got, want) {
 		t.Errorf("events %q, want %q", got, want)
 	}

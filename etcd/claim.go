@@ -65,16 +65,8 @@ func (c *claim) Info() election.SessionInfo {
 // concurrency.Election's Campaign returns once its predecessors are gone. A
 // deletion of the key after that state reaches the same watch, and ends the
 // term.
-func (c *claim) Acquire(ctx context.Context) (acq election.Acquisition, err error) {
+func (c *claim) Acquire(ctx context.Context) (election.Acquisition, error) {
 	b, id, resource, prefix := c.l.b, c.l.hex, c.h.resource, c.h.prefix
-	// The candidates held back while this one was woken alone learn the
-	// outcome once it is known (see WatchTurn); when this one leads, once
-	// its leader call begins (TurnTaken).
-	defer func() {
-		if err != nil || acq.Session != id {
-			b.turnTaken(resource)
-		}
-	}()
 	c.mu.Lock()
 	queued := c.queued
 	c.mu.Unlock()
@@ -132,7 +124,8 @@ func (c *claim) WatchTurn(ctx context.Context, after uint64, wait time.Duration)
 }
 
 // TurnTaken wakes the candidates of the claim's resource held back while
-// this one, woken alone, acquired: its leader call is about to begin.
+// this one, woken alone, acquired: it did not lead, or its leader call is
+// about to begin (see election.TurnWatcher).
 func (c *claim) TurnTaken() { c.l.b.turnTaken(c.h.resource) }
 
 // held records that st shows the claim's key first.

@@ -92,15 +92,7 @@ func (s *session) Info() election.SessionInfo { return s.info }
 // in flight, the others wait for its outcome, which is theirs too (the key
 // won, or held, by another token), so that a release costs one script per
 // process rather than one per candidate.
-func (s *session) Acquire(ctx context.Context) (acq election.Acquisition, err error) {
-	// The candidates held back while this one was woken alone (WatchTurn)
-	// wake once the outcome is known; when this one leads, once its leader
-	// call begins (TurnTaken).
-	defer func() {
-		if err != nil || acq.Session != s.token {
-			s.TurnTaken()
-		}
-	}()
+func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 	s.mu.Lock()
 	leading := s.leading
 	s.mu.Unlock()

@@ -29,7 +29,8 @@ func (s *session) WatchTurn(ctx context.Context, after uint64, wait time.Duratio
 }
 
 // TurnTaken ends the turn on the session's resource, if one is on: the
-// candidate woken alone leads, and its leader call is about to begin.
+// candidate woken alone did not lead, or its leader call is about to begin
+// (see election.TurnWatcher).
 func (s *session) TurnTaken() { s.b.hub.turnTaken(s.resource) }
 
 var _ election.TurnWatcher = (*session)(nil)

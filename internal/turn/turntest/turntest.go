@@ -247,6 +247,7 @@ type session struct {
 
 	mu   sync.Mutex
 	last *wake // the last wake, until the candidate acquires or watches again
+	led  bool  // the last Acquire returned the leadership
 }
 
 func (s *session) Info() election.SessionInfo      { return s.inner.Info() }
@@ -257,12 +258,22 @@ func (s *session) Acquire(ctx context.Context) (election.Acquisition, error) {
 	s.mu.Lock()
 	s.last = nil
 	s.mu.Unlock()
-	return s.inner.Acquire(ctx)
+	acq, err := s.inner.Acquire(ctx)
+	s.mu.Lock()
+	s.led = err == nil && acq.Session == s.inner.Info().ID
+	s.mu.Unlock()
+	return acq, err
 }
 
-// TurnTaken logs the leader call about to begin, then ends the turn.
+// TurnTaken logs the leader call about to begin, after an Acquire that
+// returned the leadership, then ends the turn.
 func (s *session) TurnTaken() {
-	s.log.acquire(time.Now(), s.inner.Info().ID)
+	s.mu.Lock()
+	led := s.led
+	s.mu.Unlock()
+	if led {
+		s.log.acquire(time.Now(), s.inner.Info().ID)
+	}
 	s.inner.TurnTaken()
 }
 
